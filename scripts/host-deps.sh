@@ -1,0 +1,21 @@
+#!/bin/sh
+# Host packages the gateway needs beyond npm: bubblewrap (the process sandbox) and the
+# sqlite3 command-line client (how operators edit routes). Installed with apt-get when run
+# as root on Debian/Ubuntu; otherwise a message names the package to install.
+set -e
+missing=""
+command -v bwrap >/dev/null 2>&1 || missing="$missing bubblewrap"
+command -v sqlite3 >/dev/null 2>&1 || missing="$missing sqlite3"
+[ -x /usr/bin/python3 ] || missing="$missing python3"
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "host-deps: installing$missing with apt-get" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  # shellcheck disable=SC2086
+  apt-get install -y -qq $missing >/dev/null
+else
+  echo "host-deps: missing Debian packages:$missing" >&2
+  echo "host-deps: install them with: sudo apt-get install -y$missing" >&2
+  exit 1
+fi

@@ -1,0 +1,110 @@
+// Configuration: flags with environment equivalents (CONTRACT §1), validated at start with
+// every problem listed at once. A bad value is an error, never a silent default.
+import os from 'node:os';
+import path from 'node:path';
+
+export interface GatewayConfig {
+  readonly db: string;
+  readonly host: string;
+  readonly port: number;
+  readonly adminPort: number;
+  readonly workers: number;
+  readonly runDir: string;
+  readonly syncMs: number;
+  readonly reportMs: number;
+  readonly maxBodyBytes: number;
+}
+
+export interface WorkerConfig {
+  readonly id: string;
+  readonly runDir: string;
+  readonly reportMs: number;
+  readonly idleTtlMs: number;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
+  }
+}
+
+type Parser<T> = (raw: string) => { value: T } | { error: string };
+
+interface Option<T> {
+  readonly flag: string;
+  readonly env?: string;
+  readonly fallback: T;
+  readonly parse: Parser<T>;
+}
+
+export const int = (min: number, max: number): Parser<number> => (raw) => {
+  const n = /^-?\d+$/.test(raw.trim()) ? Number(raw) : NaN;
+  return Number.isSafeInteger(n) && n >= min && n <= max ? { value: n } : { error: `must be an integer between ${min} and ${max}` };
+};
+const text = (rule: RegExp, describe: string): Parser<string> => (raw) =>
+  (rule.test(raw) ? { value: raw } : { error: `must be ${describe}` });
+const dir: Parser<string> = (raw) => (raw.length > 0 ? { value: path.resolve(raw) } : { error: 'must be a non-empty path' });
+
+const GATEWAY_OPTIONS = {
+  db: { flag: '--db', env: 'FAAS_DB', fallback: './data/faas.db', parse: dir },
+  host: { flag: '--host', env: 'FAAS_HOST', fallback: '0.0.0.0', parse: text(/^[0-9A-Za-z.:-]+$/, 'an IP address or host name') },
+  port: { flag: '--port', env: 'FAAS_PORT', fallback: 8080, parse: int(0, 65535) },
+  adminPort: { flag: '--admin-port', env: 'FAAS_ADMIN_PORT', fallback: 9090, parse: int(0, 65535) },
+  workers: { flag: '--workers', env: 'FAAS_WORKERS', fallback: os.availableParallelism(), parse: int(1, 256) },
+  runDir: { flag: '--run-dir', env: 'FAAS_RUN_DIR', fallback: '/tmp/faas', parse: dir },
+  syncMs: { flag: '--sync-ms', env: 'FAAS_SYNC_MS', fallback: 5000, parse: int(50, 3_600_000) },
+  reportMs: { flag: '--report-ms', env: 'FAAS_REPORT_MS', fallback: 500, parse: int(50, 60_000) },
+  maxBodyBytes: { flag: '--max-body-bytes', env: 'FAAS_MAX_BODY_BYTES', fallback: 6 * 1024 * 1024, parse: int(0, 15 * 1024 * 1024) },
+} satisfies Record<keyof GatewayConfig, Option<unknown>>;
+
+const WORKER_OPTIONS = {
+  id: { flag: '--id', env: 'FAAS_WORKER_ID', fallback: `w${process.pid}`, parse: text(/^[A-Za-z0-9_.-]{1,64}$/, '1–64 characters of A-Z a-z 0-9 _ . -') },
+  runDir: GATEWAY_OPTIONS.runDir,
+  reportMs: GATEWAY_OPTIONS.reportMs,
+  idleTtlMs: { flag: '--idle-ttl-ms', env: 'FAAS_IDLE_TTL_MS', fallback: 600_000, parse: int(1000, 86_400_000) },
+} satisfies Record<keyof WorkerConfig, Option<unknown>>;
+
+export function loadGatewayConfig(argv: readonly string[], env: NodeJS.ProcessEnv): GatewayConfig {
+  return load(GATEWAY_OPTIONS, argv, env) as GatewayConfig;
+}
+
+export function loadWorkerConfig(argv: readonly string[], env: NodeJS.ProcessEnv): WorkerConfig {
+  return load(WORKER_OPTIONS, argv, env) as WorkerConfig;
+}
+
+/** Flags win over the environment, which wins over defaults. Throws ConfigError listing every problem. */
+function load(options: Record<string, Option<unknown>>, argv: readonly string[], env: NodeJS.ProcessEnv): object {
+  const problems: string[] = [];
+  const byFlag = new Map(Object.entries(options).map(([name, o]) => [o.flag, name]));
+  const fromFlags = new Map<string, string>();
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const eq = arg.indexOf('=');
+    const flag = eq > 0 ? arg.slice(0, eq) : arg;
+    const name = byFlag.get(flag);
+    if (!name) {
+      problems.push(`unknown option ${JSON.stringify(arg)} (known: ${[...byFlag.keys()].join(', ')})`);
+      continue;
+    }
+    const value = eq > 0 ? arg.slice(eq + 1) : argv[++i];
+    if (value === undefined) problems.push(`${flag} needs a value`);
+    else fromFlags.set(name, value);
+  }
+  const out: Record<string, unknown> = {};
+  for (const [name, o] of Object.entries(options)) {
+    const flagValue = fromFlags.get(name);
+    const envValue = o.env ? env[o.env] : undefined;
+    const raw = flagValue ?? (envValue !== undefined && envValue !== '' ? envValue : undefined);
+    if (raw === undefined) {
+      out[name] = o.fallback;
+      continue;
+    }
+    const parsed = o.parse(raw);
+    const source = flagValue !== undefined ? o.flag : `${o.env} (from ${o.flag})`;
+    if ('error' in parsed) problems.push(`${source} ${parsed.error} (got ${JSON.stringify(raw)})`);
+    else out[name] = parsed.value;
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return Object.freeze(out);
+}
+

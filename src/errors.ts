@@ -1,0 +1,59 @@
+// Every error code a client can see, with its HTTP status and what to do about it.
+// The README's error table is checked against this list by test/unit/errors.test.ts.
+
+export interface ErrorSpec {
+  readonly status: number;
+  /** Meaning, as the README states it. */
+  readonly meaning: string;
+  /** How the caller or the operator fixes it. */
+  readonly fix: string;
+}
+
+export const ERRORS = {
+  ROUTE_NOT_FOUND: { status: 404, meaning: 'No function is mapped to this METHOD:path.', fix: 'Check the method and path; operators add the route with an INSERT into functions.' },
+  METHOD_NOT_ALLOWED: { status: 405, meaning: 'The path has functions, but not for this method; `Allow` lists the methods that exist.', fix: 'Use one of the methods in `Allow`.' },
+  BAD_REQUEST: { status: 400, meaning: 'The request could not be read (malformed, or ambiguous framing). The connection is closed.', fix: 'Send well-formed HTTP/1.1.' },
+  PAYLOAD_TOO_LARGE: { status: 413, meaning: 'The request body is over the limit (6 MiB by default).', fix: 'Send a smaller body, or raise --max-body-bytes.' },
+  FUNCTION_ERROR: { status: 500, meaning: 'The function threw, or failed to load.', fix: 'Read the gateway log for the request id; fix the function.' },
+  FUNCTION_RESPONSE_INVALID: { status: 500, meaning: 'The function returned something that is not a response (CONTRACT §3 lists the shapes).', fix: 'Return a Response, a {statusCode, headers, body} object, or for python str/bytes/dict.' },
+  FUNCTION_CRASHED: { status: 502, meaning: "The function's process died mid-request (crash, killed, out of memory).", fix: 'Read the gateway log for the request id; the next call gets a fresh instance.' },
+  WORKER_DIED: { status: 502, meaning: 'The worker serving the call died or dropped its connection mid-request.', fix: 'Retry; the gateway restarts the worker.' },
+  WORKER_PROTOCOL_ERROR: { status: 502, meaning: 'The worker sent a frame the gateway could not read; the connection was reset.', fix: 'Report a bug with the gateway log.' },
+  NO_WORKER_AVAILABLE: { status: 503, meaning: 'No worker is connected and reporting (all dead, starting, or silent).', fix: 'Retry after `Retry-After` seconds; operators check GET /workers on the admin port.' },
+  FUNCTION_AT_CAPACITY: { status: 503, meaning: 'The function is at `max_concurrency` on the chosen worker.', fix: 'Retry after `Retry-After` seconds, or raise max_concurrency.' },
+  FUNCTION_UNAVAILABLE: { status: 503, meaning: 'The function could not be started (sandbox or runtime missing on this host).', fix: 'Operators read the gateway log; the row error shows on GET /routes.' },
+  FUNCTION_TIMEOUT: { status: 504, meaning: 'The function ran past its `timeout_ms`; its instance was replaced.', fix: 'Make the function faster or raise timeout_ms.' },
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+const REASON: Record<number, string> = {
+  400: 'Bad Request', 404: 'Not Found', 405: 'Method Not Allowed', 413: 'Payload Too Large',
+  500: 'Internal Server Error', 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout',
+};
+
+export function reasonPhrase(status: number): string {
+  return REASON[status] ?? 'Error';
+}
+
+/** The JSON body of an error response (CONTRACT §4). */
+export function errorBody(code: ErrorCode, message: string): string {
+  const status = ERRORS[code].status;
+  return JSON.stringify({ statusCode: status, code, error: reasonPhrase(status), message });
+}
+
+/** An error the gateway answers with; `code` picks the status and is what clients match on. */
+export class GatewayError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    /** The worker that produced it, when there was one (for `x-faas-worker`). */
+    readonly workerId?: string,
+  ) {
+    super(message);
+  }
+
+  get status(): number {
+    return ERRORS[this.code].status;
+  }
+}

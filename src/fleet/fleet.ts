@@ -1,0 +1,183 @@
+// The worker fleet as the gateway sees it: which workers exist (spawned by the supervisor, or
+// started by hand and announced by their first report), their latest load report, the
+// stream connection to each, and the calls in flight. invoke() is the load balancer: pick a
+// worker with the scheduler, send the call, map the answer.
+import path from 'node:path';
+import { GatewayError, type ErrorCode } from '../errors.js';
+import type { Invocation, InvocationResult } from '../http/server.js';
+import type { Log } from '../protocol/log.js';
+import type { WorkerReport } from '../protocol/messages.js';
+import type { DropReason } from '../protocol/report.js';
+import { LowestScoreScheduler, type Scheduler, type WorkerView } from '../scheduler/score-scheduler.js';
+import { MetricsSocket } from './metrics-socket.js';
+import { Supervisor } from './supervisor.js';
+import { WorkerConnection } from './worker-connection.js';
+
+/** Extra time the gateway gives a worker past the function's timeout (cold start, queueing). */
+const GATEWAY_GRACE_MS = 15_000;
+
+export class WorkerState implements WorkerView {
+  report: WorkerReport | undefined;
+  lastReportMs = -Infinity;
+  inFlight = 0;
+  conn: WorkerConnection | undefined;
+  served = 0;
+
+  constructor(readonly id: string, readonly supervised: boolean) {}
+
+  get score(): number {
+    return this.report?.score ?? 0;
+  }
+
+  get connected(): boolean {
+    return this.conn?.connected === true;
+  }
+}
+
+export interface FleetOptions {
+  readonly runDir: string;
+  readonly workers: number;
+  readonly reportMs: number;
+  readonly log: Log;
+  readonly now?: () => number;
+  readonly random?: () => number;
+}
+
+export class Fleet {
+  readonly workers = new Map<string, WorkerState>();
+  readonly staleAfterMs: number;
+  private readonly supervisor: Supervisor;
+  private readonly metrics: MetricsSocket;
+  private readonly scheduler: Scheduler;
+  private readonly now: () => number;
+  private readonly random: () => number;
+  private list: WorkerState[] = [];
+
+  constructor(private readonly opts: FleetOptions) {
+    this.now = opts.now ?? Date.now;
+    this.random = opts.random ?? Math.random;
+    // "A worker that stops reporting for ~2 periods is not chosen."
+    this.staleAfterMs = 2 * opts.reportMs + 100;
+    this.scheduler = new LowestScoreScheduler(this.staleAfterMs);
+    this.supervisor = new Supervisor({
+      count: opts.workers,
+      runDir: opts.runDir,
+      reportMs: opts.reportMs,
+      log: opts.log,
+      onExit: (id) => this.forget(id, 'process exited'),
+    });
+    this.metrics = new MetricsSocket({
+      path: metricsSocketPath(opts.runDir),
+      accept: (r) => this.accept(r),
+      onReport: (r, at) => this.onReport(r, at),
+      log: opts.log,
+    });
+  }
+
+  start(): void {
+    for (let i = 1; i <= this.opts.workers; i++) this.add(new WorkerState(`w${i}`, true));
+    this.supervisor.start();
+  }
+
+  async stop(): Promise<void> {
+    await this.supervisor.stop();
+    for (const w of this.workers.values()) w.conn?.close();
+    this.metrics.close();
+  }
+
+  datagramCounters(): ReturnType<MetricsSocket['counters']> {
+    return this.metrics.counters();
+  }
+
+  supervisedInfo(id: string): { pid: number | undefined; restarts: number } | undefined {
+    return this.supervisor.workers.get(id);
+  }
+
+  /** Workers that could take a call right now. */
+  available(): WorkerState[] {
+    const now = this.now();
+    return this.list.filter((w) => w.connected && now - w.lastReportMs <= this.staleAfterMs);
+  }
+
+  async invoke(inv: Invocation): Promise<InvocationResult> {
+    const w = this.scheduler.pick(this.list, this.now(), this.random) as WorkerState | undefined;
+    if (!w || !w.conn) throw new GatewayError('NO_WORKER_AVAILABLE', 'no worker is connected and reporting; retry shortly');
+    const { route } = inv;
+    w.inFlight++;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const deadline = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new GatewayError('FUNCTION_TIMEOUT',
+          `worker ${w.id} did not answer within timeout_ms ${route.config.timeoutMs} ms + ${GATEWAY_GRACE_MS} ms`, w.id)),
+        route.config.timeoutMs + GATEWAY_GRACE_MS);
+      });
+      const spec = { key: route.key, version: route.version, config: route.config };
+      const call = w.conn.invoke(spec, inv.requestId, inv.method, inv.path, inv.query, inv.headers, inv.body);
+      const { result, body } = await Promise.race([call, deadline]);
+      w.served++;
+      if (result.error) throw new GatewayError(result.error.code as ErrorCode, result.error.message, w.id);
+      return { status: result.status, headers: result.headers, body, workerId: w.id, cold: result.cold, fnMs: result.fnMs };
+    } finally {
+      clearTimeout(timer);
+      w.inFlight--;
+    }
+  }
+
+  /** "Known worker": one we spawned (same pid), or one started by hand whose socket is in our run dir. */
+  private accept(r: WorkerReport): DropReason | undefined {
+    if (path.dirname(r.socket) !== this.opts.runDir) return 'unknown_worker';
+    const supervised = this.supervisor.workers.get(r.id);
+    if (supervised) return supervised.pid === r.pid ? undefined : 'unknown_worker';
+    return processExists(r.pid) ? undefined : 'unknown_worker';
+  }
+
+  private onReport(r: WorkerReport, receivedAtMs: number): void {
+    let w = this.workers.get(r.id);
+    if (!w) {
+      w = new WorkerState(r.id, false);
+      this.add(w);
+      this.opts.log({ msg: 'worker joined', worker: r.id, pid: r.pid, socket: r.socket });
+    }
+    if (w.report && (w.report.pid !== r.pid || w.report.socket !== r.socket)) w.conn?.close();
+    w.report = r;
+    w.lastReportMs = receivedAtMs;
+    if (!w.conn || w.conn.closed) {
+      w.conn = new WorkerConnection(r.id, r.socket, (conn, reason) => {
+        if (w!.conn === conn) w!.conn = undefined;
+        this.opts.log({ level: 'warn', msg: 'worker connection closed', worker: r.id, reason });
+      });
+    }
+  }
+
+  private forget(id: string, reason: string): void {
+    const w = this.workers.get(id);
+    if (!w) return;
+    w.conn?.close();
+    w.conn = undefined;
+    w.report = undefined;
+    w.lastReportMs = -Infinity;
+    if (!w.supervised) {
+      this.workers.delete(id);
+      this.list = [...this.workers.values()];
+    }
+    this.opts.log({ level: 'warn', msg: 'worker gone', worker: id, reason });
+  }
+
+  private add(w: WorkerState): void {
+    this.workers.set(w.id, w);
+    this.list = [...this.workers.values()];
+  }
+}
+
+export function metricsSocketPath(runDir: string): string {
+  return path.join(runDir, 'metrics.sock');
+}
+
+function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

@@ -1,0 +1,90 @@
+// Spawns the worker processes and keeps them running: a worker that exits is restarted after
+// a backoff that doubles per quick failure (100 ms … 10 s) and resets once a worker has
+// stayed up for a while. Workers get a stdin pipe from the gateway and exit when it closes,
+// so even a SIGKILLed gateway leaves no worker behind (Node has no PR_SET_PDEATHSIG).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import type { Log } from '../protocol/log.js';
+
+const CLI = fileURLToPath(new URL('../cli.js', import.meta.url));
+const MIN_BACKOFF_MS = 100;
+const MAX_BACKOFF_MS = 10_000;
+const STABLE_AFTER_MS = 30_000;
+const STOP_GRACE_MS = 5_000;
+
+export interface SupervisedWorker {
+  readonly id: string;
+  pid: number | undefined;
+  restarts: number;
+  startedAtMs: number;
+}
+
+export interface SupervisorOptions {
+  readonly count: number;
+  readonly runDir: string;
+  readonly reportMs: number;
+  readonly log: Log;
+  /** Called when a worker process exits (its connection and state must be dropped). */
+  readonly onExit: (id: string, pid: number | undefined) => void;
+}
+
+export class Supervisor {
+  readonly workers = new Map<string, SupervisedWorker>();
+  private readonly children = new Map<string, ChildProcess>();
+  private readonly backoff = new Map<string, number>();
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private stopping = false;
+
+  constructor(private readonly opts: SupervisorOptions) {}
+
+  start(): void {
+    for (let i = 1; i <= this.opts.count; i++) {
+      const id = `w${i}`;
+      this.workers.set(id, { id, pid: undefined, restarts: 0, startedAtMs: 0 });
+      this.spawn(id);
+    }
+  }
+
+  /** SIGTERM every worker, then SIGKILL whatever is left after the grace period. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    for (const t of this.timers) clearTimeout(t);
+    const exits = [...this.children.values()].map((child) => new Promise<void>((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) return resolve();
+      child.once('exit', () => resolve());
+      child.kill('SIGTERM');
+    }));
+    const grace = new Promise<void>((resolve) => setTimeout(resolve, STOP_GRACE_MS).unref());
+    await Promise.race([Promise.all(exits), grace]);
+    for (const child of this.children.values()) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  }
+
+  private spawn(id: string): void {
+    const w = this.workers.get(id)!;
+    const child = spawn(process.execPath, [CLI, 'worker', '--id', id, '--run-dir', this.opts.runDir, '--report-ms', String(this.opts.reportMs)], {
+      stdio: ['pipe', 'inherit', 'inherit'],
+      env: { ...process.env, FAAS_SUPERVISED: '1' },
+    });
+    w.pid = child.pid;
+    w.startedAtMs = Date.now();
+    this.children.set(id, child);
+    child.stdin?.on('error', () => {});
+    child.on('error', (err) => this.opts.log({ level: 'error', msg: 'worker failed to spawn', worker: id, error: err.message }));
+    child.on('exit', (code, signal) => {
+      this.children.delete(id);
+      this.opts.onExit(id, w.pid);
+      if (this.stopping) return;
+      const upMs = Date.now() - w.startedAtMs;
+      const delay = upMs > STABLE_AFTER_MS ? MIN_BACKOFF_MS : Math.min(MAX_BACKOFF_MS, (this.backoff.get(id) ?? MIN_BACKOFF_MS / 2) * 2);
+      this.backoff.set(id, delay);
+      w.restarts++;
+      this.opts.log({ level: 'warn', msg: 'worker exited; restarting', worker: id, pid: w.pid, code, signal, restartInMs: delay });
+      w.pid = undefined;
+      const timer = setTimeout(() => {
+        this.timers.delete(timer);
+        if (!this.stopping) this.spawn(id);
+      }, delay);
+      this.timers.add(timer);
+    });
+  }
+}

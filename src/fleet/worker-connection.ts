@@ -1,0 +1,93 @@
+// The gateway's end of one worker's stream socket. Every call in flight sits in a Map keyed
+// by frame id; when the connection drops, each of them is rejected at once with WORKER_DIED
+// (piscina's _onError does the same for its tasks).
+import net from 'node:net';
+import { GatewayError } from '../errors.js';
+import { FrameDecoder, FrameWriter } from '../protocol/frames.js';
+import { FrameType, type FunctionSpec, type ResultMessage } from '../protocol/messages.js';
+
+export interface CallReply {
+  readonly result: ResultMessage;
+  readonly body: Buffer;
+}
+
+interface Pending {
+  readonly resolve: (reply: CallReply) => void;
+  readonly reject: (err: GatewayError) => void;
+}
+
+export class WorkerConnection {
+  private readonly socket: net.Socket;
+  private readonly writer: FrameWriter;
+  private readonly pending = new Map<number, Pending>();
+  /** Function versions this connection has already sent the config of. */
+  private readonly sentVersions = new Set<number>();
+  private nextId = 1;
+  connected = false;
+  closed = false;
+
+  constructor(
+    readonly workerId: string,
+    socketPath: string,
+    private readonly onClose: (conn: WorkerConnection, reason: string) => void,
+  ) {
+    this.socket = net.createConnection(socketPath);
+    this.writer = new FrameWriter(this.socket);
+    const decoder = new FrameDecoder();
+    this.socket.on('connect', () => {
+      this.connected = true;
+    });
+    this.socket.on('data', (chunk: Buffer) => {
+      let frames;
+      try {
+        frames = decoder.push(chunk);
+      } catch (err) {
+        this.fail('WORKER_PROTOCOL_ERROR', `worker ${workerId} sent an unreadable frame: ${(err as Error).message}`);
+        return;
+      }
+      for (const { message, body } of frames) {
+        if (message.t !== FrameType.Result) continue;
+        const call = this.pending.get(message.id);
+        if (!call) continue;
+        this.pending.delete(message.id);
+        call.resolve({ result: message, body });
+      }
+    });
+    this.socket.on('error', (err) => this.fail('WORKER_DIED', `connection to worker ${workerId} failed: ${err.message}`));
+    this.socket.on('close', () => this.fail('WORKER_DIED', `worker ${workerId} closed its connection mid-request`));
+  }
+
+  get inFlight(): number {
+    return this.pending.size;
+  }
+
+  invoke(spec: FunctionSpec, requestId: string, method: string, path: string, query: string, headers: string[], body: Buffer): Promise<CallReply> {
+    if (this.closed) return Promise.reject(new GatewayError('WORKER_DIED', `worker ${this.workerId} is gone`, this.workerId));
+    const id = this.nextId++;
+    const first = !this.sentVersions.has(spec.version);
+    if (first) this.sentVersions.add(spec.version);
+    return new Promise<CallReply>((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.writer.send({
+        t: FrameType.Invoke, id, key: spec.key, version: spec.version,
+        ...(first ? { spec: spec.config } : {}),
+        requestId, method, path, query, headers,
+      }, body);
+    });
+  }
+
+  close(): void {
+    this.fail('WORKER_DIED', `worker ${this.workerId} connection closed by the gateway`);
+  }
+
+  private fail(code: 'WORKER_DIED' | 'WORKER_PROTOCOL_ERROR', message: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.connected = false;
+    this.socket.destroy();
+    const calls = [...this.pending.values()];
+    this.pending.clear();
+    for (const call of calls) call.reject(new GatewayError(code, message, this.workerId));
+    this.onClose(this, message);
+  }
+}

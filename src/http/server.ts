@@ -1,0 +1,170 @@
+// The public HTTP server: read the request, look up its route, hand it to the fleet, write
+// the answer. The only module besides admin.ts that touches uWebSockets.js.
+//
+// uWS rules that matter here (STYLE.md): register onAborted before any await, read everything
+// from `req` synchronously (it is invalid after the handler returns), and cork every write
+// that happens after an await.
+import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import { GatewayError, errorBody, reasonPhrase, type ErrorCode } from '../errors.js';
+import type { Route, RouteTable } from '../routes/route-store.js';
+import { uws, type HttpRequest, type HttpResponse, type TemplatedApp } from './uws.js';
+
+export interface Invocation {
+  readonly route: Route;
+  readonly requestId: string;
+  readonly method: string;
+  readonly path: string;
+  readonly query: string;
+  /** Flat [name, value, …], names lower-case as uWS gives them. */
+  readonly headers: string[];
+  readonly body: Buffer;
+}
+
+export interface InvocationResult {
+  readonly status: number;
+  readonly headers: readonly string[];
+  readonly body: Buffer;
+  readonly workerId: string;
+  readonly cold: boolean;
+  readonly fnMs: number;
+}
+
+export interface ServerDeps {
+  readonly routes: () => RouteTable;
+  /** Runs the call on a worker; rejects with GatewayError. */
+  readonly invoke: (inv: Invocation) => Promise<InvocationResult>;
+  readonly maxBodyBytes: number;
+  /** Called once per answered request, for metrics and the access log. */
+  readonly observe: (routeKey: string | undefined, status: number, durationMs: number, cold: boolean, code?: ErrorCode) => void;
+}
+
+/** Headers a function may not set: framing is the gateway's business. */
+const HOP_BY_HOP = new Set(['connection', 'content-length', 'transfer-encoding', 'keep-alive', 'upgrade', 'te', 'trailer', 'proxy-connection', 'date', 'x-faas-worker', 'server-timing']);
+const REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
+
+export function createServer(deps: ServerDeps): TemplatedApp {
+  const app = uws().App();
+  app.any('/*', (res, req) => handle(deps, res, req));
+  return app;
+}
+
+function handle(deps: ServerDeps, res: HttpResponse, req: HttpRequest): void {
+  const started = performance.now();
+  const state = { aborted: false };
+  // A closure, not `this`: uWS calls onAborted without the response as `this` (PERF.md).
+  res.onAborted(() => {
+    state.aborted = true;
+  });
+
+  const method = req.getCaseSensitiveMethod().toUpperCase();
+  const path = req.getUrl();
+  const query = req.getQuery() ?? '';
+  const headers: string[] = [];
+  let contentLength: string | undefined;
+  let chunked = false;
+  let clientRequestId: string | undefined;
+  req.forEach((name, value) => {
+    headers.push(name, value);
+    if (name === 'content-length') contentLength = value;
+    else if (name === 'transfer-encoding') chunked = true;
+    else if (name === 'x-request-id' && REQUEST_ID.test(value)) clientRequestId = value;
+  });
+  const requestId = clientRequestId ?? randomUUID();
+
+  const fail = (err: GatewayError, extra?: [string, string][], close = false): void => {
+    if (state.aborted) return;
+    res.cork(() => {
+      res.writeStatus(`${err.status} ${reasonPhrase(err.status)}`);
+      res.writeHeader('content-type', 'application/json');
+      res.writeHeader('x-request-id', requestId);
+      if (err.workerId) res.writeHeader('x-faas-worker', err.workerId);
+      res.writeHeader('server-timing', `gateway;dur=${(performance.now() - started).toFixed(3)}`);
+      for (const [k, v] of extra ?? []) res.writeHeader(k, v);
+      res.end(errorBody(err.code, err.message), close);
+    });
+    deps.observe(route?.key, err.status, performance.now() - started, false, err.code);
+  };
+
+  const key = `${method}:${path}`;
+  const table = deps.routes();
+  const route = table.get(key);
+  if (!route) {
+    const allowed = table.allowedMethods(path);
+    if (allowed.length > 0) {
+      fail(new GatewayError('METHOD_NOT_ALLOWED', `${path} has no function for ${method}; it has ${allowed.join(', ')}`), [['allow', allowed.join(', ')]]);
+    } else {
+      fail(new GatewayError('ROUTE_NOT_FOUND', `no function is mapped to ${key}`));
+    }
+    return;
+  }
+
+  const declared = contentLength === undefined ? undefined : Number(contentLength);
+  if (contentLength !== undefined && (!/^\d+$/.test(contentLength) || !Number.isSafeInteger(declared))) {
+    fail(new GatewayError('BAD_REQUEST', `content-length must be a non-negative integer (got ${JSON.stringify(contentLength)})`), undefined, true);
+    return;
+  }
+  if (declared !== undefined && declared > deps.maxBodyBytes) {
+    fail(new GatewayError('PAYLOAD_TOO_LARGE', `request body of ${declared} bytes is over the limit of ${deps.maxBodyBytes} bytes`), undefined, true);
+    return;
+  }
+
+  const dispatch = (body: Buffer): void => {
+    deps
+      .invoke({ route, requestId, method, path, query, headers, body })
+      .then((result) => {
+        if (state.aborted) return;
+        const totalMs = performance.now() - started;
+        res.cork(() => {
+          res.writeStatus(`${result.status} ${reasonPhrase(result.status)}`);
+          const h = result.headers;
+          for (let i = 0; i + 1 < h.length; i += 2) {
+            if (!HOP_BY_HOP.has(h[i]!)) res.writeHeader(h[i]!, h[i + 1]!);
+          }
+          res.writeHeader('x-request-id', requestId);
+          res.writeHeader('x-faas-worker', result.workerId);
+          res.writeHeader('server-timing',
+            `gateway;dur=${(totalMs - result.fnMs).toFixed(3)}, function;dur=${result.fnMs.toFixed(3)}, start;desc=${result.cold ? 'cold' : 'warm'}`);
+          res.end(result.body);
+        });
+        deps.observe(route.key, result.status, totalMs, result.cold);
+      })
+      .catch((err: unknown) => {
+        fail(err instanceof GatewayError ? err : new GatewayError('WORKER_PROTOCOL_ERROR', `internal error: ${String(err)}`));
+      });
+  };
+
+  if (declared === undefined && !chunked) {
+    dispatch(Buffer.alloc(0));
+    return;
+  }
+  readBody(res, deps.maxBodyBytes, declared, state, dispatch, (received) =>
+    fail(new GatewayError('PAYLOAD_TOO_LARGE', `request body of more than ${received} bytes is over the limit of ${deps.maxBodyBytes} bytes`), undefined, true),
+  );
+}
+
+/**
+ * Streams the body in with onData, counting as it goes so an over-limit body is refused as
+ * soon as it crosses the limit, not after it has all been buffered. uWS reuses each chunk's
+ * memory after the callback returns, so chunks are copied.
+ */
+function readBody(res: HttpResponse, maxBytes: number, declared: number | undefined, state: { aborted: boolean },
+  done: (body: Buffer) => void, tooLarge: (received: number) => void): void {
+  const chunks: Buffer[] = [];
+  let received = 0;
+  let refused = false;
+  const whole = declared !== undefined ? Buffer.allocUnsafe(declared) : undefined;
+  res.onData((chunk, isLast) => {
+    if (refused || state.aborted) return;
+    const bytes = new Uint8Array(chunk);
+    if (received + bytes.length > maxBytes || (whole && received + bytes.length > whole.length)) {
+      refused = true;
+      tooLarge(received + bytes.length);
+      return;
+    }
+    if (whole) whole.set(bytes, received);
+    else chunks.push(Buffer.from(bytes));
+    received += bytes.length;
+    if (isLast) done(whole ? whole.subarray(0, received) : Buffer.concat(chunks, received));
+  });
+}

@@ -1,0 +1,136 @@
+// Length-prefixed frames on the gateway ⇄ worker Unix stream socket.
+//
+//   u32 BE  frameBytes   (everything after this field)
+//   u32 BE  envelopeBytes
+//   ...     envelope     msgpackr-encoded StreamMessage
+//   ...     body         raw bytes, never re-encoded (PERF.md: the body travels beside
+//                        the envelope, so a 64 KiB body costs one copy into the socket)
+//
+// Many calls are in flight on one connection at once, told apart by the envelope's `id`.
+// Writes are coalesced: every frame queued during one event-loop turn goes out in one
+// corked write (PERF.md measured ~1.4× for batching over one write per frame).
+import type { Socket } from 'node:net';
+import { Packr } from 'msgpackr';
+import type { StreamMessage } from './messages.js';
+
+export const FRAME_HEADER_BYTES = 8;
+/** Upper bound on one frame: 6 MiB body limit + envelope headroom. Larger is a protocol error. */
+export const MAX_FRAME_BYTES = 16 * 1024 * 1024;
+
+const packr = new Packr({ useRecords: false, mapsAsObjects: true });
+
+export interface Frame {
+  readonly message: StreamMessage;
+  readonly body: Buffer;
+}
+
+export class FrameError extends Error {
+  readonly code = 'WORKER_PROTOCOL_ERROR';
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/** Encodes one frame as [header+envelope, body] so the body is never copied here. */
+export function encodeFrame(message: StreamMessage, body: Buffer = EMPTY): [Buffer, Buffer] {
+  const envelope = packr.pack(message);
+  const head = Buffer.allocUnsafe(FRAME_HEADER_BYTES + envelope.length);
+  head.writeUInt32BE(4 + envelope.length + body.length, 0);
+  head.writeUInt32BE(envelope.length, 4);
+  envelope.copy(head, FRAME_HEADER_BYTES);
+  return [head, body];
+}
+
+/**
+ * Reassembles frames from stream chunks. Call push() with each chunk; it returns the complete
+ * frames in order and keeps the remainder. Throws FrameError on a frame that cannot be valid;
+ * the connection must then be closed, since the stream has lost its framing.
+ */
+export class FrameDecoder {
+  private chunks: Buffer[] = [];
+  private buffered = 0;
+
+  push(chunk: Buffer): Frame[] {
+    this.chunks.push(chunk);
+    this.buffered += chunk.length;
+    const frames: Frame[] = [];
+    while (this.buffered >= 4) {
+      const head = this.peek(FRAME_HEADER_BYTES);
+      if (!head) break;
+      const frameBytes = head.readUInt32BE(0);
+      if (frameBytes < 4 || frameBytes > MAX_FRAME_BYTES) {
+        throw new FrameError(`frame length ${frameBytes} is outside 4..${MAX_FRAME_BYTES}`);
+      }
+      const envelopeBytes = head.readUInt32BE(4);
+      if (envelopeBytes > frameBytes - 4) {
+        throw new FrameError(`envelope length ${envelopeBytes} exceeds frame length ${frameBytes}`);
+      }
+      if (this.buffered < 4 + frameBytes) break;
+      const whole = this.take(4 + frameBytes);
+      const envelopeEnd = FRAME_HEADER_BYTES + envelopeBytes;
+      let message: unknown;
+      try {
+        message = packr.unpack(whole.subarray(FRAME_HEADER_BYTES, envelopeEnd));
+      } catch (err) {
+        throw new FrameError(`envelope is not valid msgpack: ${(err as Error).message}`);
+      }
+      if (typeof message !== 'object' || message === null || typeof (message as { t?: unknown }).t !== 'number'
+        || typeof (message as { id?: unknown }).id !== 'number') {
+        throw new FrameError('envelope must be an object with numeric t and id');
+      }
+      frames.push({ message: message as StreamMessage, body: whole.subarray(envelopeEnd) });
+    }
+    return frames;
+  }
+
+  /** The first n buffered bytes without consuming them, or undefined if fewer are buffered. */
+  private peek(n: number): Buffer | undefined {
+    if (this.buffered < n) return undefined;
+    const first = this.chunks[0]!;
+    if (first.length >= n) return first;
+    this.chunks = [Buffer.concat(this.chunks)];
+    return this.chunks[0];
+  }
+
+  private take(n: number): Buffer {
+    let first = this.chunks[0]!;
+    if (first.length < n) {
+      first = Buffer.concat(this.chunks);
+      this.chunks = [first];
+    }
+    this.buffered -= n;
+    if (first.length === n) {
+      this.chunks.shift();
+      return first;
+    }
+    this.chunks[0] = first.subarray(n);
+    return first.subarray(0, n);
+  }
+}
+
+/** Queues frames and writes everything queued in one event-loop turn as one corked write. */
+export class FrameWriter {
+  private queue: Buffer[] = [];
+  private scheduled = false;
+
+  constructor(private readonly socket: Socket) {}
+
+  send(message: StreamMessage, body?: Buffer): void {
+    const [head, rest] = encodeFrame(message, body);
+    this.queue.push(head);
+    if (rest.length > 0) this.queue.push(rest);
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(this.flush);
+    }
+  }
+
+  private readonly flush = (): void => {
+    this.scheduled = false;
+    const queue = this.queue;
+    this.queue = [];
+    if (this.socket.destroyed || queue.length === 0) return;
+    this.socket.cork();
+    for (const buf of queue) this.socket.write(buf);
+    this.socket.uncork();
+  };
+}

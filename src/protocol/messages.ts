@@ -1,0 +1,110 @@
+// The messages that cross a process boundary: gateway ⇄ worker (stream frames, see frames.ts)
+// and worker → gateway (load reports, see report.ts). Workers import src/protocol and nothing
+// else from src/.
+
+export type Runtime = 'node' | 'python' | 'wasm';
+export type Mode = 'process' | 'container';
+
+/** A function's config after validation: CONTRACT §2, with defaults applied. */
+export interface FunctionConfig {
+  readonly runtime: Runtime;
+  readonly mode: Mode;
+  /** Exactly one of code / path is set. */
+  readonly code?: string;
+  readonly path?: string;
+  /** Entry point; undefined means the runtime's default (fetch/handler, handle, _start). */
+  readonly handler?: string;
+  readonly timeoutMs: number;
+  readonly memoryMb: number;
+  readonly maxConcurrency: number;
+  readonly env: Readonly<Record<string, string>>;
+  readonly auth: 'none' | 'api-key';
+  readonly rateLimit?: { readonly rps: number; readonly burst: number };
+}
+
+/**
+ * One version of one function. `version` changes whenever the row's config changes, so a
+ * worker can cache instances per version and let old ones drain.
+ */
+export interface FunctionSpec {
+  readonly key: string;
+  readonly version: number;
+  readonly config: FunctionConfig;
+}
+
+/** Frame kinds on the gateway ⇄ worker stream. */
+export const enum FrameType {
+  Invoke = 1,
+  Result = 2,
+  Ping = 3,
+  Pong = 4,
+}
+
+/** Gateway → worker: run a function. The request body travels raw beside the envelope. */
+export interface InvokeMessage {
+  readonly t: FrameType.Invoke;
+  readonly id: number;
+  /** Function key and version; `spec` is sent only the first time a connection sees a version. */
+  readonly key: string;
+  readonly version: number;
+  readonly spec?: FunctionConfig;
+  readonly requestId: string;
+  readonly method: string;
+  readonly path: string;
+  readonly query: string;
+  /** Flat [name, value, name, value, …], names lower-case. */
+  readonly headers: string[];
+}
+
+/** Error codes a worker can answer with; the gateway maps them to HTTP (src/errors.ts). */
+export type WorkerErrorCode =
+  | 'FUNCTION_ERROR'
+  | 'FUNCTION_CRASHED'
+  | 'FUNCTION_TIMEOUT'
+  | 'FUNCTION_AT_CAPACITY'
+  | 'FUNCTION_UNAVAILABLE'
+  | 'FUNCTION_RESPONSE_INVALID'
+  | 'WORKER_PROTOCOL_ERROR';
+
+/** Worker → gateway: the function's answer (body raw beside the envelope), or an error. */
+export interface ResultMessage {
+  readonly t: FrameType.Result;
+  readonly id: number;
+  readonly status: number;
+  /** Flat [name, value, …]. */
+  readonly headers: string[];
+  /** True when this call waited for a new instance to start. */
+  readonly cold: boolean;
+  /** Milliseconds the worker spent on the call (queue + start + function). */
+  readonly fnMs: number;
+  readonly error?: { readonly code: WorkerErrorCode; readonly message: string };
+}
+
+export interface PingMessage {
+  readonly t: FrameType.Ping | FrameType.Pong;
+  readonly id: number;
+}
+
+export type StreamMessage = InvokeMessage | ResultMessage | PingMessage;
+
+/**
+ * Worker → gateway over the metrics datagram socket, every report period.
+ * cpu, mem, io and score are smoothed and normalised to 0–100 (see SCHEDULING.md).
+ */
+export interface WorkerReport {
+  /** Format version; bump on incompatible change. */
+  readonly v: 1;
+  readonly id: string;
+  readonly pid: number;
+  readonly socket: string;
+  readonly cpu: number;
+  readonly mem: number;
+  readonly io: number;
+  readonly score: number;
+  /** Increases by one per report from this worker process; replays and reorderings are dropped. */
+  readonly seq: number;
+  /** Sender's wall clock, ms since the epoch. */
+  readonly time: number;
+  /** Function keys with a warm instance on this worker (capped). */
+  readonly warm: readonly string[];
+}

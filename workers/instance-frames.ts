@@ -1,0 +1,58 @@
+// Frames between a worker and a function instance (the runtime host inside the sandbox),
+// over the socketpair the sandbox inherits as fd 3:
+//
+//   u32 BE frameBytes | u32 BE metaBytes | meta (UTF-8 JSON) | body (raw bytes)
+//
+// JSON rather than msgpack because the hosts run inside the sandbox with only their
+// runtime's standard library (node-host.mjs, python-host.py); the body never goes through
+// JSON. Keep this layout in step with both hosts.
+
+export type HostMessage =
+  | { t: 'ready' }
+  | { t: 'load_error'; message: string }
+  | { t: 'result'; id: number; status: number; headers: string[] }
+  | { t: 'error'; id: number; code: 'FUNCTION_ERROR' | 'FUNCTION_RESPONSE_INVALID'; message: string }
+  | { t: 'log'; id: number; stream: 'stdout' | 'stderr'; text: string };
+
+export interface HostInvoke {
+  t: 'invoke';
+  id: number;
+  requestId: string;
+  method: string;
+  path: string;
+  query: string;
+  headers: string[];
+  deadlineMs: number;
+}
+
+export const MAX_INSTANCE_FRAME_BYTES = 64 * 1024 * 1024;
+
+export function encodeInstanceFrame(meta: HostInvoke, body: Buffer): Buffer[] {
+  const json = Buffer.from(JSON.stringify(meta));
+  const head = Buffer.allocUnsafe(8);
+  head.writeUInt32BE(4 + json.length + body.length, 0);
+  head.writeUInt32BE(json.length, 4);
+  return body.length > 0 ? [head, json, body] : [head, json];
+}
+
+/** Splits a byte stream from a host into messages; throws on a frame that cannot be valid. */
+export class InstanceFrameDecoder {
+  private buf = Buffer.alloc(0);
+
+  push(chunk: Buffer): Array<{ meta: HostMessage; body: Buffer }> {
+    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
+    const out: Array<{ meta: HostMessage; body: Buffer }> = [];
+    while (this.buf.length >= 8) {
+      const frameBytes = this.buf.readUInt32BE(0);
+      const metaBytes = this.buf.readUInt32BE(4);
+      if (frameBytes > MAX_INSTANCE_FRAME_BYTES || metaBytes > frameBytes - 4) {
+        throw new Error(`instance sent a bad frame header (frame ${frameBytes} bytes, meta ${metaBytes} bytes)`);
+      }
+      if (this.buf.length < 4 + frameBytes) break;
+      const meta = JSON.parse(this.buf.subarray(8, 8 + metaBytes).toString('utf8')) as HostMessage;
+      out.push({ meta, body: this.buf.subarray(8 + metaBytes, 4 + frameBytes) });
+      this.buf = this.buf.subarray(4 + frameBytes);
+    }
+    return out;
+  }
+}

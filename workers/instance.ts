@@ -1,0 +1,159 @@
+// A running function instance: one sandbox, the frame channel to its runtime host, and the
+// calls in flight on it. A timed-out or crashed instance is retired and never reused.
+import type { WorkerErrorCode } from '../src/protocol/messages.js';
+import { encodeInstanceFrame, InstanceFrameDecoder, type HostInvoke, type HostMessage } from './instance-frames.js';
+import type { SandboxProcess } from './runner.js';
+import type { Log } from '../src/protocol/log.js';
+
+export type CallOutcome =
+  | { readonly ok: true; readonly status: number; readonly headers: string[]; readonly body: Buffer }
+  | { readonly ok: false; readonly code: WorkerErrorCode; readonly message: string };
+
+interface PendingCall {
+  readonly resolve: (outcome: CallOutcome) => void;
+  readonly requestId: string;
+  readonly timer: NodeJS.Timeout;
+}
+
+
+const OUTPUT_TAIL_BYTES = 2048;
+
+export class Instance {
+  readonly ready: Promise<void>;
+  /** Calls this instance may run at once (python hosts run one at a time). */
+  readonly capacity: number;
+  lastUsedMs = Date.now();
+  /** Calls that have claimed a slot (waiting for start-up or running); see InstancePool. */
+  claims = 0;
+  isReady = false;
+  retired = false;
+  exited = false;
+  private readonly pending = new Map<number, PendingCall>();
+  private nextId = 1;
+  private outputTail = '';
+
+  constructor(
+    readonly name: string,
+    private readonly sandbox: SandboxProcess,
+    capacity: number,
+    startTimeoutMs: number,
+    private readonly log: Log,
+  ) {
+    this.capacity = capacity;
+    for (const stream of sandbox.output) {
+      stream.on('data', (chunk: Buffer) => {
+        this.outputTail = (this.outputTail + chunk.toString('utf8')).slice(-OUTPUT_TAIL_BYTES);
+      });
+    }
+    const decoder = new InstanceFrameDecoder();
+    let markReady: () => void = () => {};
+    let failReady: (err: Error) => void = () => {};
+    this.ready = new Promise<void>((resolve, reject) => {
+      markReady = resolve;
+      failReady = reject;
+    });
+    this.ready.catch(() => {}); // observed by whoever awaits it; never an unhandled rejection
+    const startTimer = setTimeout(() => {
+      failReady(new Error(`instance did not start within ${startTimeoutMs} ms`));
+      this.kill();
+    }, startTimeoutMs);
+
+    sandbox.channel.on('data', (chunk: Buffer) => {
+      let messages;
+      try {
+        messages = decoder.push(chunk);
+      } catch (err) {
+        this.log({ level: 'error', msg: 'instance protocol error', instance: name, error: (err as Error).message });
+        this.kill();
+        return;
+      }
+      for (const { meta, body } of messages) this.onMessage(meta, body, markReady, failReady, startTimer);
+    });
+    sandbox.channel.on('error', () => {});
+    void sandbox.exited.then(({ code, signal }) => {
+      this.exited = true;
+      this.retired = true;
+      clearTimeout(startTimer);
+      const detail = `exited (${signal ?? `code ${code}`})${this.outputTail ? `: ${this.outputTail.trim().slice(-500)}` : ''}`;
+      failReady(new Error(`instance ${detail}`));
+      for (const [id, call] of this.pending) {
+        this.settle(id, { ok: false, code: 'FUNCTION_CRASHED', message: `the function's process ${detail}` });
+        void call;
+      }
+    });
+  }
+
+  get pid(): number {
+    return this.sandbox.pid;
+  }
+
+  get inFlight(): number {
+    return this.pending.size;
+  }
+
+  get hasRoom(): boolean {
+    return !this.retired && this.claims < this.capacity;
+  }
+
+  invoke(call: Omit<HostInvoke, 't' | 'id' | 'deadlineMs'>, body: Buffer, timeoutMs: number): Promise<CallOutcome> {
+    const id = this.nextId++;
+    this.lastUsedMs = Date.now();
+    return new Promise<CallOutcome>((resolve) => {
+      const timer = setTimeout(() => {
+        this.settle(id, { ok: false, code: 'FUNCTION_TIMEOUT', message: `the function ran past its timeout_ms of ${timeoutMs} ms; its instance was replaced` });
+        this.retire();
+      }, timeoutMs);
+      this.pending.set(id, { resolve, requestId: call.requestId, timer });
+      const frames = encodeInstanceFrame({ t: 'invoke', id, deadlineMs: Date.now() + timeoutMs, ...call }, body);
+      this.sandbox.channel.cork();
+      for (const f of frames) this.sandbox.channel.write(f);
+      this.sandbox.channel.uncork();
+    });
+  }
+
+  /** No new calls; the sandbox is killed once the calls already running are settled. */
+  retire(): void {
+    this.retired = true;
+    if (this.pending.size === 0) this.kill();
+  }
+
+  kill(): void {
+    this.retired = true;
+    if (!this.exited) this.sandbox.kill();
+  }
+
+  private onMessage(meta: HostMessage, body: Buffer, markReady: () => void, failReady: (err: Error) => void, startTimer: NodeJS.Timeout): void {
+    switch (meta.t) {
+      case 'ready':
+        clearTimeout(startTimer);
+        this.isReady = true;
+        markReady();
+        return;
+      case 'load_error':
+        clearTimeout(startTimer);
+        failReady(new Error(`function failed to load: ${meta.message}`));
+        this.kill();
+        return;
+      case 'result':
+        this.settle(meta.id, { ok: true, status: meta.status, headers: meta.headers, body });
+        return;
+      case 'error':
+        this.settle(meta.id, { ok: false, code: meta.code, message: meta.message });
+        return;
+      case 'log': {
+        const requestId = this.pending.get(meta.id)?.requestId;
+        this.log({ level: 'info', msg: 'function output', instance: this.name, requestId, stream: meta.stream, text: meta.text });
+        return;
+      }
+    }
+  }
+
+  private settle(id: number, outcome: CallOutcome): void {
+    const call = this.pending.get(id);
+    if (!call) return; // already timed out; a late answer is dropped
+    this.pending.delete(id);
+    clearTimeout(call.timer);
+    call.resolve(outcome);
+    if (this.retired && this.pending.size === 0) this.kill();
+  }
+}

@@ -1,0 +1,78 @@
+// Composition root of a worker: serve invocations on RUN_DIR/worker-ID.sock, run functions
+// in sandboxes, report load to the gateway's RUN_DIR/metrics.sock every report period.
+// Besides src/protocol, only the shared config parser is taken from src/.
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadWorkerConfig } from '../src/config.js';
+import { createLog } from '../src/protocol/log.js';
+import { InvokeServer } from './invoke-server.js';
+import { InstancePool } from './pool.js';
+import { ProcessRunner } from './process-runner.js';
+import { ProcReader } from './proc-stats.js';
+import { Reporter } from './reporter.js';
+
+const RUNTIME_SOURCES = fileURLToPath(new URL('../../workers/runtime/', import.meta.url));
+const REAP_EVERY_MS = 10_000;
+
+export async function runWorker(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<void> {
+  const config = loadWorkerConfig(argv, env);
+  const log = createLog('worker', { worker: config.id });
+  const socketPath = path.join(config.runDir, `worker-${config.id}.sock`);
+
+  fs.mkdirSync(config.runDir, { recursive: true });
+  const runtimeDir = installRuntimeHosts(config.runDir);
+  const pool = new InstancePool(new ProcessRunner({ runtimeDir }), path.join(config.runDir, 'code'), config.idleTtlMs, log);
+  const server = new InvokeServer(pool, log);
+  await server.listen(socketPath);
+
+  const reporter = new Reporter({
+    id: config.id,
+    socketPath,
+    gatewayMetricsPath: path.join(config.runDir, 'metrics.sock'),
+    intervalMs: config.reportMs,
+    reader: new ProcReader(),
+    childPids: () => pool.sandboxPids(),
+    warmKeys: () => pool.warmKeys(),
+    now: Date.now,
+    log,
+  });
+  reporter.start();
+  const reaper = setInterval(() => pool.reapIdle(Date.now()), REAP_EVERY_MS);
+  reaper.unref();
+  log({ msg: 'worker ready', pid: process.pid, socket: socketPath });
+
+  let stopping = false;
+  const shutdown = (why: string): void => {
+    if (stopping) return;
+    stopping = true;
+    log({ msg: 'worker stopping', why });
+    reporter.stop();
+    clearInterval(reaper);
+    server.close();
+    pool.shutdown();
+    fs.rmSync(socketPath, { force: true });
+    setTimeout(() => process.exit(0), 50);
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  if (env.FAAS_SUPERVISED === '1') {
+    // The gateway holds the other end of stdin: when it dies, even by SIGKILL, this ends.
+    process.stdin.on('end', () => shutdown('gateway gone'));
+    process.stdin.on('error', () => shutdown('gateway gone'));
+    process.stdin.resume();
+  }
+}
+
+/** Copies the runtime hosts where the sandbox user can read them (the checkout may not be). */
+function installRuntimeHosts(runDir: string): string {
+  const dir = path.join(runDir, 'runtime');
+  fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
+  for (const name of ['node-host.mjs', 'python-host.py']) {
+    const tmp = path.join(dir, `.${name}.${process.pid}`);
+    fs.copyFileSync(path.join(RUNTIME_SOURCES, name), tmp);
+    fs.chmodSync(tmp, 0o644);
+    fs.renameSync(tmp, path.join(dir, name));
+  }
+  return dir;
+}

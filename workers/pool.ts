@@ -1,0 +1,203 @@
+// Warm instances per function version. A call takes a slot on a ready instance with room
+// (warm), or waits for one that is starting, or starts one (cold). A new version of a key
+// retires the old version's instances: they finish what they run and exit. Idle instances
+// are reaped after the idle TTL.
+//
+// Node hosts run many calls at once (like Workers isolates): one instance per version, with
+// max_concurrency slots. Python hosts run one call at a time (like Lambda): up to
+// PYTHON_MAX_INSTANCES instances of one slot each, and calls past that wait.
+import type { FunctionSpec } from '../src/protocol/messages.js';
+import { materialize } from './function-code.js';
+import type { Log } from '../src/protocol/log.js';
+import { Instance, type CallOutcome } from './instance.js';
+import type { Runner } from './runner.js';
+
+export const PYTHON_MAX_INSTANCES = 4;
+const START_TIMEOUT_MS = 10_000;
+/** A version whose code failed to load is answered from this cache for a while instead of respawning per call. */
+const LOAD_FAILURE_TTL_MS = 5_000;
+
+export interface CallRequest {
+  readonly requestId: string;
+  readonly method: string;
+  readonly path: string;
+  readonly query: string;
+  readonly headers: string[];
+}
+
+interface FunctionPool {
+  readonly spec: FunctionSpec;
+  readonly instances: Instance[];
+  /** Calls accepted for this version on this worker (waiting or running). */
+  inFlight: number;
+  readonly waiters: Array<() => void>;
+  loadFailure?: { message: string; untilMs: number };
+}
+
+export class InstancePool {
+  private readonly pools = new Map<number, FunctionPool>();
+  private readonly latestByKey = new Map<string, number>();
+  private instanceSeq = 0;
+  private coldStarts = 0;
+
+  constructor(
+    private readonly runner: Runner,
+    private readonly codeDir: string,
+    private readonly idleTtlMs: number,
+    private readonly log: Log,
+  ) {}
+
+  async invoke(spec: FunctionSpec, req: CallRequest, body: Buffer): Promise<{ outcome: CallOutcome; cold: boolean }> {
+    const fp = this.poolFor(spec);
+    const { maxConcurrency, timeoutMs } = spec.config;
+    if (fp.loadFailure && fp.loadFailure.untilMs > Date.now()) {
+      return { outcome: { ok: false, code: 'FUNCTION_ERROR', message: fp.loadFailure.message }, cold: false };
+    }
+    if (fp.inFlight >= maxConcurrency) {
+      return { outcome: { ok: false, code: 'FUNCTION_AT_CAPACITY', message: `${spec.key} is at its max_concurrency of ${maxConcurrency} on this worker` }, cold: false };
+    }
+    fp.inFlight++;
+    try {
+      const acquired = await this.acquire(fp, timeoutMs);
+      if ('outcome' in acquired) return { outcome: acquired.outcome, cold: acquired.cold };
+      const { instance, cold } = acquired;
+      try {
+        return { outcome: await instance.invoke(req, body, timeoutMs), cold };
+      } finally {
+        instance.claims--;
+      }
+    } finally {
+      fp.inFlight--;
+      fp.waiters.shift()?.();
+    }
+  }
+
+  /** Host pids of every sandbox this worker runs (for load sampling). */
+  sandboxPids(): number[] {
+    const pids: number[] = [];
+    for (const fp of this.pools.values()) for (const i of fp.instances) if (!i.exited) pids.push(i.pid);
+    return pids;
+  }
+
+  /** Keys with a ready, non-retired instance. */
+  warmKeys(): string[] {
+    const keys = new Set<string>();
+    for (const fp of this.pools.values()) if (fp.instances.some((i) => !i.retired)) keys.add(fp.spec.key);
+    return [...keys];
+  }
+
+  stats(): { instances: number; coldStarts: number } {
+    let instances = 0;
+    for (const fp of this.pools.values()) instances += fp.instances.length;
+    return { instances, coldStarts: this.coldStarts };
+  }
+
+  /** Kills instances idle for longer than the TTL and forgets empty old versions. */
+  reapIdle(nowMs: number): void {
+    for (const [version, fp] of this.pools) {
+      for (const i of fp.instances) if (i.claims === 0 && nowMs - i.lastUsedMs > this.idleTtlMs) i.kill();
+      const stale = this.latestByKey.get(fp.spec.key) !== version;
+      if (fp.inFlight === 0 && fp.instances.length === 0 && (stale || !fp.loadFailure)) this.pools.delete(version);
+    }
+  }
+
+  shutdown(): void {
+    for (const fp of this.pools.values()) for (const i of fp.instances) i.kill();
+  }
+
+  private poolFor(spec: FunctionSpec): FunctionPool {
+    let fp = this.pools.get(spec.version);
+    if (fp) return fp;
+    fp = { spec, instances: [], inFlight: 0, waiters: [] };
+    this.pools.set(spec.version, fp);
+    const previous = this.latestByKey.get(spec.key);
+    if (previous === undefined || previous < spec.version) {
+      this.latestByKey.set(spec.key, spec.version);
+      // The config or code changed: old instances drain and exit.
+      const old = previous === undefined ? undefined : this.pools.get(previous);
+      for (const i of old?.instances ?? []) i.retire();
+    }
+    return fp;
+  }
+
+  private async acquire(fp: FunctionPool, timeoutMs: number): Promise<{ instance: Instance; cold: boolean } | { outcome: CallOutcome; cold: boolean }> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const live = fp.instances.filter((i) => !i.retired);
+      const withRoom = live.find((i) => i.hasRoom);
+      if (withRoom) {
+        withRoom.claims++;
+        const wasReady = withRoom.isReady;
+        const warm = await settled(withRoom.ready);
+        if (warm.ok) return { instance: withRoom, cold: !wasReady };
+        withRoom.claims--;
+        continue; // it failed to start; loop starts another or reports the load failure
+      }
+      const maxInstances = fp.spec.config.runtime === 'python' ? Math.min(PYTHON_MAX_INSTANCES, fp.spec.config.maxConcurrency) : 1;
+      if (live.length < maxInstances) {
+        const started = this.start(fp);
+        if ('outcome' in started) return started;
+        started.claims++;
+        const ok = await settled(started.ready);
+        if (ok.ok) return { instance: started, cold: true };
+        started.claims--;
+        const message = ok.error.message;
+        if (message.startsWith('function failed to load')) {
+          fp.loadFailure = { message, untilMs: Date.now() + LOAD_FAILURE_TTL_MS };
+          return { outcome: { ok: false, code: 'FUNCTION_ERROR', message }, cold: true };
+        }
+        return { outcome: { ok: false, code: 'FUNCTION_UNAVAILABLE', message: `could not start ${fp.spec.key}: ${message}` }, cold: true };
+      }
+      const waitMs = deadline - Date.now();
+      if (waitMs <= 0 || !(await this.waitForSlot(fp, waitMs))) {
+        return { outcome: { ok: false, code: 'FUNCTION_TIMEOUT', message: `no instance of ${fp.spec.key} became free within its timeout_ms of ${timeoutMs} ms` }, cold: false };
+      }
+    }
+  }
+
+  private start(fp: FunctionPool): Instance | { outcome: CallOutcome; cold: boolean } {
+    const name = `${fp.spec.key}#${fp.spec.version}.${++this.instanceSeq}`;
+    let instance: Instance;
+    try {
+      const code = materialize(fp.spec.config, this.codeDir);
+      const sandbox = this.runner.start(fp.spec, code);
+      const capacity = fp.spec.config.runtime === 'python' ? 1 : fp.spec.config.maxConcurrency;
+      instance = new Instance(name, sandbox, capacity, START_TIMEOUT_MS, this.log);
+      void sandbox.exited.then(() => {
+        const at = fp.instances.indexOf(instance);
+        if (at >= 0) fp.instances.splice(at, 1);
+        fp.waiters.shift()?.();
+      });
+    } catch (err) {
+      return { outcome: { ok: false, code: 'FUNCTION_UNAVAILABLE', message: `could not start ${fp.spec.key}: ${(err as Error).message}` }, cold: true };
+    }
+    this.coldStarts++;
+    fp.instances.push(instance);
+    this.log({ level: 'info', msg: 'instance started', instance: name, pid: instance.pid, runner: this.runner.name });
+    return instance;
+  }
+
+  private waitForSlot(fp: FunctionPool, waitMs: number): Promise<boolean> {
+    return new Promise((resolve) => {
+      const wake = (): void => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      const timer = setTimeout(() => {
+        const at = fp.waiters.indexOf(wake);
+        if (at >= 0) fp.waiters.splice(at, 1);
+        resolve(false);
+      }, waitMs);
+      fp.waiters.push(wake);
+    });
+  }
+}
+
+async function settled(p: Promise<void>): Promise<{ ok: true } | { ok: false; error: Error }> {
+  try {
+    await p;
+    return { ok: true };
+  } catch (err) {
+    return { ok: false, error: err as Error };
+  }
+}

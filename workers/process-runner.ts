@@ -1,0 +1,108 @@
+// Process mode: each instance is a bubblewrap sandbox (SANDBOX.md's recipe), spawned as the
+// unprivileged user 65534 — never bwrap as root with --uid, which would leave the function
+// host uid 0. Inside: every namespace unshared (no network), a read-only view of /usr and the
+// function's code, a private size-capped /tmp, a cleared environment plus the function's
+// `env`, and --die-with-parent so no sandbox outlives its worker.
+// Seccomp, cgroups and rlimits are issue 2/6.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Duplex, Readable } from 'node:stream';
+import type { FunctionSpec } from '../src/protocol/messages.js';
+import type { FunctionCode } from './function-code.js';
+import type { Runner, SandboxProcess } from './runner.js';
+
+export interface ProcessRunnerOptions {
+  /** Host folder holding node-host.mjs and python-host.py, readable by the sandbox user. */
+  readonly runtimeDir: string;
+  readonly sandboxUid?: number;
+  readonly bwrapPath?: string;
+  readonly nodePath?: string;
+  readonly pythonPath?: string;
+  readonly tmpBytes?: number;
+}
+
+const NOBODY = 65534;
+
+export class ProcessRunner implements Runner {
+  readonly name = 'process';
+  private readonly uid: number;
+  private readonly bwrap: string;
+  private readonly node: string;
+  private readonly python: string;
+  private readonly tmpBytes: number;
+
+  constructor(private readonly opts: ProcessRunnerOptions) {
+    this.uid = opts.sandboxUid ?? NOBODY;
+    this.bwrap = opts.bwrapPath ?? '/usr/bin/bwrap';
+    this.node = opts.nodePath ?? process.execPath;
+    this.python = opts.pythonPath ?? '/usr/bin/python3';
+    this.tmpBytes = opts.tmpBytes ?? 64 * 1024 * 1024;
+    const missing = [this.bwrap, this.node, this.python].filter((p) => !fs.existsSync(p));
+    if (missing.length > 0) {
+      throw new Error(`process runner: missing ${missing.join(', ')} (install Debian packages bubblewrap and python3)`);
+    }
+  }
+
+  start(spec: FunctionSpec, code: FunctionCode): SandboxProcess {
+    const { config } = spec;
+    const args = [
+      '--unshare-all', '--die-with-parent', '--new-session', '--cap-drop', 'ALL',
+      '--ro-bind', '/usr', '/usr',
+      '--symlink', 'usr/bin', '/bin', '--symlink', 'usr/lib', '/lib',
+      ...(fs.existsSync('/usr/lib64') ? ['--symlink', 'usr/lib64', '/lib64'] : []),
+      '--ro-bind', '/etc/ld.so.cache', '/etc/ld.so.cache',
+      '--ro-bind-try', '/etc/ssl', '/etc/ssl',
+      '--ro-bind-try', '/etc/localtime', '/etc/localtime',
+      ...this.bindOutsideUsr(this.node),
+      '--ro-bind', this.opts.runtimeDir, '/faas',
+      '--ro-bind', code.hostPath, code.mountPath,
+      '--size', String(this.tmpBytes), '--tmpfs', '/tmp',
+      '--proc', '/proc', '--dev', '/dev',
+      '--remount-ro', '/',
+      '--chdir', '/tmp',
+      '--clearenv',
+      '--setenv', 'PATH', '/usr/bin:/bin', '--setenv', 'HOME', '/tmp', '--setenv', 'LANG', 'C.UTF-8',
+      ...Object.entries(config.env).flatMap(([k, v]) => ['--setenv', k, v]),
+      ...this.command(spec, code),
+    ];
+    const child = spawn(this.bwrap, args, {
+      uid: this.uid,
+      gid: this.uid,
+      env: {},
+      stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
+    });
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+      child.once('exit', (code, signal) => resolve({ code, signal }));
+      child.once('error', () => resolve({ code: null, signal: null }));
+    });
+    return {
+      pid: child.pid ?? -1,
+      channel: child.stdio[3] as Duplex,
+      output: [child.stdout as Readable, child.stderr as Readable],
+      // bwrap's init is pid 1 of the sandbox's PID namespace: when the outer bwrap dies, the
+      // kernel kills everything in the namespace (and --die-with-parent covers the rest).
+      kill: () => {
+        child.kill('SIGKILL');
+      },
+      exited,
+    };
+  }
+
+  private command(spec: FunctionSpec, code: FunctionCode): string[] {
+    const { config } = spec;
+    if (config.runtime === 'node') {
+      return [this.node, `--max-old-space-size=${config.memoryMb}`, '/faas/node-host.mjs',
+        code.entry, config.handler ?? '', spec.key, String(config.memoryMb)];
+    }
+    if (config.runtime === 'python') {
+      return [this.python, '-B', '-u', '/faas/python-host.py', code.entry, config.handler ?? ''];
+    }
+    throw new Error(`process runner: runtime "${config.runtime}" is not supported yet`);
+  }
+
+  /** A node binary outside /usr (nvm, /opt) must be mounted where it is. */
+  private bindOutsideUsr(binary: string): string[] {
+    return binary.startsWith('/usr/') ? [] : ['--ro-bind', path.dirname(binary), path.dirname(binary)];
+  }
+}

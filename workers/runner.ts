@@ -1,0 +1,24 @@
+// One interface for every execution mode (STYLE.md pattern 4): a Runner starts a sandboxed
+// runtime host for a function; the Instance (instance.ts) talks to it. Modes live one per
+// file: process-runner.ts now; container and wasm runners come with issue 2/6.
+import type { Readable, Duplex } from 'node:stream';
+import type { FunctionSpec } from '../src/protocol/messages.js';
+import type { FunctionCode } from './function-code.js';
+
+export interface SandboxProcess {
+  /** Host pid of the sandbox's outermost process (for /proc sampling and killing). */
+  readonly pid: number;
+  /** The host's end of the frame channel (fd 3 inside the sandbox). */
+  readonly channel: Duplex;
+  /** The sandbox's own stdout/stderr: runtime crashes, sandbox errors. */
+  readonly output: Readable[];
+  /** Kills the whole sandbox tree. */
+  kill(): void;
+  /** Resolves once the sandbox process has exited. */
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+export interface Runner {
+  readonly name: string;
+  start(spec: FunctionSpec, code: FunctionCode): SandboxProcess;
+}

@@ -1,0 +1,181 @@
+// Runs inside the sandbox: loads one node function and serves invocations over fd 3
+// (frames: workers/instance-frames.ts). Calls run concurrently, as in Workers isolates.
+// Usage: node node-host.mjs ENTRY_FILE [HANDLER] [FUNCTION_NAME] [MEMORY_MB]
+import net from 'node:net';
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { pathToFileURL } from 'node:url';
+import { format } from 'node:util';
+
+const [entry, handlerName = '', functionName = '', memoryMb = '128'] = process.argv.slice(2);
+const LOG_CAP_BYTES = 8 * 1024;
+const TEXTUAL = /^(text\/|application\/(json|xml|javascript|x-www-form-urlencoded|graphql)|[^;]*\+(json|xml))/i;
+
+const conn = new net.Socket({ fd: 3, readable: true, writable: true });
+conn.on('error', () => process.exit(1));
+conn.on('close', () => process.exit(0));
+
+function send(meta, body) {
+  const json = Buffer.from(JSON.stringify(meta));
+  const head = Buffer.allocUnsafe(8);
+  const len = body ? body.length : 0;
+  head.writeUInt32BE(4 + json.length + len, 0);
+  head.writeUInt32BE(json.length, 4);
+  conn.cork();
+  conn.write(head);
+  conn.write(json);
+  if (len > 0) conn.write(body);
+  process.nextTick(() => conn.uncork());
+}
+
+// What the function prints goes to the worker's log tagged with the call, capped per call.
+const current = new AsyncLocalStorage();
+const logged = new Map(); // call id -> bytes logged
+function capture(stream, text) {
+  const id = current.getStore() ?? 0;
+  const used = logged.get(id) ?? 0;
+  if (used >= LOG_CAP_BYTES) return;
+  let out = text;
+  if (used + Buffer.byteLength(out) > LOG_CAP_BYTES) {
+    out = Buffer.from(out).subarray(0, LOG_CAP_BYTES - used).toString() + `\n[output truncated at ${LOG_CAP_BYTES} bytes]`;
+  }
+  logged.set(id, used + Buffer.byteLength(text));
+  send({ t: 'log', id, stream, text: out });
+}
+for (const [method, stream] of [['log', 'stdout'], ['info', 'stdout'], ['debug', 'stdout'], ['warn', 'stderr'], ['error', 'stderr'], ['trace', 'stderr']]) {
+  console[method] = (...args) => capture(stream, format(...args));
+}
+process.stdout.write = (chunk) => (capture('stdout', String(chunk)), true);
+process.stderr.write = (chunk) => (capture('stderr', String(chunk)), true);
+
+function errorMessage(err) {
+  return err instanceof Error ? `${err.name}: ${err.message}` : `thrown: ${format(err)}`;
+}
+
+async function load() {
+  const mod = await import(pathToFileURL(entry).href);
+  const cands = [mod, mod.default].filter((m) => m && (typeof m === 'object' || typeof m === 'function'));
+  const find = (name) => cands.map((m) => m[name]).find((f) => typeof f === 'function');
+  // A handler named `fetch` (or none, with a default export that has fetch) is Workers style;
+  // any other name is Lambda style.
+  if (handlerName) {
+    const fn = find(handlerName);
+    if (!fn) throw new Error(`${entry} exports no function named "${handlerName}"`);
+    return handlerName === 'fetch' ? { style: 'fetch', fn, self: mod.default } : { style: 'lambda', fn };
+  }
+  if (typeof mod.default?.fetch === 'function') return { style: 'fetch', fn: mod.default.fetch, self: mod.default };
+  const handler = find('handler');
+  if (handler) return { style: 'lambda', fn: handler };
+  if (typeof mod.fetch === 'function') return { style: 'fetch', fn: mod.fetch };
+  throw new Error(`${entry} exports neither a default object with fetch(request, env, ctx) nor handler(event, context)`);
+}
+
+function headerObject(flat) {
+  const out = {};
+  for (let i = 0; i + 1 < flat.length; i += 2) {
+    out[flat[i]] = out[flat[i]] === undefined ? flat[i + 1] : `${out[flat[i]]},${flat[i + 1]}`;
+  }
+  return out;
+}
+
+async function runFetch(fn, self, call, body) {
+  const headers = new Headers();
+  for (let i = 0; i + 1 < call.headers.length; i += 2) {
+    try { headers.append(call.headers[i], call.headers[i + 1]); } catch { /* a header undici refuses */ }
+  }
+  const host = headers.get('host') ?? 'localhost';
+  const url = `http://${host}${call.path}${call.query ? `?${call.query}` : ''}`;
+  const hasBody = call.method !== 'GET' && call.method !== 'HEAD';
+  const request = new Request(url, { method: call.method, headers, body: hasBody ? body : undefined });
+  const ctx = { waitUntil() {}, passThroughOnException() {}, requestId: call.requestId };
+  const response = await fn.call(self, request, { ...process.env }, ctx);
+  if (!(response instanceof Response)) {
+    return { invalid: `fetch() must return a Response (got ${response === null ? 'null' : typeof response})` };
+  }
+  const out = [];
+  response.headers.forEach((value, name) => { if (name !== 'set-cookie') out.push(name, value); });
+  for (const cookie of response.headers.getSetCookie()) out.push('set-cookie', cookie);
+  return { status: response.status, headers: out, body: Buffer.from(await response.arrayBuffer()) };
+}
+
+async function runLambda(fn, call, body) {
+  const headers = headerObject(call.headers);
+  const params = new URLSearchParams(call.query);
+  const query = {};
+  const multiQuery = {};
+  for (const [k, v] of params) {
+    query[k] = v;
+    (multiQuery[k] ??= []).push(v);
+  }
+  const textual = TEXTUAL.test(headers['content-type'] ?? 'text/plain');
+  const event = {
+    httpMethod: call.method,
+    path: call.path,
+    resource: call.path,
+    headers,
+    queryStringParameters: params.size > 0 ? query : null,
+    multiValueQueryStringParameters: params.size > 0 ? multiQuery : null,
+    body: body.length === 0 ? null : textual ? body.toString('utf8') : body.toString('base64'),
+    isBase64Encoded: body.length > 0 && !textual,
+    requestContext: { requestId: call.requestId, httpMethod: call.method, path: call.path, stage: '$default', requestTimeEpoch: Date.now() },
+  };
+  const context = {
+    awsRequestId: call.requestId,
+    functionName,
+    memoryLimitInMB: memoryMb,
+    getRemainingTimeInMillis: () => Math.max(0, call.deadlineMs - Date.now()),
+  };
+  const result = await fn(event, context);
+  if (result === undefined || result === null) return { invalid: 'handler returned nothing; return { statusCode, headers, body }' };
+  if (typeof result !== 'object' || !('statusCode' in result)) {
+    // Like API Gateway's HTTP APIs: a value without statusCode is a 200 JSON body.
+    const text = typeof result === 'string' ? result : JSON.stringify(result);
+    return { status: 200, headers: ['content-type', typeof result === 'string' ? 'text/plain; charset=utf-8' : 'application/json'], body: Buffer.from(text) };
+  }
+  const status = Number(result.statusCode);
+  if (!Number.isInteger(status) || status < 100 || status > 599) return { invalid: `statusCode must be an integer 100–599 (got ${format(result.statusCode)})` };
+  const out = [];
+  for (const [k, v] of Object.entries(result.headers ?? {})) out.push(k.toLowerCase(), String(v));
+  for (const [k, vs] of Object.entries(result.multiValueHeaders ?? {})) for (const v of vs) out.push(k.toLowerCase(), String(v));
+  const raw = result.body ?? '';
+  const bodyOut = Buffer.isBuffer(raw) ? raw
+    : typeof raw === 'string' ? Buffer.from(raw, result.isBase64Encoded ? 'base64' : 'utf8')
+    : Buffer.from(JSON.stringify(raw));
+  return { status, headers: out, body: bodyOut };
+}
+
+let fn;
+try {
+  fn = await load();
+} catch (err) {
+  send({ t: 'load_error', message: errorMessage(err) });
+  setTimeout(() => process.exit(1), 50);
+}
+
+if (fn) {
+  let buf = Buffer.alloc(0);
+  conn.on('data', (chunk) => {
+    buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
+    while (buf.length >= 8) {
+      const frameBytes = buf.readUInt32BE(0);
+      if (buf.length < 4 + frameBytes) break;
+      const metaBytes = buf.readUInt32BE(4);
+      const call = JSON.parse(buf.subarray(8, 8 + metaBytes).toString('utf8'));
+      const body = Buffer.from(buf.subarray(8 + metaBytes, 4 + frameBytes));
+      buf = buf.subarray(4 + frameBytes);
+      current.run(call.id, () => invoke(call, body));
+    }
+  });
+  send({ t: 'ready' });
+}
+
+async function invoke(call, body) {
+  try {
+    const out = fn.style === 'fetch' ? await runFetch(fn.fn, fn.self, call, body) : await runLambda(fn.fn, call, body);
+    if (out.invalid) send({ t: 'error', id: call.id, code: 'FUNCTION_RESPONSE_INVALID', message: out.invalid });
+    else send({ t: 'result', id: call.id, status: out.status, headers: out.headers }, out.body);
+  } catch (err) {
+    send({ t: 'error', id: call.id, code: 'FUNCTION_ERROR', message: errorMessage(err) });
+  } finally {
+    logged.delete(call.id);
+  }
+}

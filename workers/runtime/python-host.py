@@ -1,0 +1,156 @@
+# Runs inside the sandbox: loads one python function and serves invocations over fd 3
+# (frames: workers/instance-frames.ts), one call at a time.
+# Usage: python3 python-host.py ENTRY_FILE [HANDLER]
+import importlib.util
+import json
+import socket
+import struct
+import sys
+import traceback
+from urllib.parse import parse_qsl
+
+LOG_CAP_BYTES = 8 * 1024
+
+conn = socket.socket(fileno=3)
+entry = sys.argv[1]
+handler_name = sys.argv[2] if len(sys.argv) > 2 and sys.argv[2] else "handle"
+
+
+def send(meta, body=b""):
+    data = json.dumps(meta).encode()
+    conn.sendall(struct.pack(">II", 4 + len(data) + len(body), len(data)) + data + body)
+
+
+class CallOutput:
+    """sys.stdout / sys.stderr: what the function prints goes to the worker's log, capped per call."""
+
+    call_id = 0
+    used = 0
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def write(self, text):
+        if CallOutput.used >= LOG_CAP_BYTES or not text:
+            return len(text)
+        raw = text.encode("utf-8", "replace")
+        room = LOG_CAP_BYTES - CallOutput.used
+        out = raw if len(raw) <= room else raw[:room] + b"\n[output truncated at %d bytes]" % LOG_CAP_BYTES
+        CallOutput.used += len(raw)
+        send({"t": "log", "id": CallOutput.call_id, "stream": self.stream, "text": out.decode("utf-8", "replace")})
+        return len(text)
+
+    def flush(self):
+        pass
+
+
+sys.stdout = CallOutput("stdout")
+sys.stderr = CallOutput("stderr")
+
+
+class Request:
+    """What handle(request) receives: method, path, query, headers, body (bytes)."""
+
+    def __init__(self, call, body):
+        self.method = call["method"]
+        self.path = call["path"]
+        self.query_string = call["query"]
+        self.query = dict(parse_qsl(call["query"], keep_blank_values=True))
+        h = call["headers"]
+        self.headers = {}
+        for i in range(0, len(h) - 1, 2):
+            self.headers[h[i]] = self.headers[h[i]] + "," + h[i + 1] if h[i] in self.headers else h[i + 1]
+        self.body = body
+        self.request_id = call["requestId"]
+
+    def text(self):
+        return self.body.decode("utf-8")
+
+    def json(self):
+        return json.loads(self.body)
+
+    def __getitem__(self, key):  # request["body"] works as well as request.body
+        return getattr(self, key)
+
+
+def to_bytes(body):
+    if body is None:
+        return b""
+    if isinstance(body, (bytes, bytearray)):
+        return bytes(body)
+    if isinstance(body, str):
+        return body.encode()
+    return json.dumps(body).encode()
+
+
+def to_response(result):
+    """str, bytes, dict (JSON) or {"statusCode", "headers", "body"} -> (status, headers, body)."""
+    if isinstance(result, str):
+        return 200, ["content-type", "text/plain; charset=utf-8"], result.encode()
+    if isinstance(result, (bytes, bytearray)):
+        return 200, ["content-type", "application/octet-stream"], bytes(result)
+    if isinstance(result, dict) and "statusCode" in result:
+        status = result["statusCode"]
+        if not isinstance(status, int) or isinstance(status, bool) or not 100 <= status <= 599:
+            raise TypeError("statusCode must be an integer 100-599 (got %r)" % (status,))
+        headers = []
+        for k, v in (result.get("headers") or {}).items():
+            headers += [str(k).lower(), str(v)]
+        body = result.get("body")
+        if isinstance(body, (dict, list)) and not any(headers[i] == "content-type" for i in range(0, len(headers), 2)):
+            headers += ["content-type", "application/json"]
+        return status, headers, to_bytes(body)
+    if isinstance(result, (dict, list)):
+        return 200, ["content-type", "application/json"], json.dumps(result).encode()
+    raise TypeError("handle() must return str, bytes, dict or {statusCode, headers, body} (got %s)" % type(result).__name__)
+
+
+def load():
+    spec = importlib.util.spec_from_file_location("function", entry)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    fn = getattr(module, handler_name, None)
+    if not callable(fn):
+        raise AttributeError("%s defines no function named %r" % (entry, handler_name))
+    return fn
+
+
+def recv_exact(n):
+    chunks = []
+    while n > 0:
+        chunk = conn.recv(min(n, 1 << 20))
+        if not chunk:
+            sys.exit(0)
+        chunks.append(chunk)
+        n -= len(chunk)
+    return b"".join(chunks)
+
+
+def main():
+    try:
+        fn = load()
+    except BaseException as err:  # noqa: B902 - a function's import can raise anything
+        send({"t": "load_error", "message": "".join(traceback.format_exception_only(type(err), err)).strip()})
+        return
+    send({"t": "ready"})
+    while True:
+        frame_bytes, meta_bytes = struct.unpack(">II", recv_exact(8))
+        meta = json.loads(recv_exact(meta_bytes))
+        body = recv_exact(frame_bytes - 4 - meta_bytes)
+        CallOutput.call_id, CallOutput.used = meta["id"], 0
+        try:
+            result = fn(Request(meta, body))
+        except Exception as err:
+            tb = traceback.format_exception(type(err), err, err.__traceback__)
+            sys.stderr.write("".join(tb))
+            send({"t": "error", "id": meta["id"], "code": "FUNCTION_ERROR", "message": "%s: %s" % (type(err).__name__, err)})
+            continue
+        try:
+            status, headers, out = to_response(result)
+        except (TypeError, ValueError) as err:
+            send({"t": "error", "id": meta["id"], "code": "FUNCTION_RESPONSE_INVALID", "message": str(err)})
+            continue
+        send({"t": "result", "id": meta["id"], "status": status, "headers": headers}, out)
+
+
+main()
