@@ -83,7 +83,8 @@ function load(options: Record<string, Option<unknown>>, argv: readonly string[],
     const flag = eq > 0 ? arg.slice(0, eq) : arg;
     const name = byFlag.get(flag);
     if (!name) {
-      problems.push(`unknown option ${JSON.stringify(arg)} (known: ${[...byFlag.keys()].join(', ')})`);
+      problems.push(`unknown option ${JSON.stringify(flag)} (known: ${[...byFlag.keys()].join(', ')})`);
+      if (eq < 0 && argv[i + 1] !== undefined && !argv[i + 1]!.startsWith('--')) i++; // its value
       continue;
     }
     const value = eq > 0 ? arg.slice(eq + 1) : argv[++i];

@@ -1,4 +1,6 @@
 // Every error code a client can see, with its HTTP status and what to do about it.
+import { STATUS_CODES } from 'node:http';
+
 // The README's error table is checked against this list by test/unit/errors.test.ts.
 
 export interface ErrorSpec {
@@ -27,13 +29,8 @@ export const ERRORS = {
 
 export type ErrorCode = keyof typeof ERRORS;
 
-const REASON: Record<number, string> = {
-  400: 'Bad Request', 404: 'Not Found', 405: 'Method Not Allowed', 413: 'Payload Too Large',
-  500: 'Internal Server Error', 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout',
-};
-
 export function reasonPhrase(status: number): string {
-  return REASON[status] ?? 'Error';
+  return STATUS_CODES[status] ?? 'Unknown';
 }
 
 /** The JSON body of an error response (CONTRACT §4). */

@@ -13,6 +13,7 @@ import { RouteStore } from './routes/route-store.js';
 
 const WORKERS_UP_TIMEOUT_MS = 20_000;
 const DRAIN_GRACE_MS = 10_000;
+const SANDBOX_UID = 65534;
 
 export async function runGateway(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<void> {
   const config = loadGatewayConfig(argv, env);
@@ -21,6 +22,7 @@ export async function runGateway(argv: readonly string[], env: NodeJS.ProcessEnv
 
   fs.mkdirSync(config.runDir, { recursive: true });
   fs.chmodSync(config.runDir, 0o755); // sandboxes (uid 65534) mount code from under it
+  assertReachableBySandbox(config.runDir);
   const store = RouteStore.open(path.resolve(config.db));
   const first = store.sync();
   log({ msg: 'routes loaded', db: path.resolve(config.db), routes: store.snapshot.size, errors: first.errors, ...(first.error ? { error: first.error } : {}) });
@@ -146,7 +148,7 @@ function gauges(store: RouteStore, fleet: Fleet, startedMs: number): Sample[] {
     per('faas_worker_restarts', 'Times the supervisor restarted the worker.', (w) => fleet.supervisedInfo(w.id)?.restarts ?? 0),
     { name: 'faas_datagrams_received_total', help: 'Load-report datagrams received.', type: 'counter', values: [[{}, dg.received]] },
     { name: 'faas_datagrams_dropped_total', help: 'Load-report datagrams dropped, by reason.', type: 'counter',
-      values: Object.entries(dg.dropped).map(([reason, n]) => [{ reason }, n] as const) },
+      values: Object.entries(dg.dropped).map(([reason, n]) => [{ reason }, Number(n)] as const) },
     { name: 'faas_routes', help: 'Routes being served.', type: 'gauge', values: [[{}, store.snapshot.size]] },
     { name: 'faas_config_sync_age_seconds', help: 'Seconds since routes were last synced successfully.', type: 'gauge',
       values: [[{}, status.lastSuccessAt === undefined ? NaN : (now - status.lastSuccessAt) / 1000]] },
@@ -156,6 +158,21 @@ function gauges(store: RouteStore, fleet: Fleet, startedMs: number): Sample[] {
       values: [[{}, status.lastError ? 1 : 0]] },
     { name: 'faas_uptime_seconds', help: 'Seconds since the gateway started.', type: 'gauge', values: [[{}, (now - startedMs) / 1000]] },
   ];
+}
+
+/**
+ * bubblewrap runs as uid 65534 and must reach RUN_DIR/code and RUN_DIR/runtime to mount them:
+ * every folder above the run dir must let others through (o+x). Say so now, not at the first call.
+ */
+function assertReachableBySandbox(runDir: string): void {
+  for (let dir = path.dirname(runDir); ; dir = path.dirname(dir)) {
+    const st = fs.statSync(dir);
+    if ((st.mode & 0o001) === 0 && st.uid !== SANDBOX_UID) {
+      throw new Error(`--run-dir ${runDir}: the sandbox user (uid ${SANDBOX_UID}) cannot reach it because ${dir} is mode ` +
+        `${(st.mode & 0o777).toString(8)} (needs o+x); choose a run dir under /tmp or run chmod o+x ${dir}`);
+    }
+    if (dir === path.dirname(dir)) return;
+  }
 }
 
 function sleep(ms: number): Promise<void> {

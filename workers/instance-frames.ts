@@ -37,7 +37,7 @@ export function encodeInstanceFrame(meta: HostInvoke, body: Buffer): Buffer[] {
 
 /** Splits a byte stream from a host into messages; throws on a frame that cannot be valid. */
 export class InstanceFrameDecoder {
-  private buf = Buffer.alloc(0);
+  private buf: Buffer = Buffer.alloc(0);
 
   push(chunk: Buffer): Array<{ meta: HostMessage; body: Buffer }> {
     this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);

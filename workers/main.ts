@@ -35,7 +35,7 @@ export async function runWorker(argv: readonly string[], env: NodeJS.ProcessEnv)
     childPids: () => pool.sandboxPids(),
     warmKeys: () => pool.warmKeys(),
     now: Date.now,
-    log,
+    log: (line) => log({ level: 'warn', msg: line }),
   });
   reporter.start();
   const reaper = setInterval(() => pool.reapIdle(Date.now()), REAP_EVERY_MS);

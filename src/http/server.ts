@@ -105,7 +105,10 @@ function handle(deps: ServerDeps, res: HttpResponse, req: HttpRequest): void {
     return;
   }
   if (declared !== undefined && declared > deps.maxBodyBytes) {
-    fail(new GatewayError('PAYLOAD_TOO_LARGE', `request body of ${declared} bytes is over the limit of ${deps.maxBodyBytes} bytes`), undefined, true);
+    // Answer now, keep the connection: uWS reads and discards the declared body, so the
+    // client sees the 413 instead of a reset while it is still writing (nginx's lingering close).
+    res.onData(() => {});
+    fail(new GatewayError('PAYLOAD_TOO_LARGE', `request body of ${declared} bytes is over the limit of ${deps.maxBodyBytes} bytes`));
     return;
   }
 
@@ -138,18 +141,19 @@ function handle(deps: ServerDeps, res: HttpResponse, req: HttpRequest): void {
     dispatch(Buffer.alloc(0));
     return;
   }
-  readBody(res, deps.maxBodyBytes, declared, state, dispatch, (received) =>
-    fail(new GatewayError('PAYLOAD_TOO_LARGE', `request body of more than ${received} bytes is over the limit of ${deps.maxBodyBytes} bytes`), undefined, true),
+  readBody(res, deps.maxBodyBytes, declared, state, dispatch, () =>
+    fail(new GatewayError('PAYLOAD_TOO_LARGE', `request body is over the limit of ${deps.maxBodyBytes} bytes`)),
   );
 }
 
 /**
  * Streams the body in with onData, counting as it goes so an over-limit body is refused as
- * soon as it crosses the limit, not after it has all been buffered. uWS reuses each chunk's
- * memory after the callback returns, so chunks are copied.
+ * soon as it crosses the limit, not after it has all been buffered; the rest is read and
+ * dropped so the client can read the 413. uWS reuses each chunk's memory after the callback
+ * returns, so chunks are copied.
  */
 function readBody(res: HttpResponse, maxBytes: number, declared: number | undefined, state: { aborted: boolean },
-  done: (body: Buffer) => void, tooLarge: (received: number) => void): void {
+  done: (body: Buffer) => void, tooLarge: () => void): void {
   const chunks: Buffer[] = [];
   let received = 0;
   let refused = false;
@@ -159,7 +163,7 @@ function readBody(res: HttpResponse, maxBytes: number, declared: number | undefi
     const bytes = new Uint8Array(chunk);
     if (received + bytes.length > maxBytes || (whole && received + bytes.length > whole.length)) {
       refused = true;
-      tooLarge(received + bytes.length);
+      tooLarge();
       return;
     }
     if (whole) whole.set(bytes, received);

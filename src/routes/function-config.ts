@@ -1,0 +1,183 @@
+// The `v` column of the functions table: a function's config as JSON (CONTRACT §2), validated
+// and turned into the camelCase FunctionConfig the rest of the gateway reads, defaults applied.
+//
+// parseFunctionConfig is pure: the same text always gives the same answer, so it is safe to
+// run on every sync and easy to test. checkUsable holds what depends on this host and build
+// (does `path` exist, is the runtime implemented), which the schema's triggers cannot know.
+//
+// The rules below are also compiled into SQL triggers by schema.ts; a JSON null counts as an
+// absent optional field in both places. Every problem is listed at once, as STYLE.md asks.
+import fs from 'node:fs';
+import type { FunctionConfig, Mode, Runtime } from '../protocol/messages.js';
+import { quote } from './route-key.js';
+
+export const RUNTIMES = ['node', 'python', 'wasm'] as const satisfies readonly Runtime[];
+export const MODES = ['process', 'container'] as const satisfies readonly Mode[];
+export const AUTHS = ['none', 'api-key'] as const satisfies readonly FunctionConfig['auth'][];
+export const FIELDS = [
+  'runtime', 'mode', 'code', 'path', 'handler', 'timeout_ms', 'memory_mb', 'max_concurrency',
+  'env', 'auth', 'rate_limit',
+] as const;
+export const RATE_LIMIT_FIELDS = ['rps', 'burst'] as const;
+export const INTEGER_FIELDS = {
+  timeout_ms: { min: 1, max: 900_000, fallback: 30_000 },
+  memory_mb: { min: 16, max: 16_384, fallback: 128 },
+  max_concurrency: { min: 1, max: 10_000, fallback: 100 },
+} as const;
+export const HANDLER_MAX_CHARS = 128;
+
+const oneOf = (values: readonly string[]): string => values.map((s) => `"${s}"`).join(', ');
+export const RULES = {
+  json: 'must be valid JSON',
+  object: 'must be a JSON object',
+  unknown: 'is not a known field',
+  allowed: `allowed fields: ${FIELDS.join(', ')}`,
+  runtime: `must be one of ${oneOf(RUNTIMES)}`,
+  mode: `must be one of ${oneOf(MODES)}`,
+  source: 'must have exactly one of "code" (the source inline) or "path" (an absolute path)',
+  code: 'must be a non-empty string',
+  path: 'must be an absolute path (a string starting with "/")',
+  handler: `must be an identifier: a letter, "_" or "$", then letters, digits, "_" or "$" (at most ${HANDLER_MAX_CHARS})`,
+  integer: (min: number, max: number) => `must be an integer between ${min} and ${max}`,
+  env: 'must be an object whose values are strings',
+  envName: 'names must match [A-Za-z_][A-Za-z0-9_]*',
+  envValue: 'must be a string',
+  auth: `must be one of ${oneOf(AUTHS)}`,
+  rateLimit: `must be an object {"rps": N, "burst": M}; allowed fields: ${RATE_LIMIT_FIELDS.join(', ')}`,
+  rps: 'must be a number greater than 0',
+  burst: 'must be an integer of at least 1',
+} as const;
+
+export type FunctionConfigResult =
+  | { readonly ok: true; readonly config: FunctionConfig }
+  | { readonly ok: false; readonly error: string };
+
+type Json = Record<string, unknown>;
+
+const HANDLER = new RegExp(`^[A-Za-z_$][A-Za-z0-9_$]{0,${HANDLER_MAX_CHARS - 1}}$`);
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+export function parseFunctionConfig(v: string): FunctionConfigResult {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(v);
+  } catch (err) {
+    return { ok: false, error: `v ${RULES.json} (${(err as Error).message})` };
+  }
+  if (!isObject(raw)) return { ok: false, error: `v ${RULES.object} (got ${quote(raw)})` };
+
+  const problems: string[] = [];
+  const bad = (field: string, rule: string, value: unknown): void => {
+    problems.push(`v.${field} ${rule} (got ${quote(value)})`);
+  };
+  for (const field of Object.keys(raw)) {
+    if (!(FIELDS as readonly string[]).includes(field)) problems.push(`v.${field} ${unknownField(field)}`);
+  }
+  const get = (field: string): unknown => (raw[field] === null ? undefined : raw[field]);
+
+  const runtime = get('runtime');
+  if (runtime === undefined) problems.push(`v.runtime is required and ${RULES.runtime}`);
+  else if (!includes(RUNTIMES, runtime)) bad('runtime', RULES.runtime, runtime);
+  const mode = get('mode') ?? 'process';
+  if (!includes(MODES, mode)) bad('mode', RULES.mode, mode);
+
+  const code = get('code');
+  const path = get('path');
+  if ((code === undefined) === (path === undefined)) {
+    problems.push(`v ${RULES.source}; it has ${code === undefined ? 'neither' : 'both'}`);
+  }
+  if (code !== undefined && (typeof code !== 'string' || code === '')) bad('code', RULES.code, code);
+  if (path !== undefined && (typeof path !== 'string' || !path.startsWith('/'))) bad('path', RULES.path, path);
+
+  const handler = get('handler');
+  if (handler !== undefined && !(typeof handler === 'string' && HANDLER.test(handler))) bad('handler', RULES.handler, handler);
+
+  const integers: Record<string, number> = {};
+  for (const [field, { min, max, fallback }] of Object.entries(INTEGER_FIELDS)) {
+    const value = get(field) ?? fallback;
+    if (!Number.isInteger(value) || (value as number) < min || (value as number) > max) bad(field, RULES.integer(min, max), value);
+    integers[field] = value as number;
+  }
+
+  const env = parseEnv(get('env'), problems);
+  const auth = get('auth') ?? 'none';
+  if (!includes(AUTHS, auth)) bad('auth', RULES.auth, auth);
+  const rateLimit = parseRateLimit(get('rate_limit'), problems);
+
+  if (problems.length > 0) return { ok: false, error: problems.join('; ') };
+  const config: FunctionConfig = {
+    runtime: runtime as Runtime,
+    mode: mode as Mode,
+    ...(code !== undefined && { code: code as string }),
+    ...(path !== undefined && { path: path as string }),
+    ...(handler !== undefined && { handler: handler as string }),
+    timeoutMs: integers.timeout_ms!,
+    memoryMb: integers.memory_mb!,
+    maxConcurrency: integers.max_concurrency!,
+    env,
+    auth: auth as FunctionConfig['auth'],
+    ...(rateLimit !== undefined && { rateLimit }),
+  };
+  return { ok: true, config: Object.freeze(config) };
+}
+
+/**
+ * What a valid config still needs from this host and build. Returns the reason it cannot be
+ * served, or undefined when it can. Reads the filesystem; keep it out of the pure path.
+ */
+export function checkUsable(config: FunctionConfig): string | undefined {
+  if (config.runtime === 'wasm') return 'runtime "wasm" is not available yet in this build; use node or python';
+  if (config.mode === 'container') return 'mode "container" is not available yet in this build; use "process"';
+  if (config.path === undefined) return undefined;
+  try {
+    const stat = fs.statSync(config.path);
+    if (!stat.isFile() && !stat.isDirectory()) return `v.path ${quote(config.path)} must be a file or a folder`;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return `v.path ${quote(config.path)} does not exist on this host`;
+    return `v.path ${quote(config.path)} cannot be read (${code ?? (err as Error).message})`;
+  }
+  return undefined;
+}
+
+function parseEnv(value: unknown, problems: string[]): Readonly<Record<string, string>> {
+  if (value === undefined) return Object.freeze({});
+  if (!isObject(value)) {
+    problems.push(`v.env ${RULES.env} (got ${quote(value)})`);
+    return {};
+  }
+  for (const [name, text] of Object.entries(value)) {
+    if (!ENV_NAME.test(name)) problems.push(`v.env has an invalid name ${quote(name)}: ${RULES.envName}`);
+    else if (typeof text !== 'string') problems.push(`v.env.${name} ${RULES.envValue} (got ${quote(text)})`);
+  }
+  // fromEntries defines own properties, so a "__proto__" name stays a plain entry.
+  return Object.freeze(Object.fromEntries(Object.entries(value))) as Record<string, string>;
+}
+
+function parseRateLimit(value: unknown, problems: string[]): FunctionConfig['rateLimit'] {
+  if (value === undefined) return undefined;
+  if (!isObject(value) || Object.keys(value).some((f) => !(RATE_LIMIT_FIELDS as readonly string[]).includes(f))) {
+    problems.push(`v.rate_limit ${RULES.rateLimit} (got ${quote(value)})`);
+    return undefined;
+  }
+  const { rps, burst } = value;
+  if (typeof rps !== 'number' || !(rps > 0) || !Number.isFinite(rps)) problems.push(`v.rate_limit.rps ${RULES.rps} (got ${quote(rps)})`);
+  if (!Number.isInteger(burst) || (burst as number) < 1) problems.push(`v.rate_limit.burst ${RULES.burst} (got ${quote(burst)})`);
+  return Object.freeze({ rps: rps as number, burst: burst as number });
+}
+
+/** "is not a known field", with a hint when the name looks like a misspelt one (timeout → timeout_ms). */
+function unknownField(field: string): string {
+  const norm = (s: string): string => s.toLowerCase().replace(/[^a-z0-9]/g, '');
+  const given = norm(field);
+  const hint = FIELDS.find((f) => given.length >= 3 && (norm(f).startsWith(given) || given.startsWith(norm(f))));
+  return `${RULES.unknown}${hint === undefined ? '' : ` (did you mean "${hint}"?)`}; ${RULES.allowed}`;
+}
+
+function isObject(value: unknown): value is Json {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function includes<T extends string>(values: readonly T[], value: unknown): value is T {
+  return (values as readonly unknown[]).includes(value);
+}

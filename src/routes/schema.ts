@@ -1,0 +1,146 @@
+// The SQLite schema the operators write to (CONTRACT §2), its triggers, and its migrations.
+//
+// Why a change log instead of `WHERE updated > last_sync`: the C original compared
+// second-resolution timestamps, so a change committed in the same second as the previous sync
+// was never seen, and a DELETE leaves no row to compare at all. Here every INSERT, UPDATE and
+// DELETE upserts the key into `functions_changes` with the next sequence number, and the
+// gateway asks for `seq > last seen`.
+//
+// Why seq order is commit order: SQLite lets one writer at a time hold the database (WAL or
+// rollback journal alike), and a trigger computes `max(seq) + 1` inside the writing transaction,
+// after every earlier commit is visible to it and before any later writer can start. So each
+// committed transaction's seqs are larger than every seq committed before it, and a reader that
+// has seen up to S can never later find a committed change with a seq at or below S. A rolled
+// back transaction's seqs vanish with it, and were never visible. max(seq) never decreases,
+// because rows are only ever replaced by a larger seq, and deleted keys stay as tombstones
+// (one row per key ever used) so a gateway that was down still sees the delete.
+//
+// Versions live in PRAGMA user_version. To change a rule, bump SCHEMA_VERSION and add a step
+// that calls createTriggers again (it drops and recreates them).
+import type Database from 'better-sqlite3';
+import { checksSql } from './checks-sql.js';
+
+export const SCHEMA_VERSION = 1;
+
+/**
+ * Unix time in ms. unixepoch('subsec') would be shorter but needs SQLite 3.42, and Debian 12's
+ * sqlite3 CLI is 3.40: there it returns NULL and every INSERT would fail NOT NULL. strftime
+ * evaluates 'now' once per statement, so %s and %f agree.
+ */
+export const NOW_MS_SQL = "(CAST(strftime('%s', 'now') AS INTEGER) * 1000 + CAST(substr(strftime('%f', 'now'), 4) AS INTEGER))";
+const NEXT_SEQ = '(SELECT coalesce(max(seq), 0) + 1 FROM functions_changes)';
+const logKey = (key: string): string =>
+  `INSERT INTO functions_changes(k, seq) VALUES (${key}, ${NEXT_SEQ}) ON CONFLICT(k) DO UPDATE SET seq = excluded.seq;`;
+
+export interface MigrateResult {
+  readonly from: number;
+  readonly to: number;
+  /** True when this call created the functions table: a fresh database, ready for demo routes. */
+  readonly created: boolean;
+}
+
+/** Brings the schema to SCHEMA_VERSION in one IMMEDIATE transaction, so two gateways never both migrate. */
+export function migrate(db: Database.Database): MigrateResult {
+  return db.transaction((): MigrateResult => {
+    const from = db.pragma('user_version', { simple: true }) as number;
+    if (from > SCHEMA_VERSION) {
+      throw new Error(`the database schema is version ${from}, newer than this gateway understands (${SCHEMA_VERSION}); upgrade the gateway`);
+    }
+    let created = false;
+    if (from < 1) created = createV1(db);
+    db.pragma(`user_version = ${SCHEMA_VERSION}`);
+    return { from, to: SCHEMA_VERSION, created };
+  }).immediate();
+}
+
+/**
+ * Version 1. A functions table that exists without a version (made by hand from the contract, or
+ * by the C original) lacks the default and the triggers: it is rebuilt and its rows kept.
+ * Returns whether the table is new.
+ */
+function createV1(db: Database.Database): boolean {
+  const existed = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'functions'").get() !== undefined;
+  if (existed) db.exec('ALTER TABLE functions RENAME TO functions_unversioned');
+  db.exec(`
+    CREATE TABLE functions (
+      k TEXT PRIMARY KEY,          -- 'METHOD:/path'
+      v TEXT NOT NULL,             -- the function's config, JSON
+      updated INTEGER NOT NULL DEFAULT ${NOW_MS_SQL}  -- unix ms, kept current by triggers
+    );
+    CREATE TABLE functions_changes (
+      k TEXT PRIMARY KEY,          -- a key that was inserted, updated or deleted
+      seq INTEGER NOT NULL         -- commit order of its last change; see the file header
+    ) WITHOUT ROWID;
+    CREATE UNIQUE INDEX functions_changes_seq ON functions_changes(seq);
+  `);
+  if (existed) {
+    // Copied before the triggers exist: a bad old row should show up on GET /routes, not
+    // abort the upgrade. The log is filled in by hand for the same reason.
+    db.exec(`
+      INSERT INTO functions(k, v) SELECT k, v FROM functions_unversioned;
+      DROP TABLE functions_unversioned;
+      INSERT INTO functions_changes(k, seq) SELECT k, row_number() OVER (ORDER BY k) FROM functions;
+    `);
+  }
+  createTriggers(db);
+  return !existed;
+}
+
+/** (Re)creates every trigger on functions. */
+export function createTriggers(db: Database.Database): void {
+  const checks = checksSql();
+  db.exec(`
+    DROP TRIGGER IF EXISTS functions_check_insert;
+    DROP TRIGGER IF EXISTS functions_check_update;
+    DROP TRIGGER IF EXISTS functions_touch_insert;
+    DROP TRIGGER IF EXISTS functions_touch_update;
+    DROP TRIGGER IF EXISTS functions_log_insert;
+    DROP TRIGGER IF EXISTS functions_log_update;
+    DROP TRIGGER IF EXISTS functions_log_delete;
+
+    -- Refuse a bad row in the operator's own SQL client, naming the field and the rule.
+    CREATE TRIGGER functions_check_insert BEFORE INSERT ON functions BEGIN ${checks} END;
+    CREATE TRIGGER functions_check_update BEFORE UPDATE OF k, v ON functions BEGIN ${checks} END;
+
+    -- Keep updated current, whatever the operator wrote. The WHEN clause ends the recursion
+    -- even with PRAGMA recursive_triggers on ('now' is fixed for the whole statement).
+    CREATE TRIGGER functions_touch_insert AFTER INSERT ON functions WHEN NEW.updated IS NOT ${NOW_MS_SQL}
+    BEGIN UPDATE functions SET updated = ${NOW_MS_SQL} WHERE rowid = NEW.rowid; END;
+    CREATE TRIGGER functions_touch_update AFTER UPDATE ON functions WHEN NEW.updated IS NOT ${NOW_MS_SQL}
+    BEGIN UPDATE functions SET updated = ${NOW_MS_SQL} WHERE rowid = NEW.rowid; END;
+
+    -- The change log (file header). A renamed key logs its old name too, so it disappears.
+    CREATE TRIGGER functions_log_insert AFTER INSERT ON functions BEGIN ${logKey('NEW.k')} END;
+    CREATE TRIGGER functions_log_update AFTER UPDATE OF k, v ON functions
+    WHEN OLD.k IS NOT NEW.k OR OLD.v IS NOT NEW.v BEGIN
+      INSERT INTO functions_changes(k, seq) SELECT OLD.k, ${NEXT_SEQ} WHERE OLD.k IS NOT NEW.k
+        ON CONFLICT(k) DO UPDATE SET seq = excluded.seq;
+      ${logKey('NEW.k')}
+    END;
+    CREATE TRIGGER functions_log_delete AFTER DELETE ON functions BEGIN ${logKey('OLD.k')} END;
+  `);
+}
+
+/** Functions a fresh database starts with, so that the gateway answers something on first start. */
+export const DEMO_ROUTES: ReadonlyArray<readonly [key: string, config: Record<string, unknown>]> = [
+  ['GET:/hello', {
+    runtime: 'node',
+    code: "export default { async fetch(request, env, ctx) { return new Response('hello from faas\\n') } }",
+  }],
+  ['POST:/echo', {
+    runtime: 'node',
+    code: "exports.handler = async (event) => ({ statusCode: 200, headers: { 'content-type': event.headers['content-type'] || 'application/octet-stream' }, body: event.body, isBase64Encoded: event.isBase64Encoded })",
+  }],
+  ['GET:/py/hello', {
+    runtime: 'python',
+    code: 'def handle(request):\n    return {"hello": "from python", "path": request.path}\n',
+  }],
+];
+
+/** Inserts DEMO_ROUTES. Call it only when migrate() reports `created`: operators' deletes stay deleted. */
+export function seedDemoRoutes(db: Database.Database): void {
+  const insert = db.prepare('INSERT INTO functions(k, v) VALUES (?, ?)');
+  db.transaction(() => {
+    for (const [key, config] of DEMO_ROUTES) insert.run(key, JSON.stringify(config));
+  })();
+}

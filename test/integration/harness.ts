@@ -1,0 +1,108 @@
+// Starts the real gateway (dist/, built by `npm test` before vitest runs) with real workers
+// on port 0 in a temp dir, and gives the test its ports and a separate SQLite connection.
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+
+const CLI = path.resolve('dist/src/cli.js');
+
+export interface Gateway {
+  readonly http: string;
+  readonly admin: string;
+  readonly dir: string;
+  readonly dbPath: string;
+  readonly runDir: string;
+  readonly proc: ChildProcess;
+  /** Everything the gateway and its workers wrote to stderr so far. */
+  logs(): string;
+  /** An operator's connection to the same database. */
+  sql(): Database.Database;
+  stop(): Promise<void>;
+}
+
+export async function startGateway(args: string[] = [], opts: { workers?: number; syncMs?: number } = {}): Promise<Gateway> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'faas-test-'));
+  fs.chmodSync(dir, 0o755); // the sandbox user (uid 65534) mounts code from the run dir inside it
+  const dbPath = path.join(dir, 'faas.db');
+  const runDir = path.join(dir, 'run');
+  const proc = spawn(process.execPath, [CLI, 'gateway', '--port', '0', '--admin-port', '0', '--host', '127.0.0.1',
+    '--db', dbPath, '--run-dir', runDir, '--workers', String(opts.workers ?? 2), '--sync-ms', String(opts.syncMs ?? 200), ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, FAAS_HOST_SECRET: 'must-not-leak' },
+  });
+  let stderr = '';
+  proc.stderr!.on('data', (c: Buffer) => {
+    stderr += c.toString();
+  });
+  const ports = await new Promise<{ http: number; admin: number }>((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`gateway did not start in 30 s:\n${stderr}`)), 30_000);
+    proc.stdout!.on('data', (c: Buffer) => {
+      out += c.toString();
+      const m = /listening http=(\d+) admin=(\d+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve({ http: Number(m[1]), admin: Number(m[2]) });
+      }
+    });
+    proc.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`gateway exited with ${code} before listening:\n${stderr}`));
+    });
+  });
+  const connections: Database.Database[] = [];
+  return {
+    http: `http://127.0.0.1:${ports.http}`,
+    admin: `http://127.0.0.1:${ports.admin}`,
+    dir, dbPath, runDir, proc,
+    logs: () => stderr,
+    sql: () => {
+      const db = new Database(dbPath);
+      db.pragma('busy_timeout = 5000');
+      connections.push(db);
+      return db;
+    },
+    stop: async () => {
+      for (const db of connections) db.close();
+      if (proc.exitCode === null) {
+        const exited = new Promise((r) => proc.once('exit', r));
+        proc.kill('SIGTERM');
+        await Promise.race([exited, sleep(8000)]);
+        if (proc.exitCode === null) proc.kill('SIGKILL');
+      }
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Polls until fn returns a truthy value or the time runs out. */
+export async function eventually<T>(fn: () => Promise<T | undefined | false>, timeoutMs = 5000, stepMs = 50): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms${last ? `: ${String(last)}` : ''}`);
+    await sleep(stepMs);
+  }
+}
+
+export function fn(v: Record<string, unknown>): string {
+  return JSON.stringify(v);
+}
+
+declare global {
+  // Tests read JSON bodies loosely and assert on their fields.
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  interface Response { json(): Promise<any> }
+}

@@ -1,0 +1,115 @@
+// The sandbox a function runs in (process mode): unprivileged, no network, none of the host's
+// environment, a read-only system and a private writable /tmp.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { eventually, fn, startGateway, type Gateway } from './harness.js';
+
+let gw: Gateway;
+let port: string;
+
+beforeAll(async () => {
+  gw = await startGateway([], { workers: 1 });
+  port = new URL(gw.http).port;
+  const insert = gw.sql().prepare('INSERT INTO functions(k, v) VALUES (?, ?)');
+  insert.run('GET:/probe/node', fn({ runtime: 'node', env: { GREETING: 'hi' }, code: nodeProbe }));
+  insert.run('GET:/probe/python', fn({ runtime: 'python', env: { GREETING: 'hi' }, code: pythonProbe }));
+  await eventually(async () => (await fetch(`${gw.http}/probe/python`)).status !== 404);
+});
+afterAll(async () => {
+  await gw?.stop();
+});
+
+const nodeProbe = `
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+const attempt = (f) => { try { f(); return 'ok'; } catch (e) { return e.code; } };
+export default {
+  async fetch(request) {
+    const port = new URL(request.url).searchParams.get('port');
+    const connect = await new Promise((resolve) => {
+      const s = net.connect(Number(port), '127.0.0.1');
+      s.on('connect', () => { s.destroy(); resolve('connected'); });
+      s.on('error', (e) => resolve(e.code));
+    });
+    return Response.json({
+      uid: process.getuid(),
+      env: process.env,
+      writeEtc: attempt(() => fs.writeFileSync('/etc/x', '1')),
+      writeUsr: attempt(() => fs.writeFileSync('/usr/x', '1')),
+      writeRoot: attempt(() => fs.writeFileSync('/x', '1')),
+      writeCode: attempt(() => fs.writeFileSync('/fn/x', '1')),
+      writeTmp: attempt(() => fs.writeFileSync('/tmp/x', 'ok')),
+      readShadow: attempt(() => fs.readFileSync('/etc/shadow')),
+      interfaces: Object.keys(os.networkInterfaces()),
+      connectGateway: connect,
+      pids: fs.readdirSync('/proc').filter((n) => /^\\d+$/.test(n)).length,
+    });
+  },
+};
+`;
+
+const pythonProbe = `
+import os, socket
+
+def attempt(f):
+    try:
+        f()
+        return "ok"
+    except OSError as e:
+        return e.__class__.__name__ + ":" + str(e.errno)
+
+def write(path):
+    with open(path, "w") as f:
+        f.write("1")
+
+def connect(port):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(2)
+    s.connect(("127.0.0.1", int(port)))
+
+def handle(request):
+    return {
+        "uid": os.getuid(),
+        "env": dict(os.environ),
+        "writeEtc": attempt(lambda: write("/etc/x")),
+        "writeTmp": attempt(lambda: write("/tmp/x")),
+        "connectGateway": attempt(lambda: connect(request.query["port"])),
+        "pids": len([p for p in os.listdir("/proc") if p.isdigit()]),
+    }
+`;
+
+describe('process sandbox', () => {
+  it('node: unprivileged, isolated, read-only system, private /tmp', async () => {
+    const res = await fetch(`${gw.http}/probe/node?port=${port}`);
+    expect(res.status).toBe(200);
+    const p = await res.json();
+    expect(p.uid).toBe(65534);
+    expect(p.env).toEqual({ PATH: '/usr/bin:/bin', HOME: '/tmp', LANG: 'C.UTF-8', PWD: '/tmp', GREETING: 'hi' });
+    expect(p.writeEtc).toMatch(/EROFS|EACCES/);
+    expect(p.writeUsr).toMatch(/EROFS|EACCES/);
+    expect(p.writeRoot).toMatch(/EROFS|EACCES/);
+    expect(p.writeCode).toMatch(/EROFS|EACCES/);
+    expect(p.writeTmp).toBe('ok');
+    expect(p.readShadow).toBe('ENOENT');
+    expect(p.interfaces).toEqual(['lo']);
+    expect(p.connectGateway).toBe('ECONNREFUSED');
+    expect(p.pids).toBeLessThanOrEqual(3);
+  });
+
+  it('python: the same', async () => {
+    const res = await fetch(`${gw.http}/probe/python?port=${port}`);
+    expect(res.status).toBe(200);
+    const p = await res.json();
+    expect(p.uid).toBe(65534);
+    expect(p.env).toEqual({ PATH: '/usr/bin:/bin', HOME: '/tmp', LANG: 'C.UTF-8', PWD: '/tmp', GREETING: 'hi' });
+    expect(p.writeEtc).toMatch(/^(OSError:30|PermissionError:13)$/);
+    expect(p.writeTmp).toBe('ok');
+    expect(p.connectGateway).toBe('ConnectionRefusedError:111');
+    expect(p.pids).toBeLessThanOrEqual(3);
+  });
+
+  it('the host environment never reaches a function', async () => {
+    const p = await (await fetch(`${gw.http}/probe/node?port=${port}`)).json();
+    expect(JSON.stringify(p.env)).not.toContain('must-not-leak');
+  });
+});

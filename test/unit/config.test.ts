@@ -1,0 +1,40 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadGatewayConfig, loadWorkerConfig } from '../../src/config.js';
+
+describe('loadGatewayConfig', () => {
+  it('takes flags over environment over defaults', () => {
+    const c = loadGatewayConfig(['--port', '81', '--workers=3'], { FAAS_PORT: '82', FAAS_SYNC_MS: '1000' });
+    expect(c.port).toBe(81);
+    expect(c.workers).toBe(3);
+    expect(c.syncMs).toBe(1000);
+    expect(c.adminPort).toBe(9090);
+    expect(c.reportMs).toBe(500);
+    expect(Object.isFrozen(c)).toBe(true);
+  });
+
+  it('lists every problem at once and never turns a bad value into a default', () => {
+    try {
+      loadGatewayConfig(['--port', 'abc', '--workers', '0', '--bogus', '1'], { FAAS_SYNC_MS: '5s' });
+      expect.unreachable();
+    } catch (err) {
+      expect(err).toBeInstanceOf(ConfigError);
+      const problems = (err as ConfigError).problems;
+      expect(problems).toHaveLength(4);
+      expect(problems.join('\n')).toContain('--port must be an integer between 0 and 65535 (got "abc")');
+      expect(problems.join('\n')).toContain('--workers must be an integer between 1 and 256 (got "0")');
+      expect(problems.join('\n')).toContain('FAAS_SYNC_MS (from --sync-ms) must be an integer between 50 and 3600000 (got "5s")');
+      expect(problems.join('\n')).toContain('unknown option "--bogus"');
+    }
+  });
+
+  it('needs a value after a flag', () => {
+    expect(() => loadGatewayConfig(['--port'], {})).toThrow(/--port needs a value/);
+  });
+});
+
+describe('loadWorkerConfig', () => {
+  it('validates the worker id', () => {
+    expect(loadWorkerConfig(['--id', 'w-1.a'], {}).id).toBe('w-1.a');
+    expect(() => loadWorkerConfig(['--id', 'bad id'], {})).toThrow(/--id must be 1–64 characters/);
+  });
+});

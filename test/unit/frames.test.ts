@@ -1,0 +1,53 @@
+import { describe, expect, it } from 'vitest';
+import { encodeFrame, FrameDecoder, FrameError, MAX_FRAME_BYTES } from '../../src/protocol/frames.js';
+import { FrameType, type InvokeMessage } from '../../src/protocol/messages.js';
+
+const invoke: InvokeMessage = {
+  t: FrameType.Invoke, id: 7, key: 'POST:/x', version: 3, requestId: 'r1', method: 'POST', path: '/x', query: 'a=1',
+  headers: ['content-type', 'text/plain'],
+};
+
+function bytes(message = invoke, body = Buffer.from('hello')): Buffer {
+  return Buffer.concat(encodeFrame(message, body));
+}
+
+describe('frames', () => {
+  it('round-trips an envelope and a raw body', () => {
+    const [frame] = new FrameDecoder().push(bytes());
+    expect(frame!.message).toEqual(invoke);
+    expect(frame!.body.toString()).toBe('hello');
+  });
+
+  it('reassembles frames split at every byte and several frames in one chunk', () => {
+    const one = bytes();
+    const two = bytes({ ...invoke, id: 8 }, Buffer.alloc(0));
+    const all = Buffer.concat([one, two, one]);
+    const d = new FrameDecoder();
+    const got = [];
+    for (let i = 0; i < all.length; i++) got.push(...d.push(all.subarray(i, i + 1)));
+    expect(got.map((f) => f.message.id)).toEqual([7, 8, 7]);
+    expect(got[1]!.body.length).toBe(0);
+    expect(new FrameDecoder().push(all).length).toBe(3);
+  });
+
+  it('keeps a 64 KiB body intact', () => {
+    const body = Buffer.alloc(65536, 0xab);
+    const [frame] = new FrameDecoder().push(bytes(invoke, body));
+    expect(frame!.body.equals(body)).toBe(true);
+  });
+
+  it('refuses an impossible length, a bad envelope length and garbage envelopes', () => {
+    const huge = Buffer.alloc(8);
+    huge.writeUInt32BE(MAX_FRAME_BYTES + 1, 0);
+    expect(() => new FrameDecoder().push(huge)).toThrow(FrameError);
+    const bad = Buffer.alloc(12);
+    bad.writeUInt32BE(8, 0);
+    bad.writeUInt32BE(100, 4);
+    expect(() => new FrameDecoder().push(bad)).toThrow(/envelope length 100 exceeds/);
+    const notObject = Buffer.alloc(9);
+    notObject.writeUInt32BE(5, 0);
+    notObject.writeUInt32BE(1, 4);
+    notObject[8] = 0x2a; // msgpack fixint 42
+    expect(() => new FrameDecoder().push(notObject)).toThrow(/numeric t and id/);
+  });
+});

@@ -1,0 +1,40 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { materialize, nodeModuleExtension } from '../../workers/function-code.js';
+import type { FunctionConfig } from '../../src/protocol/messages.js';
+
+const base: FunctionConfig = { runtime: 'node', mode: 'process', timeoutMs: 1000, memoryMb: 128, maxConcurrency: 10, env: {}, auth: 'none' };
+
+describe('function code', () => {
+  it('tells CommonJS from ES modules', () => {
+    expect(nodeModuleExtension('exports.handler = async () => 1')).toBe('.cjs');
+    expect(nodeModuleExtension('module.exports = { handler }')).toBe('.cjs');
+    expect(nodeModuleExtension('export default { fetch() {} }')).toBe('.mjs');
+    expect(nodeModuleExtension('import x from "y"\nexport const handler = x')).toBe('.mjs');
+  });
+
+  it('writes inline code once per content, world-readable', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'faas-code-'));
+    const a = materialize({ ...base, code: 'export default {}' }, dir);
+    const b = materialize({ ...base, code: 'export default {}' }, dir);
+    expect(a).toEqual(b);
+    expect(a.entry).toBe('/fn/index.mjs');
+    const file = path.join(a.hostPath, 'index.mjs');
+    expect(fs.readFileSync(file, 'utf8')).toBe('export default {}');
+    expect(fs.statSync(file).mode & 0o777).toBe(0o644);
+    const py = materialize({ ...base, runtime: 'python', code: 'def handle(r): return "x"' }, dir);
+    expect(py.entry).toBe('/fn/index.py');
+  });
+
+  it('mounts a path file or folder and names a folder without an entry', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'faas-path-'));
+    fs.writeFileSync(path.join(dir, 'fn.py'), '');
+    expect(materialize({ ...base, runtime: 'python', path: path.join(dir, 'fn.py') }, dir)).toEqual(
+      { hostPath: path.join(dir, 'fn.py'), mountPath: '/fn/fn.py', entry: '/fn/fn.py' });
+    expect(() => materialize({ ...base, path: dir }, dir)).toThrow(/without an entry file \(one of index.mjs, index.js, index.cjs\)/);
+    fs.writeFileSync(path.join(dir, 'index.js'), '');
+    expect(materialize({ ...base, path: dir }, dir).entry).toBe('/fn/index.js');
+  });
+});

@@ -1,0 +1,129 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { checkUsable, parseFunctionConfig } from '../../src/routes/function-config.js';
+import type { FunctionConfig } from '../../src/protocol/messages.js';
+
+const parse = (v: unknown) => parseFunctionConfig(typeof v === 'string' ? v : JSON.stringify(v));
+function errorOf(v: unknown): string {
+  const r = parse(v);
+  if (r.ok) throw new Error(`expected ${JSON.stringify(v)} to be refused`);
+  return r.error;
+}
+function configOf(v: unknown): FunctionConfig {
+  const r = parse(v);
+  if (!r.ok) throw new Error(r.error);
+  return r.config;
+}
+
+describe('parseFunctionConfig', () => {
+  it('applies the defaults of CONTRACT §2', () => {
+    expect(configOf({ runtime: 'node', code: 'x' })).toEqual({
+      runtime: 'node', mode: 'process', code: 'x', timeoutMs: 30000, memoryMb: 128, maxConcurrency: 100, env: {}, auth: 'none',
+    });
+  });
+
+  it('turns every field into camelCase', () => {
+    const config = configOf({
+      runtime: 'python', mode: 'container', path: '/srv/fn', handler: 'main', timeout_ms: 5000, memory_mb: 256,
+      max_concurrency: 4, env: { GREETING: 'hi', _X1: '' }, auth: 'api-key', rate_limit: { rps: 0.5, burst: 3 },
+    });
+    expect(config).toEqual({
+      runtime: 'python', mode: 'container', path: '/srv/fn', handler: 'main', timeoutMs: 5000, memoryMb: 256,
+      maxConcurrency: 4, env: { GREETING: 'hi', _X1: '' }, auth: 'api-key', rateLimit: { rps: 0.5, burst: 3 },
+    });
+    expect(Object.isFrozen(config) && Object.isFrozen(config.env) && Object.isFrozen(config.rateLimit)).toBe(true);
+  });
+
+  it('treats JSON null as an absent optional field', () => {
+    expect(configOf({ runtime: 'node', code: 'x', path: null, mode: null, timeout_ms: null, env: null, rate_limit: null }))
+      .toEqual(configOf({ runtime: 'node', code: 'x' }));
+  });
+
+  it('accepts an integral number written as 5000.0, as JSON.parse reads it', () => {
+    expect(configOf('{"runtime":"node","code":"x","timeout_ms":5000.0}').timeoutMs).toBe(5000);
+  });
+
+  it('names the field, the rule and the bad value', () => {
+    expect(errorOf({ runtime: 'node', code: 'x', timeout_ms: '5s' })).toBe('v.timeout_ms must be an integer between 1 and 900000 (got "5s")');
+    expect(errorOf({ runtime: 'ruby', code: 'x' })).toBe('v.runtime must be one of "node", "python", "wasm" (got "ruby")');
+    expect(errorOf({ code: 'x' })).toBe('v.runtime is required and must be one of "node", "python", "wasm"');
+    expect(errorOf({ runtime: 'node', code: 'x', mode: 'vm' })).toBe('v.mode must be one of "process", "container" (got "vm")');
+    expect(errorOf({ runtime: 'node', code: 'x', memory_mb: 8 })).toBe('v.memory_mb must be an integer between 16 and 16384 (got 8)');
+    expect(errorOf({ runtime: 'node', code: 'x', max_concurrency: 1.5 })).toBe('v.max_concurrency must be an integer between 1 and 10000 (got 1.5)');
+    expect(errorOf({ runtime: 'node', code: 'x', auth: 'jwt' })).toBe('v.auth must be one of "none", "api-key" (got "jwt")');
+    expect(errorOf({ runtime: 'node', code: '' })).toBe('v.code must be a non-empty string (got "")');
+    expect(errorOf({ runtime: 'node', path: 'fn/index.js' })).toBe('v.path must be an absolute path (a string starting with "/") (got "fn/index.js")');
+    expect(errorOf({ runtime: 'node', code: 'x', handler: 'a.b' })).toMatch(/^v\.handler must be an identifier.*\(got "a\.b"\)$/);
+  });
+
+  it('wants exactly one of code and path', () => {
+    expect(errorOf({ runtime: 'node' })).toBe('v must have exactly one of "code" (the source inline) or "path" (an absolute path); it has neither');
+    expect(errorOf({ runtime: 'node', code: 'x', path: '/x' })).toMatch(/; it has both$/);
+  });
+
+  it('refuses unknown fields, lists the allowed ones, and guesses the typo', () => {
+    expect(errorOf({ runtime: 'node', code: 'x', timeout: 5000 })).toBe(
+      'v.timeout is not a known field (did you mean "timeout_ms"?); allowed fields: runtime, mode, code, path, handler, timeout_ms, memory_mb, max_concurrency, env, auth, rate_limit');
+    expect(errorOf({ runtime: 'node', code: 'x', memoryMb: 64 })).toContain('v.memoryMb is not a known field (did you mean "memory_mb"?)');
+    expect(errorOf({ runtime: 'node', code: 'x', colour: 1 })).toMatch(/^v\.colour is not a known field; allowed fields: /);
+  });
+
+  it('checks env names and values', () => {
+    expect(errorOf({ runtime: 'node', code: 'x', env: ['A=1'] })).toBe('v.env must be an object whose values are strings (got ["A=1"])');
+    expect(errorOf({ runtime: 'node', code: 'x', env: { '1A': 'x' } })).toBe('v.env has an invalid name "1A": names must match [A-Za-z_][A-Za-z0-9_]*');
+    expect(errorOf({ runtime: 'node', code: 'x', env: { PORT: 8080 } })).toBe('v.env.PORT must be a string (got 8080)');
+    // "__proto__" is a valid name and must stay a plain entry, not a prototype.
+    const env = configOf('{"runtime":"node","code":"x","env":{"__proto__":"p"}}').env;
+    expect(Object.keys(env)).toEqual(['__proto__']);
+    expect(Object.getPrototypeOf(env)).toBe(Object.prototype);
+  });
+
+  it('checks rate_limit', () => {
+    expect(errorOf({ runtime: 'node', code: 'x', rate_limit: { rps: 0, burst: 1 } })).toBe('v.rate_limit.rps must be a number greater than 0 (got 0)');
+    expect(errorOf({ runtime: 'node', code: 'x', rate_limit: { rps: 1 } })).toBe('v.rate_limit.burst must be an integer of at least 1 (got nothing)');
+    expect(errorOf({ runtime: 'node', code: 'x', rate_limit: { rps: 1, burst: 1, window: 1 } })).toMatch(/^v\.rate_limit must be an object \{"rps": N, "burst": M\}; allowed fields: rps, burst/);
+    expect(errorOf({ runtime: 'node', code: 'x', rate_limit: 10 })).toMatch(/^v\.rate_limit must be an object/);
+  });
+
+  it('lists every problem at once', () => {
+    expect(errorOf({ runtime: 'ruby', code: 'x', timeout_ms: 0, auth: 'x' }).split('; ').map((p) => p.split(' ')[0]))
+      .toEqual(['v.runtime', 'v.timeout_ms', 'v.auth']);
+  });
+
+  it('refuses text that is not a JSON object', () => {
+    expect(errorOf('{runtime: node}')).toMatch(/^v must be valid JSON \(/);
+    expect(errorOf('[1]')).toBe('v must be a JSON object (got [1])');
+    expect(errorOf('null')).toBe('v must be a JSON object (got null)');
+  });
+});
+
+describe('checkUsable', () => {
+  const base = configOf({ runtime: 'node', code: 'x' });
+
+  it('passes inline node and python code', () => {
+    expect(checkUsable(base)).toBeUndefined();
+    expect(checkUsable({ ...base, runtime: 'python' })).toBeUndefined();
+  });
+
+  it('says wasm and container are not in this build yet', () => {
+    expect(checkUsable({ ...base, runtime: 'wasm' })).toBe('runtime "wasm" is not available yet in this build; use node or python');
+    expect(checkUsable({ ...base, mode: 'container' })).toBe('mode "container" is not available yet in this build; use "process"');
+  });
+
+  it('wants path to exist as a file or a folder', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'faas-config-'));
+    try {
+      const file = path.join(dir, 'index.js');
+      fs.writeFileSync(file, 'exports.handler = async () => "ok"');
+      const { code: _code, ...withoutCode } = base;
+      expect(checkUsable({ ...withoutCode, path: file })).toBeUndefined();
+      expect(checkUsable({ ...withoutCode, path: dir })).toBeUndefined();
+      expect(checkUsable({ ...withoutCode, path: path.join(dir, 'nope.js') })).toBe(`v.path ${JSON.stringify(path.join(dir, 'nope.js'))} does not exist on this host`);
+      expect(checkUsable({ ...withoutCode, path: path.join(file, 'x') })).toMatch(/does not exist on this host$/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

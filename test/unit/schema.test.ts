@@ -1,0 +1,179 @@
+// The schema's triggers: they refuse what the TypeScript rules refuse, in the same words, keep
+// `updated` current, and log every change in commit order. Checked with better-sqlite3's SQLite
+// and, when it is installed, with the sqlite3 CLI that operators use (3.40 on Debian 12).
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { describe, expect, it } from 'vitest';
+import { parseFunctionConfig } from '../../src/routes/function-config.js';
+import { parseRouteKey } from '../../src/routes/route-key.js';
+import { migrate, SCHEMA_VERSION, seedDemoRoutes } from '../../src/routes/schema.js';
+
+function fresh(): Database.Database {
+  const db = new Database(':memory:');
+  migrate(db);
+  return db;
+}
+/** The trigger's message for inserting (k, v), or undefined when the row is accepted. */
+function refusal(db: Database.Database, k: unknown, v: unknown): string | undefined {
+  try {
+    db.transaction(() => {
+      db.prepare('INSERT INTO functions(k, v) VALUES (?, ?)').run(k, v);
+      throw new RollBack();
+    })();
+  } catch (err) {
+    if (err instanceof RollBack) return undefined;
+    return (err as Error).message;
+  }
+  return undefined;
+}
+class RollBack extends Error {}
+
+const V = (extra: Record<string, unknown> = {}): string => JSON.stringify({ runtime: 'node', code: 'x', ...extra });
+
+// [k, v, the trigger's message, or null when the row is valid]
+const CASES: ReadonlyArray<readonly [string, string, string | null]> = [
+  ['GET:/ok', V(), null],
+  ['OPTIONS:/a:b/%20', V({ mode: null, timeout_ms: 5000.0, env: { A_1: 'x' }, auth: 'api-key', rate_limit: { rps: 0.5, burst: 2 }, handler: '$h_1' }), null],
+  ['get:/x', V(), "functions.k must be 'METHOD:/path' with METHOD in upper case, one of GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"],
+  ['GET /x', V(), "functions.k must be 'METHOD:/path'"],
+  ['GET:x', V(), 'functions.k path must start with "/"'],
+  ['GET:/a?b', V(), 'functions.k path must not contain "?"'],
+  ['GET:/a#b', V(), 'functions.k path must not contain "#"'],
+  ['GET:/a b', V(), 'functions.k path must not contain whitespace or control characters'],
+  ['GET:/a\u00a0', V(), 'functions.k path must not contain whitespace or control characters'],
+  [`GET:/${'a'.repeat(2048)}`, V(), 'functions.k path must be at most 2048 characters'],
+  ['GET:/x', '{runtime: node}', 'v must be valid JSON'],
+  ['GET:/x', '[1]', 'v must be a JSON object'],
+  ['GET:/x', V({ timeout: 5 }), 'v has a field that is not a known field'],
+  ['GET:/x', JSON.stringify({ code: 'x' }), 'v.runtime is required'],
+  ['GET:/x', V({ runtime: 'ruby' }), 'v.runtime must be one of "node", "python", "wasm"'],
+  ['GET:/x', V({ mode: 'vm' }), 'v.mode must be one of "process", "container"'],
+  ['GET:/x', JSON.stringify({ runtime: 'node' }), 'v must have exactly one of "code" (the source inline) or "path" (an absolute path); it has neither'],
+  ['GET:/x', V({ path: '/x' }), 'v must have exactly one of "code"'],
+  ['GET:/x', V({ code: '' }), 'v.code must be a non-empty string'],
+  ['GET:/x', JSON.stringify({ runtime: 'node', path: 'rel' }), 'v.path must be an absolute path'],
+  ['GET:/x', V({ handler: 'a.b' }), 'v.handler must be an identifier'],
+  ['GET:/x', V({ timeout_ms: '5s' }), 'v.timeout_ms must be an integer between 1 and 900000'],
+  ['GET:/x', V({ timeout_ms: 900001 }), 'v.timeout_ms must be an integer between 1 and 900000'],
+  ['GET:/x', V({ memory_mb: 8 }), 'v.memory_mb must be an integer between 16 and 16384'],
+  ['GET:/x', V({ max_concurrency: 1.5 }), 'v.max_concurrency must be an integer between 1 and 10000'],
+  ['GET:/x', V({ env: ['A=1'] }), 'v.env must be an object whose values are strings'],
+  ['GET:/x', V({ env: { '1A': 'x' } }), 'v.env has an invalid name: names must match [A-Za-z_][A-Za-z0-9_]*'],
+  ['GET:/x', V({ env: { PORT: 8080 } }), 'v.env must be an object whose values are strings'],
+  ['GET:/x', V({ auth: 'jwt' }), 'v.auth must be one of "none", "api-key"'],
+  ['GET:/x', V({ rate_limit: { rps: 1, burst: 1, window: 1 } }), 'v.rate_limit must be an object {"rps": N, "burst": M}'],
+  ['GET:/x', V({ rate_limit: { rps: 0, burst: 1 } }), 'v.rate_limit.rps must be a number greater than 0'],
+  ['GET:/x', V({ rate_limit: { rps: 1 } }), 'v.rate_limit.burst must be an integer of at least 1'],
+];
+
+describe('schema triggers', () => {
+  it.each(CASES)('%s %s → %s', (k, v, message) => {
+    const db = fresh();
+    const refused = refusal(db, k, v);
+    if (message === null) expect(refused).toBeUndefined();
+    else expect(refused).toMatch(new RegExp(`^${message.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
+    // The gateway's own parser agrees on what is valid.
+    expect(parseRouteKey(k).ok && parseFunctionConfig(v).ok).toBe(message === null);
+  });
+
+  it('refuses NULL or BLOB keys and values, and bad UPDATEs too', () => {
+    const db = fresh();
+    seedDemoRoutes(db);
+    expect(refusal(db, null, V())).toMatch(/^functions\.k must be/);
+    expect(refusal(db, 'GET:/x', Buffer.from('{}'))).toMatch(/^v must be valid JSON/);
+    expect(() => db.exec("UPDATE functions SET v = json_set(v, '$.timeout_ms', '5s') WHERE k = 'GET:/hello'")).toThrow(/^v\.timeout_ms must be an integer/);
+    expect(() => db.exec("UPDATE functions SET k = 'GET:/a?b' WHERE k = 'GET:/hello'")).toThrow(/^functions\.k path must not contain "\?"/);
+  });
+
+  it('keeps updated current in ms, whatever the operator writes', () => {
+    const db = fresh();
+    const before = Date.now();
+    db.prepare('INSERT INTO functions(k, v, updated) VALUES (?, ?, 7)').run('GET:/a', V());
+    const updated = (): number => db.prepare("SELECT updated FROM functions WHERE k = 'GET:/a'").pluck().get() as number;
+    expect(updated()).toBeGreaterThanOrEqual(before - 1);
+    expect(updated()).toBeLessThanOrEqual(Date.now() + 1);
+    db.exec("UPDATE functions SET updated = 5 WHERE k = 'GET:/a'");
+    expect(updated()).toBeGreaterThanOrEqual(before - 1);
+    db.pragma('recursive_triggers = ON'); // the touch trigger must not recurse forever
+    db.exec("UPDATE functions SET v = json_set(v, '$.memory_mb', 256), updated = 1 WHERE k = 'GET:/a'");
+    expect(updated()).toBeGreaterThanOrEqual(before - 1);
+  });
+
+  it('logs inserts, updates, renames and deletes with increasing seqs, and no-op updates not at all', () => {
+    const db = fresh();
+    const log = (): Array<[string, number]> =>
+      (db.prepare('SELECT k, seq FROM functions_changes ORDER BY seq').raw().all() as Array<[string, number]>);
+    db.prepare('INSERT INTO functions(k, v) VALUES (?, ?)').run('GET:/a', V());
+    db.prepare('INSERT INTO functions(k, v) VALUES (?, ?)').run('GET:/b', V());
+    db.exec("UPDATE functions SET v = v WHERE k = 'GET:/a'");
+    expect(log()).toEqual([['GET:/a', 1], ['GET:/b', 2]]);
+    db.exec("UPDATE functions SET v = json_set(v, '$.auth', 'api-key') WHERE k = 'GET:/a'");
+    db.exec("UPDATE functions SET k = 'GET:/c' WHERE k = 'GET:/b'");
+    db.exec("DELETE FROM functions WHERE k = 'GET:/a'");
+    expect(log()).toEqual([['GET:/a', 6], ['GET:/b', 4], ['GET:/c', 5]].sort((x, y) => (x[1] as number) - (y[1] as number)));
+    db.prepare('INSERT OR REPLACE INTO functions(k, v) VALUES (?, ?)').run('GET:/c', V({ code: 'y' }));
+    expect(log().at(-1)).toEqual(['GET:/c', 7]);
+  });
+});
+
+describe('migrate', () => {
+  it('creates version 1 once', () => {
+    const db = new Database(':memory:');
+    expect(migrate(db)).toEqual({ from: 0, to: SCHEMA_VERSION, created: true });
+    expect(db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
+    expect(migrate(db)).toEqual({ from: SCHEMA_VERSION, to: SCHEMA_VERSION, created: false });
+  });
+
+  it('rebuilds an unversioned functions table, keeping its rows (bad ones too) and logging them', () => {
+    const db = new Database(':memory:');
+    db.exec(`CREATE TABLE functions (k TEXT PRIMARY KEY, v TEXT NOT NULL, updated INTEGER NOT NULL);
+      INSERT INTO functions VALUES ('GET:/old', '${V()}', 1), ('bad key', '{}', 2);`);
+    expect(migrate(db).created).toBe(false);
+    expect(db.prepare('SELECT k FROM functions_changes ORDER BY seq').pluck().all()).toEqual(['GET:/old', 'bad key']);
+    db.prepare('INSERT INTO functions(k, v) VALUES (?, ?)').run('GET:/new', V()); // the default exists now
+    expect(refusal(db, 'bad', '{}')).toMatch(/^functions\.k/);
+  });
+
+  it('refuses a database from a newer gateway', () => {
+    const db = new Database(':memory:');
+    db.pragma(`user_version = ${SCHEMA_VERSION + 1}`);
+    expect(() => migrate(db)).toThrow(/newer than this gateway understands/);
+  });
+});
+
+const cli = ['/usr/bin/sqlite3', '/usr/local/bin/sqlite3'].find((p) => fs.existsSync(p));
+
+describe.skipIf(cli === undefined)('the sqlite3 CLI on a database the gateway made', () => {
+  it('gets the default for updated, and the triggers refuse with their message', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'faas-cli-'));
+    try {
+      const file = path.join(dir, 'faas.db');
+      const db = new Database(file);
+      db.pragma('journal_mode = WAL');
+      migrate(db);
+      db.close();
+      const run = (sql: string) => spawnSync(cli!, ['-bail', file, sql], { encoding: 'utf8' });
+      const version = run('SELECT sqlite_version()').stdout.trim();
+
+      const before = Date.now();
+      const ok = run(`INSERT INTO functions(k, v) VALUES ('GET:/cli', '{"runtime":"python","code":"x"}'); SELECT updated FROM functions WHERE k = 'GET:/cli';`);
+      expect(ok.stderr, `sqlite3 ${version}`).toBe('');
+      expect(Number(ok.stdout.trim())).toBeGreaterThanOrEqual(before - 1);
+      expect(Number(ok.stdout.trim())).toBeLessThanOrEqual(Date.now() + 1);
+
+      const badKey = run(`INSERT INTO functions(k, v) VALUES ('get /x', '{"runtime":"node","code":"x"}')`);
+      expect(badKey.status).not.toBe(0);
+      expect(badKey.stderr).toContain("functions.k must be 'METHOD:/path' with METHOD in upper case");
+      const badTimeout = run(`UPDATE functions SET v = json_set(v, '$.timeout_ms', '5s') WHERE k = 'GET:/cli'`);
+      expect(badTimeout.stderr).toContain('v.timeout_ms must be an integer between 1 and 900000');
+      const badEnv = run(`UPDATE functions SET v = json_set(v, '$.env', json('{"A": 1}')) WHERE k = 'GET:/cli'`);
+      expect(badEnv.stderr).toContain('v.env must be an object whose values are strings');
+      expect(run(`SELECT k, seq FROM functions_changes`).stdout.trim()).toBe('GET:/cli|1');
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
