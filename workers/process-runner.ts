@@ -66,9 +66,12 @@ export class ProcessRunner implements Runner {
       ...Object.entries(config.env).flatMap(([k, v]) => ['--setenv', k, v]),
       ...this.command(spec, code),
     ];
+    // As root, bwrap itself is started as the sandbox user. As anyone else we cannot change
+    // uid, but bwrap is then unprivileged already; --uid maps the function to 65534 inside.
+    const asRoot = process.getuid?.() === 0;
+    if (!asRoot) args.unshift('--uid', String(this.uid), '--gid', String(this.uid));
     const child = spawn(this.bwrap, args, {
-      uid: this.uid,
-      gid: this.uid,
+      ...(asRoot ? { uid: this.uid, gid: this.uid } : {}),
       env: {},
       stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
     });

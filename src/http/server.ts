@@ -42,6 +42,8 @@ export interface ServerDeps {
 /** Headers a function may not set: framing is the gateway's business. */
 const HOP_BY_HOP = new Set(['connection', 'content-length', 'transfer-encoding', 'keep-alive', 'upgrade', 'te', 'trailer', 'proxy-connection', 'date', 'x-faas-worker', 'server-timing']);
 const REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
+/** Seconds a client should wait after a 503: workers restart and report within about a second. */
+const RETRY_AFTER_S = '1';
 
 export function createServer(deps: ServerDeps): TemplatedApp {
   const app = uws().App();
@@ -81,6 +83,7 @@ function handle(deps: ServerDeps, res: HttpResponse, req: HttpRequest): void {
       if (err.workerId) res.writeHeader('x-faas-worker', err.workerId);
       res.writeHeader('server-timing', `gateway;dur=${(performance.now() - started).toFixed(3)}`);
       for (const [k, v] of extra ?? []) res.writeHeader(k, v);
+      if (err.status === 503) res.writeHeader('retry-after', RETRY_AFTER_S);
       res.end(errorBody(err.code, err.message), close);
     });
     deps.observe(route?.key, err.status, performance.now() - started, false, err.code);

@@ -1,0 +1,91 @@
+// Faults a client can see: a function or worker dying mid-call (502), a function at its
+// max_concurrency (503 + Retry-After), a worker that goes silent (skipped), a row the gateway
+// cannot use (the last good config keeps serving).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { eventually, fn, sleep, startGateway, type Gateway } from './harness.js';
+
+let gw: Gateway;
+
+interface WorkerRow { id: string; pid: number; inFlight: number; available: boolean; restarts: number }
+const workers = async (): Promise<WorkerRow[]> => (await fetch(`${gw.admin}/workers`)).json();
+
+beforeAll(async () => {
+  gw = await startGateway([], { workers: 2 });
+  const insert = gw.sql().prepare('INSERT INTO functions(k, v) VALUES (?, ?)');
+  insert.run('GET:/exit', fn({ runtime: 'node', code: 'export default { fetch() { process.exit(3) } }' }));
+  insert.run('GET:/sleep', fn({ runtime: 'node', code:
+    'export default { async fetch(r) { await new Promise((ok) => setTimeout(ok, Number(new URL(r.url).searchParams.get("ms")))); return new Response("slept") } }' }));
+  insert.run('GET:/one-at-a-time', fn({ runtime: 'node', max_concurrency: 1, code:
+    'export default { async fetch() { await new Promise((ok) => setTimeout(ok, 400)); return new Response("done") } }' }));
+  await eventually(async () => (await fetch(`${gw.http}/sleep?ms=1`)).status === 200);
+});
+afterAll(async () => {
+  await gw?.stop();
+});
+
+describe('faults', () => {
+  it('502 FUNCTION_CRASHED when the function process dies, and the next call works', async () => {
+    const res = await fetch(`${gw.http}/exit`);
+    expect(res.status).toBe(502);
+    const body = await res.json();
+    expect(body.code).toBe('FUNCTION_CRASHED');
+    expect(body.message).toMatch(/exited \(code 3\)/);
+    expect((await fetch(`${gw.http}/sleep?ms=1`)).status).toBe(200);
+  });
+
+  it('502 WORKER_DIED at once for the calls of a worker killed mid-call', async () => {
+    const call = fetch(`${gw.http}/sleep?ms=5000`);
+    const busy = await eventually(async () => (await workers()).find((w) => w.inFlight > 0));
+    const killedAt = Date.now();
+    process.kill(busy.pid, 'SIGKILL');
+    const res = await call;
+    expect(res.status).toBe(502);
+    expect(res.headers.get('x-faas-worker')).toBe(busy.id);
+    expect((await res.json()).code).toBe('WORKER_DIED');
+    expect(Date.now() - killedAt).toBeLessThan(1000);
+    await eventually(async () => (await workers()).every((w) => w.available), 10_000);
+  });
+
+  it('503 FUNCTION_AT_CAPACITY with Retry-After past max_concurrency on every worker', async () => {
+    const replies = await Promise.all(Array.from({ length: 5 }, () => fetch(`${gw.http}/one-at-a-time`)));
+    const statuses = replies.map((r) => r.status).sort();
+    expect(statuses.filter((s) => s === 200).length).toBeGreaterThanOrEqual(1);
+    const refused = replies.filter((r) => r.status === 503);
+    expect(refused.length).toBeGreaterThanOrEqual(3);
+    for (const r of refused) {
+      expect(r.headers.get('retry-after')).toBe('1');
+      expect((await r.json()).code).toBe('FUNCTION_AT_CAPACITY');
+    }
+  });
+
+  it('a worker that stops reporting gets no calls within 1.5 s', async () => {
+    const [silent] = await workers();
+    process.kill(silent!.pid, 'SIGSTOP');
+    try {
+      await sleep(1500);
+      for (let i = 0; i < 10; i++) {
+        const r = await fetch(`${gw.http}/sleep?ms=1`);
+        expect(r.status).toBe(200);
+        expect(r.headers.get('x-faas-worker')).not.toBe(silent!.id);
+      }
+      expect((await workers()).find((w) => w.id === silent!.id)!.available).toBe(false);
+    } finally {
+      process.kill(silent!.pid, 'SIGCONT');
+    }
+    await eventually(async () => (await workers()).every((w) => w.available), 5000);
+  });
+
+  it('a row the gateway cannot use keeps the last good config and shows why at /routes', async () => {
+    gw.sql().prepare("UPDATE functions SET v = json_set(v, '$.path', '/nonexistent/fn.js', '$.code', NULL) WHERE k = 'GET:/hello'").run();
+    const route = await eventually(async () => {
+      const routes = (await (await fetch(`${gw.admin}/routes`)).json()).routes as Array<{ key: string; state: string; error?: string }>;
+      return routes.find((r) => r.key === 'GET:/hello' && r.state === 'stale');
+    });
+    expect(route.error).toContain('/nonexistent/fn.js');
+    const res = await fetch(`${gw.http}/hello`);
+    expect(res.status).toBe(200);
+    expect(await res.text()).toBe('hello from faas\n');
+    const metrics = await (await fetch(`${gw.admin}/metrics`)).text();
+    expect(metrics).toMatch(/^faas_config_errors 1$/m);
+  });
+});
