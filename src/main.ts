@@ -21,6 +21,12 @@ export async function runGateway(argv: readonly string[], env: NodeJS.ProcessEnv
   uws(); // fail now, loudly, if the native binary does not load
 
   fs.mkdirSync(config.runDir, { recursive: true });
+  const runDirStat = fs.lstatSync(config.runDir);
+  if (!runDirStat.isDirectory() || runDirStat.uid !== process.getuid?.()) {
+    // /tmp/faas is in a shared folder: never use one that someone else created or a symlink.
+    throw new Error(`--run-dir ${config.runDir} must be a folder owned by this user (uid ${process.getuid?.()}); it is ` +
+      `${runDirStat.isSymbolicLink() ? 'a symlink' : runDirStat.isDirectory() ? `owned by uid ${runDirStat.uid}` : 'not a folder'}`);
+  }
   fs.chmodSync(config.runDir, 0o755); // sandboxes (uid 65534) mount code from under it
   assertReachableBySandbox(config.runDir);
   const store = RouteStore.open(path.resolve(config.db));
