@@ -96,7 +96,7 @@ export class ProcessRunner implements Runner {
     const { config } = spec;
     if (config.runtime === 'node') {
       return [this.node, `--max-old-space-size=${config.memoryMb}`, '/faas/node-host.mjs',
-        code.entry, config.handler ?? '', spec.key, String(config.memoryMb)];
+        code.entry, config.handler ?? '', spec.key, String(config.memoryMb), JSON.stringify(config.env)];
     }
     if (config.runtime === 'python') {
       return [this.python, '-B', '-u', '/faas/python-host.py', code.entry, config.handler ?? ''];

@@ -24,7 +24,7 @@ import net from 'node:net';
 import os from 'node:os';
 const attempt = (f) => { try { f(); return 'ok'; } catch (e) { return e.code; } };
 export default {
-  async fetch(request) {
+  async fetch(request, env) {
     const port = new URL(request.url).searchParams.get('port');
     const connect = await new Promise((resolve) => {
       const s = net.connect(Number(port), '127.0.0.1');
@@ -34,6 +34,7 @@ export default {
     return Response.json({
       uid: process.getuid(),
       env: process.env,
+      bindings: env,
       writeEtc: attempt(() => fs.writeFileSync('/etc/x', '1')),
       writeUsr: attempt(() => fs.writeFileSync('/usr/x', '1')),
       writeRoot: attempt(() => fs.writeFileSync('/x', '1')),
@@ -85,6 +86,7 @@ describe('process sandbox', () => {
     const p = await res.json();
     expect(p.uid).toBe(65534);
     expect(p.env).toEqual({ PATH: '/usr/bin:/bin', HOME: '/tmp', LANG: 'C.UTF-8', PWD: '/tmp', GREETING: 'hi' });
+    expect(p.bindings).toEqual({ GREETING: 'hi' });
     expect(p.writeEtc).toMatch(/EROFS|EACCES/);
     expect(p.writeUsr).toMatch(/EROFS|EACCES/);
     expect(p.writeRoot).toMatch(/EROFS|EACCES/);

@@ -1,12 +1,14 @@
 // Runs inside the sandbox: loads one node function and serves invocations over fd 3
 // (frames: workers/instance-frames.ts). Calls run concurrently, as in Workers isolates.
-// Usage: node node-host.mjs ENTRY_FILE [HANDLER] [FUNCTION_NAME] [MEMORY_MB]
+// Usage: node node-host.mjs ENTRY_FILE HANDLER FUNCTION_NAME MEMORY_MB ENV_JSON
 import net from 'node:net';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { pathToFileURL } from 'node:url';
 import { format } from 'node:util';
 
-const [entry, handlerName = '', functionName = '', memoryMb = '128'] = process.argv.slice(2);
+const [entry, handlerName = '', functionName = '', memoryMb = '128', envJson = '{}'] = process.argv.slice(2);
+// Workers' `env`: the route's own variables (they are in process.env too, beside PATH and HOME).
+const functionEnv = Object.freeze(JSON.parse(envJson));
 const LOG_CAP_BYTES = 8 * 1024;
 const TEXTUAL = /^(text\/|application\/(json|xml|javascript|x-www-form-urlencoded|graphql)|[^;]*\+(json|xml))/i;
 
@@ -87,7 +89,7 @@ async function runFetch(fn, self, call, body) {
   const hasBody = call.method !== 'GET' && call.method !== 'HEAD';
   const request = new Request(url, { method: call.method, headers, body: hasBody ? body : undefined });
   const ctx = { waitUntil() {}, passThroughOnException() {}, requestId: call.requestId };
-  const response = await fn.call(self, request, { ...process.env }, ctx);
+  const response = await fn.call(self, request, functionEnv, ctx);
   if (!(response instanceof Response)) {
     return { invalid: `fetch() must return a Response (got ${response === null ? 'null' : typeof response})` };
   }
