@@ -1,9 +1,19 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { materialize, nodeModuleExtension } from '../../workers/function-code.js';
 import type { FunctionConfig } from '../../src/protocol/messages.js';
+
+const made: string[] = [];
+const tempDir = (prefix: string): string => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  made.push(dir);
+  return dir;
+};
+afterAll(() => {
+  for (const dir of made) fs.rmSync(dir, { recursive: true, force: true });
+});
 
 const base: FunctionConfig = { runtime: 'node', mode: 'process', timeoutMs: 1000, memoryMb: 128, maxConcurrency: 10, env: {}, auth: 'none' };
 
@@ -16,7 +26,7 @@ describe('function code', () => {
   });
 
   it('writes inline code once per content, world-readable', () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'faas-code-'));
+    const dir = tempDir('faas-code-');
     const a = materialize({ ...base, code: 'export default {}' }, dir);
     const b = materialize({ ...base, code: 'export default {}' }, dir);
     expect(a).toEqual(b);
@@ -29,7 +39,7 @@ describe('function code', () => {
   });
 
   it('mounts a path file or folder and names a folder without an entry', () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'faas-path-'));
+    const dir = tempDir('faas-path-');
     fs.writeFileSync(path.join(dir, 'fn.py'), '');
     expect(materialize({ ...base, runtime: 'python', path: path.join(dir, 'fn.py') }, dir)).toEqual(
       { hostPath: path.join(dir, 'fn.py'), mountPath: '/fn/fn.py', entry: '/fn/fn.py' });
