@@ -42,6 +42,7 @@ export async function runGateway(argv: readonly string[], env: NodeJS.ProcessEnv
     routes: () => store.snapshot,
     invoke: (inv) => fleet.invoke(inv),
     maxBodyBytes: config.maxBodyBytes,
+    log,
     observe: (route, status, ms, cold, code) => metrics.observe(route, status, ms, cold, code),
   });
   const admin = createAdminServer({

@@ -116,6 +116,8 @@ export class Fleet {
       const { result, body } = await Promise.race([call, deadline]);
       w.served++;
       if (result.error) throw new GatewayError(result.error.code as ErrorCode, result.error.message, w.id);
+      const invalid = invalidResponse(result.status, result.headers);
+      if (invalid) throw new GatewayError('FUNCTION_RESPONSE_INVALID', invalid, w.id);
       return { status: result.status, headers: result.headers, body, workerId: w.id, cold: result.cold, fnMs: result.fnMs };
     } finally {
       clearTimeout(timer);
@@ -167,6 +169,24 @@ export class Fleet {
     this.workers.set(w.id, w);
     this.list = [...this.workers.values()];
   }
+}
+
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9a-z-]+$/;
+const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+
+/**
+ * The function's answer goes onto the wire as it is, so it must be valid HTTP: a final
+ * status, and header names and values without CR, LF or NUL (no response splitting).
+ */
+function invalidResponse(status: number, headers: readonly string[]): string | undefined {
+  if (!Number.isInteger(status) || status < 200 || status > 599) return `the function answered status ${status}; it must be an integer 200–599`;
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i];
+    const value = headers[i + 1];
+    if (typeof name !== 'string' || !HEADER_NAME.test(name)) return `the function answered an invalid header name ${JSON.stringify(name)}`;
+    if (typeof value !== 'string' || !HEADER_VALUE.test(value)) return `the function answered an invalid value for header ${name} (control characters are not allowed)`;
+  }
+  return undefined;
 }
 
 export function metricsSocketPath(runDir: string): string {

@@ -7,6 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { GatewayError, errorBody, reasonPhrase, type ErrorCode } from '../errors.js';
+import type { Log } from '../protocol/log.js';
 import type { Route, RouteTable } from '../routes/route-store.js';
 import { uws, type HttpRequest, type HttpResponse, type TemplatedApp } from './uws.js';
 
@@ -35,19 +36,33 @@ export interface ServerDeps {
   /** Runs the call on a worker; rejects with GatewayError. */
   readonly invoke: (inv: Invocation) => Promise<InvocationResult>;
   readonly maxBodyBytes: number;
+  readonly log: Log;
   /** Called once per answered request, for metrics and the access log. */
   readonly observe: (routeKey: string | undefined, status: number, durationMs: number, cold: boolean, code?: ErrorCode) => void;
 }
 
-/** Headers a function may not set: framing is the gateway's business. */
-const HOP_BY_HOP = new Set(['connection', 'content-length', 'transfer-encoding', 'keep-alive', 'upgrade', 'te', 'trailer', 'proxy-connection', 'date', 'x-faas-worker', 'server-timing']);
+/** Headers a function may not set: framing and the gateway's own headers are the gateway's business. */
+const RESERVED = new Set(['connection', 'content-length', 'transfer-encoding', 'keep-alive', 'upgrade', 'te', 'trailer',
+  'proxy-connection', 'date', 'x-request-id', 'x-faas-worker', 'server-timing']);
 const REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
 /** Seconds a client should wait after a 503: workers restart and report within about a second. */
 const RETRY_AFTER_S = '1';
 
 export function createServer(deps: ServerDeps): TemplatedApp {
   const app = uws().App();
-  app.any('/*', (res, req) => handle(deps, res, req));
+  app.any('/*', (res, req) => {
+    try {
+      handle(deps, res, req);
+    } catch (err) {
+      // A bug here must not take the process down: uWS would abort on an unanswered request.
+      deps.log({ level: 'error', msg: 'request handler failed', error: err instanceof Error ? err.stack : String(err) });
+      try {
+        res.cork(() => res.writeStatus('500 Internal Server Error').end('', true));
+      } catch {
+        /* already answered or aborted */
+      }
+    }
+  });
   return app;
 }
 
@@ -125,7 +140,7 @@ function handle(deps: ServerDeps, res: HttpResponse, req: HttpRequest): void {
           res.writeStatus(`${result.status} ${reasonPhrase(result.status)}`);
           const h = result.headers;
           for (let i = 0; i + 1 < h.length; i += 2) {
-            if (!HOP_BY_HOP.has(h[i]!)) res.writeHeader(h[i]!, h[i + 1]!);
+            if (!RESERVED.has(h[i]!)) res.writeHeader(h[i]!, h[i + 1]!);
           }
           res.writeHeader('x-request-id', requestId);
           res.writeHeader('x-faas-worker', result.workerId);

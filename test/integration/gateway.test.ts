@@ -104,6 +104,26 @@ describe('errors', () => {
     expect(after.status).toBe(200);
   });
 
+  it('500 FUNCTION_RESPONSE_INVALID for a header that would split the response; reserved headers stay the gateway\'s', async () => {
+    const insert = gw.sql().prepare('INSERT INTO functions(k, v) VALUES (?, ?)');
+    insert.run('GET:/split', fn({ runtime: 'node', code: 'exports.handler = async () => ({ statusCode: 200, headers: { "x-a": "1\\r\\nx-evil: 1" }, body: "x" })' }));
+    insert.run('GET:/reserved', fn({ runtime: 'node', code: 'exports.handler = async () => ({ statusCode: 201, headers: { "x-request-id": "forged", "x-faas-worker": "forged", "x-mine": "ok" }, body: "x" })' }));
+    const split = await eventually(async () => {
+      const r = await fetch(`${gw.http}/split`);
+      return r.status === 404 ? undefined : r;
+    });
+    expect(split.status).toBe(500);
+    expect(split.headers.get('x-evil')).toBeNull();
+    const body = await split.json();
+    expect(body.code).toBe('FUNCTION_RESPONSE_INVALID');
+    expect(body.message).toContain('invalid value for header x-a');
+    const reserved = await fetch(`${gw.http}/reserved`, { headers: { 'x-request-id': 'mine' } });
+    expect(reserved.status).toBe(201);
+    expect(reserved.headers.get('x-request-id')).toBe('mine');
+    expect(reserved.headers.get('x-faas-worker')).toMatch(/^w[12]$/);
+    expect(reserved.headers.get('x-mine')).toBe('ok');
+  });
+
   it('500 FUNCTION_ERROR naming the cause when the code does not load', async () => {
     gw.sql().prepare('INSERT INTO functions(k, v) VALUES (?, ?)').run('GET:/broken', fn({ runtime: 'python', code: 'def handle(:\n' }));
     const res = await eventually(async () => {
