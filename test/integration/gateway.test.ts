@@ -1,7 +1,7 @@
 // The whole path, real from end to end: HTTP → uWS gateway → SQLite route map → worker over
 // a Unix stream socket → a bubblewrap sandbox → back.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventually, fn, startGateway, type Gateway } from './harness.js';
+import { deploy, eventually, sleep, startGateway, type Gateway } from './harness.js';
 
 let gw: Gateway;
 
@@ -78,12 +78,7 @@ describe('errors', () => {
   });
 
   it('500 FUNCTION_ERROR when the function throws, and the worker keeps serving', async () => {
-    gw.sql().prepare('INSERT INTO functions(k, v) VALUES (?, ?)').run('GET:/throws',
-      fn({ runtime: 'node', code: 'export default { fetch() { throw new TypeError("boom") } }' }));
-    const res = await eventually(async () => {
-      const r = await fetch(`${gw.http}/throws`);
-      return r.status === 404 ? undefined : r;
-    });
+    const res = await deploy(gw, 'GET:/throws', { runtime: 'node', code: 'export default { fetch() { throw new TypeError("boom") } }' });
     expect(res.status).toBe(500);
     const body = await res.json();
     expect(body.code).toBe('FUNCTION_ERROR');
@@ -91,32 +86,45 @@ describe('errors', () => {
     expect((await fetch(`${gw.http}/hello`)).status).toBe(200);
   });
 
-  it('504 when timeout_ms passes, and the next call gets a fresh instance', async () => {
-    gw.sql().prepare('INSERT INTO functions(k, v) VALUES (?, ?)').run('GET:/slow',
-      fn({ runtime: 'python', timeout_ms: 300, code: 'import time, os\ndef handle(r):\n    if r.query.get("sleep"):\n        time.sleep(5)\n    return str(os.getpid())\n' }));
-    await eventually(async () => (await fetch(`${gw.http}/slow`)).status === 200);
+  it('504 when timeout_ms passes, and the next call on that worker gets a fresh instance', async () => {
+    const first = await deploy(gw, 'GET:/slow', { runtime: 'python', timeout_ms: 300, code:
+      'import os, time\nINSTANCE = os.urandom(8).hex()\ndef handle(r):\n    if r.query.get("sleep"):\n        time.sleep(5)\n    return INSTANCE\n' });
+    expect(first.status).toBe(200);
+    // Warm both workers and note each one's instance.
+    const instances = new Map<string, string>();
+    for (let i = 0; i < 40 && instances.size < 2; i++) {
+      const r = await fetch(`${gw.http}/slow`);
+      instances.set(r.headers.get('x-faas-worker')!, await r.text());
+    }
     const started = Date.now();
     const res = await fetch(`${gw.http}/slow?sleep=1`);
     expect(res.status).toBe(504);
     expect((await res.json()).code).toBe('FUNCTION_TIMEOUT');
     expect(Date.now() - started).toBeLessThan(3000);
-    const after = await fetch(`${gw.http}/slow`);
-    expect(after.status).toBe(200);
+    const worker = res.headers.get('x-faas-worker')!;
+    // The lowest score wins, so calls may avoid that worker until its score settles.
+    for (const until = Date.now() + 8000; Date.now() < until; await sleep(50)) {
+      const after = await fetch(`${gw.http}/slow`);
+      expect(after.status).toBe(200);
+      const instance = await after.text();
+      if (after.headers.get('x-faas-worker') !== worker) continue;
+      expect(instance).not.toBe(instances.get(worker));
+      expect(after.headers.get('server-timing')).toContain('start;desc=cold');
+      return;
+    }
+    throw new Error(`no call landed on ${worker} again`);
   });
 
   it('500 FUNCTION_RESPONSE_INVALID for a header that would split the response; reserved headers stay the gateway\'s', async () => {
-    const insert = gw.sql().prepare('INSERT INTO functions(k, v) VALUES (?, ?)');
-    insert.run('GET:/split', fn({ runtime: 'node', code: 'exports.handler = async () => ({ statusCode: 200, headers: { "x-a": "1\\r\\nx-evil: 1" }, body: "x" })' }));
-    insert.run('GET:/reserved', fn({ runtime: 'node', code: 'exports.handler = async () => ({ statusCode: 201, headers: { "x-request-id": "forged", "x-faas-worker": "forged", "x-mine": "ok" }, body: "x" })' }));
-    const split = await eventually(async () => {
-      const r = await fetch(`${gw.http}/split`);
-      return r.status === 404 ? undefined : r;
-    });
+    const split = await deploy(gw, 'GET:/split',
+      { runtime: 'node', code: 'exports.handler = async () => ({ statusCode: 200, headers: { "x-a": "1\\r\\nx-evil: 1" }, body: "x" })' });
     expect(split.status).toBe(500);
     expect(split.headers.get('x-evil')).toBeNull();
     const body = await split.json();
     expect(body.code).toBe('FUNCTION_RESPONSE_INVALID');
     expect(body.message).toContain('invalid value for header x-a');
+    await deploy(gw, 'GET:/reserved',
+      { runtime: 'node', code: 'exports.handler = async () => ({ statusCode: 201, headers: { "x-request-id": "forged", "x-faas-worker": "forged", "x-mine": "ok" }, body: "x" })' });
     const reserved = await fetch(`${gw.http}/reserved`, { headers: { 'x-request-id': 'mine' } });
     expect(reserved.status).toBe(201);
     expect(reserved.headers.get('x-request-id')).toBe('mine');
@@ -125,11 +133,7 @@ describe('errors', () => {
   });
 
   it('500 FUNCTION_ERROR naming the cause when the code does not load', async () => {
-    gw.sql().prepare('INSERT INTO functions(k, v) VALUES (?, ?)').run('GET:/broken', fn({ runtime: 'python', code: 'def handle(:\n' }));
-    const res = await eventually(async () => {
-      const r = await fetch(`${gw.http}/broken`);
-      return r.status === 404 ? undefined : r;
-    });
+    const res = await deploy(gw, 'GET:/broken', { runtime: 'python', code: 'def handle(:\n' });
     expect(res.status).toBe(500);
     const body = await res.json();
     expect(body.code).toBe('FUNCTION_ERROR');

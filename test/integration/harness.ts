@@ -101,6 +101,16 @@ export function fn(v: Record<string, unknown>): string {
   return JSON.stringify(v);
 }
 
+/** Inserts a route with an operator's connection; resolves with its first answer that is not a 404. */
+export async function deploy(gw: Gateway, key: string, config: Record<string, unknown>): Promise<Response> {
+  gw.sql().prepare('INSERT INTO functions(k, v) VALUES (?, ?)').run(key, fn(config));
+  const at = key.indexOf(':');
+  return eventually(async () => {
+    const res = await fetch(`${gw.http}${key.slice(at + 1)}`, { method: key.slice(0, at) });
+    return res.status === 404 ? undefined : res;
+  });
+}
+
 declare global {
   // Tests read JSON bodies loosely and assert on their fields.
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
