@@ -1,16 +1,41 @@
-// The baseline: bare uWebSockets.js answering what the gateway's demo GET /hello answers.
-// Prints `listening http=PORT` like the gateway. Used by scripts/bench-latency.mjs.
+// The baseline for scripts/bench-latency.mjs: bare uWebSockets.js answering what the gateway's
+// demo GET /hello answers (`hello from faas\n`, text/plain), on 127.0.0.1 and a free port.
+// Prints `listening http=PORT` like the gateway once it is ready.
+//
+// The native binary is loaded the way src/http/uws.ts loads it; the package's pure-JS fallback
+// would measure something else entirely, so a binary that does not load is a loud failure.
 import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
-const binary = `uWebSockets.js/binaries/uws_${process.platform}_${process.arch}_${process.versions.modules}.node`;
-const uws = require(binary); // throws, loudly, if the native binary does not load
+const name = `uws_${process.platform}_${process.arch}_${process.versions.modules}.node`;
+let uws;
+try {
+  uws = require(`uWebSockets.js/binaries/${name}`);
+} catch (err) {
+  process.stderr.write(
+    `bare-uws: the uWebSockets.js native binary ${name} did not load: ${String(err?.message ?? err).split('\n')[0]}\n` +
+      `  (Node ${process.version}, ABI ${process.versions.modules}, ${process.platform}/${process.arch}; the package ships Node 20 binaries: run Node 20 and npm install)\n`,
+  );
+  process.exit(1);
+}
+if (typeof uws.App !== 'function' || typeof uws.us_socket_local_port !== 'function') {
+  process.stderr.write(`bare-uws: ${name} loaded but does not export App/us_socket_local_port; not a uWS binary\n`);
+  process.exit(1);
+}
+
 const body = 'hello from faas\n';
-uws.App()
+uws
+  .App()
   .get('/hello', (res) => {
     res.writeHeader('content-type', 'text/plain;charset=UTF-8').end(body);
   })
+  .any('/*', (res) => {
+    res.writeStatus('404 Not Found').end('not found\n');
+  })
   .listen('127.0.0.1', 0, (socket) => {
-    if (!socket) throw new Error('bare uWS could not listen');
+    if (!socket) {
+      process.stderr.write('bare-uws: could not listen on 127.0.0.1 (port 0)\n');
+      process.exit(1);
+    }
     process.stdout.write(`listening http=${uws.us_socket_local_port(socket)}\n`);
   });

@@ -1,12 +1,27 @@
 #!/usr/bin/env node
 // End-to-end latency and throughput of the whole path (HTTP → gateway → worker → warm
-// sandboxed node function → back) beside bare uWebSockets.js serving the same bytes, measured
-// in the same run, alternating, medians over rounds (PERF.md's method).
+// sandboxed node function → back) beside bare uWebSockets.js serving the same body, measured
+// in the same run, alternating, medians over rounds (the method of PERF.md).
 //
-//   npm run build && node scripts/bench-latency.mjs [--rounds 5] [--duration 5] [--connections 1,16,64] [--workers 1] [--no-pin]
+//   npm run build && node scripts/bench-latency.mjs [options]
 //
-// With pinning (the default on a machine with 2+ cores) wrk runs on core 0 and every server
-// process (bare uWS, the gateway, its workers and their sandboxes) on core 1.
+//   --rounds N           rounds; each round runs every connection count against both servers (5)
+//   --duration S         seconds per wrk run (10)
+//   --connections LIST   comma-separated wrk connection counts ("1,16,64")
+//   --workers N          the gateway's --workers (1)
+//   --pin / --no-pin     pin with taskset: wrk (and this script) on --wrk-cpus, every server process
+//                        (bare uWS, gateway, workers, sandboxes) on --server-cpus (on with 2+ cores)
+//   --wrk-cpus LIST      taskset CPU list for wrk (0)
+//   --server-cpus LIST   taskset CPU list for the servers (1)
+//   --warmup S           seconds of discarded wrk load on each server before round 1 (2)
+//   --only bare|gateway  measure one side only (e.g. to test the bare half without a build)
+//   --json FILE          also write every sample, the medians and the placement as JSON
+//   --self-test          check the wrk output parser on canned outputs and exit
+//
+// Results (a Markdown table, ready for README.md) go to stdout, progress to stderr. Every
+// process this script starts is stopped on exit, on SIGINT/SIGTERM/SIGHUP and on errors
+// (SIGTERM, then SIGKILL after a grace period; the gateway stops its own workers, and any
+// descendant still alive after that is killed by pid). Only 127.0.0.1 is ever targeted.
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -14,137 +29,696 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const opts = parseArgs(process.argv.slice(2));
-const children = new Set();
+const BODY = 'hello from faas\n';
+const HOST = '127.0.0.1';
+
+// ---------------------------------------------------------------------------------------------
+// Options
+
+function usage() {
+  return 'usage: node scripts/bench-latency.mjs [--rounds N] [--duration S] [--connections 1,16,64] [--workers N]\n' +
+    '         [--pin|--no-pin] [--wrk-cpus LIST] [--server-cpus LIST] [--warmup S] [--only bare|gateway] [--json FILE] [--self-test]';
+}
 
 function parseArgs(argv) {
-  const o = { rounds: 5, duration: 5, connections: [1, 16, 64], workers: 1, pin: os.availableParallelism() >= 2 };
+  const o = {
+    rounds: 5, duration: 10, connections: [1, 16, 64], workers: 1, pin: undefined, wrkCpus: '0', serverCpus: '1',
+    warmup: 2, only: undefined, json: undefined, selfTest: false,
+  };
   for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const next = () => {
+    let a = argv[i];
+    let inline;
+    if (a.startsWith('--') && a.includes('=')) [a, inline] = [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)];
+    const value = () => {
+      if (inline !== undefined) return inline;
       const v = argv[++i];
-      if (v === undefined) throw new Error(`${a} needs a value`);
+      if (v === undefined || v.startsWith('--')) throw new UsageError(`${a} needs a value`);
       return v;
     };
-    if (a === '--rounds') o.rounds = positive(a, next());
-    else if (a === '--duration') o.duration = positive(a, next());
-    else if (a === '--workers') o.workers = positive(a, next());
-    else if (a === '--connections') o.connections = next().split(',').map((c) => positive(a, c));
-    else if (a === '--no-pin') o.pin = false;
-    else throw new Error(`unknown option ${a} (known: --rounds N --duration S --connections 1,16,64 --workers N --no-pin)`);
+    switch (a) {
+      case '--rounds': o.rounds = int(a, value(), 1, 1000); break;
+      case '--duration': o.duration = int(a, value(), 1, 3600); break;
+      case '--workers': o.workers = int(a, value(), 1, 256); break;
+      case '--warmup': o.warmup = int(a, value(), 0, 600); break;
+      case '--connections': {
+        const list = value().split(',').map((s) => s.trim()).filter(Boolean);
+        if (list.length === 0) throw new UsageError('--connections needs at least one count');
+        o.connections = [...new Set(list.map((c) => int(a, c, 1, 100_000)))];
+        break;
+      }
+      case '--pin': o.pin = true; break;
+      case '--no-pin': o.pin = false; break;
+      case '--wrk-cpus': o.wrkCpus = cpuList(a, value()); break;
+      case '--server-cpus': o.serverCpus = cpuList(a, value()); break;
+      case '--only': {
+        const v = value();
+        if (v !== 'bare' && v !== 'gateway') throw new UsageError(`--only must be bare or gateway (got ${JSON.stringify(v)})`);
+        o.only = v;
+        break;
+      }
+      case '--json': o.json = path.resolve(value()); break;
+      case '--self-test': o.selfTest = true; break;
+      case '-h': case '--help': process.stdout.write(usage() + '\n'); process.exit(0); break;
+      default: throw new UsageError(`unknown option ${JSON.stringify(argv[i])}`);
+    }
   }
   return o;
 }
 
-function positive(flag, raw) {
+class UsageError extends Error {}
+
+function int(flag, raw, min, max) {
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`${flag} must be a positive integer (got ${JSON.stringify(raw)})`);
+  if (!/^\d+$/.test(String(raw).trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
+    throw new UsageError(`${flag} must be an integer from ${min} to ${max} (got ${JSON.stringify(raw)})`);
+  }
   return n;
 }
 
-const pinned = (core, cmd, args) => (opts.pin ? ['taskset', ['-c', String(core), cmd, ...args]] : [cmd, args]);
+function cpuList(flag, raw) {
+  if (!/^\d+(-\d+)?(,\d+(-\d+)?)*$/.test(raw)) throw new UsageError(`${flag} must be a taskset CPU list such as 1 or 2-3 (got ${JSON.stringify(raw)})`);
+  return raw;
+}
 
-function start(name, cmd, args) {
-  const [file, argv] = pinned(1, cmd, args);
+function expandCpuList(list) {
+  const out = new Set();
+  for (const part of list.split(',')) {
+    const [a, b = a] = part.split('-').map(Number);
+    for (let c = a; c <= b && c - a < 4096; c++) out.add(c);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// wrk: run it and parse what it prints
+
+const UNIT_US = { us: 1, ms: 1e3, s: 1e6, m: 60e6, h: 3600e6 };
+
+/** Parses wrk 4.x output (run with --latency). Latencies in µs. Throws if a needed line is missing. */
+export function parseWrk(text) {
+  const num = (re, what) => {
+    const m = re.exec(text);
+    if (!m) throw new Error(`wrk output has no ${what} line:\n${text}`);
+    return Number(m[1]);
+  };
+  const dist = text.indexOf('Latency Distribution');
+  if (dist < 0) throw new Error(`wrk output has no "Latency Distribution" section (was --latency given?):\n${text}`);
+  const tail = text.slice(dist);
+  const pct = (p) => {
+    const m = new RegExp(`^\\s*${p}%\\s+([\\d.]+)(us|ms|s|m|h)\\s*$`, 'm').exec(tail);
+    if (!m) throw new Error(`wrk output has no ${p}% latency line:\n${text}`);
+    return Number(m[1]) * UNIT_US[m[2]];
+  };
+  const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(text);
+  const socketErrors = sock ? { connect: +sock[1], read: +sock[2], write: +sock[3], timeout: +sock[4] } : { connect: 0, read: 0, write: 0, timeout: 0 };
+  return {
+    rps: num(/^Requests\/sec:\s+([\d.]+)\s*$/m, 'Requests/sec'),
+    requests: num(/^\s*(\d+) requests in /m, '"N requests in"'),
+    p50: pct(50),
+    p75: pct(75),
+    p90: pct(90),
+    p99: pct(99),
+    non2xx: Number(/Non-2xx or 3xx responses: (\d+)/.exec(text)?.[1] ?? 0),
+    socketErrors,
+  };
+}
+
+function selfTest() {
+  const sample = (l50, l99, extra = '') => `Running 3s test @ http://127.0.0.1:41234/hello
+  1 threads and 16 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency   107.47us   61.33us   4.53ms   98.07%
+    Req/Sec   123.73k     2.81k  128.43k    76.67%
+  Latency Distribution
+     50%  ${l50}
+     75%  104.00us
+     90%  114.00us
+     99%  ${l99}
+  369412 requests in 3.00s, 33.47MB read
+${extra}Requests/sec: 123131.26
+Transfer/sec:     11.16MB
+`;
+  const eq = (a, b, what) => {
+    if (Math.abs(a - b) > 1e-6 * Math.max(1, Math.abs(b))) throw new Error(`self-test: ${what}: got ${a}, want ${b}`);
+  };
+  let r = parseWrk(sample('98.00us', '207.00us'));
+  eq(r.rps, 123131.26, 'rps'); eq(r.requests, 369412, 'requests'); eq(r.p50, 98, 'p50 us'); eq(r.p99, 207, 'p99 us');
+  eq(r.non2xx, 0, 'non2xx'); eq(r.socketErrors.timeout, 0, 'timeouts');
+  r = parseWrk(sample('1.10ms', '13.04ms'));
+  eq(r.p50, 1100, 'p50 ms'); eq(r.p99, 13040, 'p99 ms');
+  r = parseWrk(sample('334.00us', '2.00s', '  Socket errors: connect 0, read 3, write 0, timeout 7\n  Non-2xx or 3xx responses: 12\n'));
+  eq(r.p50, 334, 'p50'); eq(r.p99, 2e6, 'p99 s'); eq(r.non2xx, 12, 'non2xx'); eq(r.socketErrors.read, 3, 'read errors'); eq(r.socketErrors.timeout, 7, 'timeouts');
+  r = parseWrk(sample('1.50m', '0.00us'));
+  eq(r.p50, 90e6, 'p50 minutes'); eq(r.p99, 0, 'p99 zero');
+  let threw = false;
+  try { parseWrk('Running 3s test\nRequests/sec: 1.00\n'); } catch { threw = true; }
+  if (!threw) throw new Error('self-test: output without a latency distribution was accepted');
+  process.stdout.write('wrk parser self-test: ok\n');
+}
+
+// ---------------------------------------------------------------------------------------------
+// Processes: start, track, stop
+
+const children = new Map(); // pid -> { name, child, exited: Promise }
+const clkTck = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout?.trim()) || 100;
+
+function taskset(cpus, file, args) {
+  return opts.pin ? ['taskset', ['-c', cpus, file, ...args]] : [file, args];
+}
+
+function track(name, child) {
+  const exited = new Promise((resolve) => {
+    child.once('exit', (code, signal) => resolve({ code, signal }));
+    child.once('error', (error) => { if (child.pid === undefined) resolve({ code: null, signal: null, error }); });
+  });
+  children.set(child.pid, { name, child, exited, startTime: procStat(child.pid)?.startTime });
+  exited.then(() => children.delete(child.pid));
+  return exited;
+}
+
+/** Starts a server pinned to the server CPUs; resolves once it prints `listening http=PORT`. */
+function startServer(name, args, { timeoutMs = 60_000 } = {}) {
+  const [file, argv] = taskset(opts.serverCpus, process.execPath, args);
   const child = spawn(file, argv, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.add(child);
-  child.on('exit', () => children.delete(child));
-  let err = '';
-  child.stderr.on('data', (c) => { err = (err + c).slice(-4000); });
+  let stderr = '';
+  let stdout = '';
+  // Keep draining both pipes for the whole run: a full pipe would stall the server.
+  child.stderr.on('data', (c) => { stderr = (stderr + c).slice(-8000); });
+  child.stdout.on('data', (c) => { stdout = (stdout + c).slice(-8000); });
+  child.once('error', () => {});
+  const exited = track(name, child);
   return new Promise((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`${name} did not start in 30 s:\n${err}`)), 30_000);
-    child.stdout.on('data', (c) => {
-      out += c;
-      const m = /listening http=(\d+)/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve({ child, url: `http://127.0.0.1:${m[1]}/hello` });
-      }
+    const timer = setTimeout(() => reject(new Error(`${name} did not print "listening http=PORT" within ${timeoutMs / 1000} s\nstdout:\n${stdout}\nstderr:\n${stderr}`)), timeoutMs);
+    const onData = () => {
+      const m = /listening http=(\d+)/.exec(stdout);
+      if (!m) return;
+      clearTimeout(timer);
+      child.stdout.off('data', onData);
+      resolve({ name, pid: child.pid, child, port: Number(m[1]), url: `http://${HOST}:${m[1]}/hello`, stderrTail: () => stderr });
+    };
+    child.stdout.on('data', onData);
+    child.once('error', (err) => { clearTimeout(timer); reject(new Error(`${name}: could not start ${file}: ${err.message}`)); });
+    exited.then(({ code, signal }) => {
+      clearTimeout(timer);
+      reject(new Error(`${name} exited (${signal ?? `code ${code}`}) before it was listening\nstdout:\n${stdout}\nstderr:\n${stderr}`));
     });
-    child.once('exit', (code) => reject(new Error(`${name} exited (${code}) before listening:\n${err}`)));
   });
 }
 
-function stopAll() {
-  for (const c of children) c.kill('SIGTERM');
-}
-process.on('SIGINT', () => { stopAll(); process.exit(130); });
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-/** wrk's Requests/sec and its latency distribution's 50% and 99% lines, in µs. */
-function wrk(url, connections) {
-  const [file, argv] = opts.pin ? ['taskset', ['-c', '0', 'wrk']] : ['wrk', []];
-  const r = spawnSync(file, [...argv, '-t1', `-c${connections}`, `-d${opts.duration}s`, '--latency', url], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`wrk failed: ${r.stderr || r.error}`);
-  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(r.stdout)?.[1]);
-  const us = (p) => {
-    const m = new RegExp(`^\\s+${p}%\\s+([\\d.]+)(us|ms|s)$`, 'm').exec(r.stdout);
-    if (!m) throw new Error(`no ${p}% line in wrk output:\n${r.stdout}`);
-    return Number(m[1]) * { us: 1, ms: 1000, s: 1e6 }[m[2]];
-  };
-  const errors = /Non-2xx or 3xx responses: (\d+)/.exec(r.stdout)?.[1];
-  if (errors) throw new Error(`${url} answered ${errors} non-2xx responses under load`);
-  return { rps, p50: us(50), p99: us(99) };
+function alive(pid, startTime) {
+  const st = procStat(pid);
+  return st !== undefined && st.state !== 'Z' && (startTime === undefined || st.startTime === startTime);
 }
+
+let stopping;
+/** SIGTERM every tracked process, SIGKILL what is left after the grace period, then any descendant still alive. */
+function stopAll() {
+  stopping ??= (async () => {
+    const entries = [...children.entries()];
+    // Every descendant seen now or at any snapshot (a worker whose gateway died is no longer in its tree).
+    const descendants = entries.flatMap(([pid]) => processTree(pid).filter((p) => p.pid !== pid));
+    for (const p of placement.values()) {
+      if (!children.has(p.pid) && !descendants.some((d) => d.pid === p.pid)) descendants.push(p);
+    }
+    for (const [, e] of entries) {
+      try { e.child.kill(e.name === 'wrk' ? 'SIGKILL' : 'SIGTERM'); } catch {}
+    }
+    await Promise.race([Promise.all(entries.map(([, e]) => e.exited)), sleep(5000)]);
+    for (const [pid, e] of children) {
+      process.stderr.write(`bench-latency: ${e.name} (pid ${pid}) ignored SIGTERM for 5 s; SIGKILL\n`);
+      try { e.child.kill('SIGKILL'); } catch {}
+    }
+    await Promise.race([Promise.all(entries.map(([, e]) => e.exited)), sleep(2000)]);
+    // The gateway stops its workers itself; give them a moment, then kill stragglers by pid.
+    for (let i = 0; i < 20 && descendants.some((d) => alive(d.pid, d.startTime)); i++) await sleep(100);
+    for (const d of descendants) {
+      if (!alive(d.pid, d.startTime)) continue;
+      process.stderr.write(`bench-latency: ${d.comm} (pid ${d.pid}) outlived its parent; SIGKILL\n`);
+      try { process.kill(d.pid, 'SIGKILL'); } catch {}
+    }
+  })();
+  return stopping;
+}
+
+// Last resort when the event loop is gone (process.exit from anywhere): SIGKILL synchronously.
+process.on('exit', () => {
+  for (const [pid] of children) try { process.kill(pid, 'SIGKILL'); } catch {}
+});
+
+let signalled; // the exit code of the signal being handled
+for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143], ['SIGHUP', 129]]) {
+  process.on(sig, () => {
+    if (signalled) process.exit(code); // a second signal: stop waiting (the exit hook SIGKILLs)
+    signalled = code;
+    process.stderr.write(`\nbench-latency: ${sig}, stopping every process it started\n`);
+    stopAll().finally(() => { cleanupDir(); process.exit(code); });
+  });
+}
+
+let tmpDir;
+function cleanupDir() {
+  if (tmpDir) try { fs.rmSync(tmpDir, { recursive: true, force: true }); } catch {}
+  tmpDir = undefined;
+}
+
+/** Runs wrk once (pinned to the wrk CPUs) and parses it; `observe` is called mid-run with wrk's pid. */
+function runWrk(url, connections, seconds, observe) {
+  const [file, argv] = taskset(opts.wrkCpus, 'wrk', ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency', url]);
+  const child = spawn(file, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (c) => { out += c; });
+  child.stderr.on('data', (c) => { err += c; });
+  child.once('error', () => {});
+  const exited = track('wrk', child);
+  const mid = setTimeout(() => { try { observe?.(child.pid); } catch {} }, Math.min(seconds * 500, 2000));
+  const kill = setTimeout(() => { try { child.kill('SIGKILL'); } catch {} }, (seconds + 30) * 1000);
+  return new Promise((resolve, reject) => {
+    child.once('error', (e) => reject(new Error(`could not run ${file}: ${e.message}${file === 'wrk' ? ' (apt-get install wrk)' : ''}`)));
+    exited.then(({ code, signal }) => {
+      clearTimeout(mid);
+      clearTimeout(kill);
+      if (code !== 0) return reject(new Error(`${file} ${argv.join(' ')} failed (${signal ?? `code ${code}`}):\n${out}${err}`));
+      try { resolve(parseWrk(out)); } catch (e) { reject(e); }
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// /proc: process trees, where they ran, CPU time
+
+function procStat(pid) {
+  let s;
+  try { s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8'); } catch { return undefined; }
+  const close = s.lastIndexOf(')');
+  const comm = s.slice(s.indexOf('(') + 1, close);
+  const f = s.slice(close + 2).split(' '); // f[0] is field 3 (state)
+  return { pid, comm, state: f[0], ppid: Number(f[1]), ticks: Number(f[11]) + Number(f[12]), startTime: Number(f[19]), cpu: Number(f[36]) };
+}
+
+function procDetails(pid) {
+  let cmdline = '';
+  let affinity = '?';
+  try { cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' '); } catch {}
+  try { affinity = /Cpus_allowed_list:\s*(\S+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? '?'; } catch {}
+  return { cmdline, affinity };
+}
+
+/** The process and all its descendants, with their parents, CPU ticks and last CPU. */
+function processTree(rootPid) {
+  const all = new Map();
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    const st = procStat(Number(d));
+    if (st) all.set(st.pid, st);
+  }
+  const kids = new Map();
+  for (const p of all.values()) {
+    if (!kids.has(p.ppid)) kids.set(p.ppid, []);
+    kids.get(p.ppid).push(p);
+  }
+  const out = [];
+  const first = all.get(rootPid);
+  if (!first) return out;
+  const queue = [first];
+  while (queue.length && out.length < 10_000) {
+    const p = queue.shift();
+    out.push(p);
+    queue.push(...(kids.get(p.pid) ?? []));
+  }
+  return out;
+}
+
+function roleOf(p, byPid, rootPid, rootRole) {
+  if (p.pid === rootPid) return rootRole;
+  const { cmdline } = procDetails(p.pid);
+  if (/(^|\/)bwrap( |$)/.test(cmdline.split(' ')[0]) || p.comm === 'bwrap') return 'sandbox (bwrap)';
+  if (/\bcli\.js worker\b|\bfaas(\.js)? worker\b/.test(cmdline)) return 'worker';
+  for (let q = byPid.get(p.ppid); q; q = byPid.get(q.ppid)) {
+    if (q.comm === 'bwrap') return 'function';
+  }
+  return 'other';
+}
+
+/** Placement observed for each process ever seen, keyed by pid/starttime. */
+const placement = new Map();
+
+function observeTree(rootPid, rootRole) {
+  const tree = processTree(rootPid);
+  const byPid = new Map(tree.map((p) => [p.pid, p]));
+  for (const p of tree) {
+    const key = `${p.pid}/${p.startTime}`;
+    let e = placement.get(key);
+    if (!e) {
+      const d = procDetails(p.pid);
+      e = { pid: p.pid, startTime: p.startTime, role: roleOf(p, byPid, rootPid, rootRole), comm: p.comm, cmdline: d.cmdline, affinity: d.affinity, ranOn: new Set() };
+      placement.set(key, e);
+    }
+    e.ranOn.add(p.cpu);
+  }
+  return tree;
+}
+
+/** CPU µs per request by role between two snapshots of a tree. */
+function cpuPerRequest(before, after, requests, rootPid, rootRole) {
+  const was = new Map(before.map((p) => [`${p.pid}/${p.startTime}`, p.ticks]));
+  const byPid = new Map(after.map((p) => [p.pid, p]));
+  const roles = {};
+  for (const p of after) {
+    const role = placement.get(`${p.pid}/${p.startTime}`)?.role ?? roleOf(p, byPid, rootPid, rootRole);
+    const dt = p.ticks - (was.get(`${p.pid}/${p.startTime}`) ?? 0);
+    roles[role] = (roles[role] ?? 0) + (dt * 1e6) / clkTck / Math.max(1, requests);
+  }
+  return roles;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The run
 
 const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
+  const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
   const m = s.length >> 1;
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 };
 
+function machine() {
+  let cpu = 'unknown CPU';
+  try { cpu = /^model name\s*:\s*(.+)$/m.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'))?.[1]?.trim() ?? cpu; } catch {}
+  const nproc = Number(spawnSync('nproc', { encoding: 'utf8' }).stdout?.trim()) || os.availableParallelism();
+  const nprocAll = Number(spawnSync('nproc', ['--all'], { encoding: 'utf8' }).stdout?.trim()) || os.cpus().length;
+  const wrkV = spawnSync('wrk', ['-v'], { encoding: 'utf8' });
+  const wrkVersion = /wrk (\S+)/.exec(`${wrkV.stdout ?? ''}${wrkV.stderr ?? ''}`)?.[1] ?? 'unknown';
+  return { nproc, nprocAll, model: cpu, node: process.version, kernel: os.release(), wrk: wrkVersion, loadavg: os.loadavg().map((l) => +l.toFixed(2)) };
+}
+
+function shellQuote(a) {
+  return /^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`;
+}
+
+async function get(url, timeoutMs) {
+  const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+  const text = await res.text();
+  return { status: res.status, text, headers: res.headers };
+}
+
+/** Sends GET /hello until `want` answers in a row are 200 with the demo body (bounded). */
+async function warmByHand(target, want = 20, maxTries = 200) {
+  let ok = 0;
+  let last = '';
+  for (let i = 0; i < maxTries && ok < want; i++) {
+    try {
+      const r = await get(target.url, 30_000);
+      if (r.status === 200) ok++;
+      else { ok = 0; last = `${r.status} ${r.text.slice(0, 200)}`; await sleep(100); }
+      if (r.status === 200 && r.text !== BODY) process.stderr.write(`warning: ${target.name} GET /hello answered ${JSON.stringify(r.text.slice(0, 80))}, not ${JSON.stringify(BODY)}\n`);
+    } catch (e) {
+      ok = 0;
+      last = e.message;
+      await sleep(200);
+    }
+  }
+  if (ok < want) throw new Error(`${target.name}: GET ${target.url} did not answer 200 ${want} times in a row in ${maxTries} tries (last: ${last})\n${target.stderrTail?.() ?? ''}`);
+}
+
+/**
+ * With several workers, each one's instance of the function must be warm before measuring: send
+ * bursts of concurrent requests until every worker has answered (x-faas-worker), bounded.
+ */
+async function warmEveryWorker(target) {
+  if (opts.workers < 2) return;
+  const seen = new Set();
+  const burst = Math.min(opts.workers * 8, 256);
+  for (let i = 0; i < 30 && seen.size < opts.workers; i++) {
+    const rs = await Promise.allSettled(Array.from({ length: burst }, () => get(target.url, 30_000)));
+    for (const r of rs) {
+      const w = r.status === 'fulfilled' && r.value.status === 200 ? r.value.headers.get('x-faas-worker') : null;
+      if (w) seen.add(w);
+    }
+  }
+  process.stderr.write(`warm: workers that answered GET /hello: ${[...seen].sort().join(', ') || 'none named (no x-faas-worker header)'}\n`);
+  if (seen.size > 0 && seen.size < opts.workers) {
+    process.stderr.write(`warning: only ${seen.size} of ${opts.workers} workers answered the warm-up bursts; the others may start an instance during the measurement (the wrk warm-up, --warmup, helps)\n`);
+  }
+}
+
 async function main() {
-  if (!fs.existsSync(path.join(root, 'dist/src/cli.js'))) throw new Error('dist/ is missing: run npm run build first');
-  if (spawnSync('wrk', ['--version']).error) throw new Error('wrk is missing: apt-get install -y wrk');
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'faas-bench-'));
-  fs.chmodSync(dir, 0o755);
-  try {
-    const bare = await start('bare uWS', process.execPath, ['scripts/bare-uws.mjs']);
-    const gateway = await start('gateway', process.execPath, ['bin/faas.js', 'gateway', '--port', '0', '--admin-port', '0',
-      '--host', '127.0.0.1', '--db', path.join(dir, 'faas.db'), '--run-dir', path.join(dir, 'run'), '--workers', String(opts.workers)]);
-    for (let i = 0; i < 200; i++) {
-      const res = await fetch(gateway.url);
-      if (res.status !== 200) throw new Error(`gateway warm-up: GET /hello answered ${res.status}`);
-      await res.arrayBuffer();
+  if (opts.selfTest) return selfTest();
+
+  // Pre-flight: tools, cores, build.
+  const allowed = expandCpuList(/Cpus_allowed_list:\s*(\S+)/.exec(fs.readFileSync('/proc/self/status', 'utf8'))?.[1] ?? '0');
+  const canPin = [...expandCpuList(opts.wrkCpus), ...expandCpuList(opts.serverCpus)].every((c) => allowed.has(c));
+  if (opts.pin === undefined) {
+    opts.pin = canPin && os.availableParallelism() >= 2;
+    if (!opts.pin) process.stderr.write(`note: not pinning (this process may run on CPUs ${[...allowed].join(',')}; need ${opts.wrkCpus} for wrk and ${opts.serverCpus} for the servers)\n`);
+  } else if (opts.pin && !canPin) {
+    throw new Error(`--pin: CPUs ${opts.wrkCpus} (wrk) and ${opts.serverCpus} (servers) are not all available here (allowed: ${[...allowed].join(',')}); use --no-pin or other --wrk-cpus/--server-cpus`);
+  }
+  if (spawnSync('wrk', ['-v']).error) throw new Error('wrk is not installed: apt-get install -y wrk');
+  if (opts.pin && spawnSync('taskset', ['-V']).error) throw new Error('taskset is not installed (util-linux); install it or use --no-pin');
+  const sides = opts.only ? [opts.only] : ['bare', 'gateway'];
+  if (sides.includes('gateway')) {
+    const cli = path.join(root, 'dist/src/cli.js');
+    if (!fs.existsSync(cli)) throw new Error(`${path.relative(root, cli)} is missing: run npm run build first (or measure the baseline alone with --only bare)`);
+    const newestSrc = newestMtime(path.join(root, 'src'), '.ts');
+    if (newestSrc > fs.statSync(cli).mtimeMs + 1000) process.stderr.write('warning: src/ has changes newer than dist/src/cli.js; dist/ may be stale (npm run build)\n');
+  }
+  const info = machine(); // before this script pins itself: nproc counts the CPUs it may use
+  if (opts.pin) {
+    // This script only waits on wrk and drains pipes; keep it off the servers' cores too.
+    const r = spawnSync('taskset', ['-a', '-p', '-c', opts.wrkCpus, String(process.pid)], { encoding: 'utf8' });
+    if (r.status !== 0) process.stderr.write(`warning: could not pin this script to ${opts.wrkCpus}: ${r.stderr}\n`);
+  }
+
+  const started = new Date();
+  const command = ['node', 'scripts/bench-latency.mjs', ...process.argv.slice(2)].map(shellQuote).join(' ');
+  process.stderr.write(`nproc ${info.nproc} (${info.model}), Node ${info.node}, wrk ${info.wrk}, load ${info.loadavg.join(' ')}\n`);
+
+  const targets = {};
+  if (sides.includes('bare')) {
+    targets.bare = await startServer('bare uWS', [path.join(root, 'scripts/bare-uws.mjs')], { timeoutMs: 20_000 });
+    process.stderr.write(`bare uWS: pid ${targets.bare.pid}, ${targets.bare.url}\n`);
+    await warmByHand(targets.bare, 5, 50);
+  }
+  if (sides.includes('gateway')) {
+    tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'faas-bench-'));
+    fs.chmodSync(tmpDir, 0o755);
+    targets.gateway = await startServer('gateway', ['bin/faas.js', 'gateway', '--host', HOST, '--port', '0', '--admin-port', '0',
+      '--db', path.join(tmpDir, 'faas.db'), '--run-dir', path.join(tmpDir, 'run'), '--workers', String(opts.workers)]);
+    process.stderr.write(`gateway: pid ${targets.gateway.pid}, ${targets.gateway.url}; warming the function instance\n`);
+    await warmByHand(targets.gateway, 20, 200);
+    await warmEveryWorker(targets.gateway);
+  }
+  const roleName = { bare: 'bare uWS', gateway: 'gateway' };
+  const snapshot = (side) => observeTree(targets[side].pid, roleName[side]);
+  for (const side of sides) snapshot(side);
+
+  const wrkSeen = { affinity: new Set(), ranOn: new Set() };
+  const observeWrk = (side) => (wrkPid) => {
+    const st = procStat(wrkPid);
+    if (st) { wrkSeen.ranOn.add(st.cpu); wrkSeen.affinity.add(procDetails(wrkPid).affinity); }
+    snapshot(side);
+  };
+
+  if (opts.warmup > 0) {
+    const c = Math.max(...opts.connections);
+    for (const side of sides) {
+      process.stderr.write(`warm-up: ${opts.warmup} s of wrk -c${c} on ${roleName[side]} (discarded)\n`);
+      await runWrk(targets[side].url, c, opts.warmup, observeWrk(side));
     }
-    const samples = new Map(); // `${target}/${c}` -> [{rps,p50,p99}]
-    for (let round = 0; round < opts.rounds; round++) {
-      const order = round % 2 === 0 ? [['bare', bare], ['gateway', gateway]] : [['gateway', gateway], ['bare', bare]];
-      for (const c of opts.connections) {
-        for (const [name, target] of order) {
-          const key = `${name}/${c}`;
-          if (!samples.has(key)) samples.set(key, []);
-          samples.get(key).push(wrk(target.url, c));
+  }
+
+  const samples = Object.fromEntries(sides.map((s) => [s, Object.fromEntries(opts.connections.map((c) => [c, []]))]));
+  const total = opts.rounds * opts.connections.length * sides.length;
+  let done = 0;
+  for (let round = 0; round < opts.rounds; round++) {
+    const order = round % 2 === 0 ? sides : [...sides].reverse();
+    for (const c of opts.connections) {
+      for (const side of order) {
+        const before = snapshot(side);
+        const r = await runWrk(targets[side].url, c, opts.duration, observeWrk(side));
+        const after = snapshot(side);
+        for (const s of sides) {
+          if (!children.has(targets[s].pid)) throw new Error(`${roleName[s]} (pid ${targets[s].pid}) died during the run:\n${targets[s].stderrTail()}`);
         }
+        r.cpuUsPerRequest = cpuPerRequest(before, after, r.requests, targets[side].pid, roleName[side]);
+        r.round = round + 1;
+        samples[side][c].push(r);
+        done++;
+        const errs = r.non2xx + Object.values(r.socketErrors).reduce((a, b) => a + b, 0);
+        process.stderr.write(`[${done}/${total}] round ${round + 1} ${roleName[side].padEnd(8)} c=${String(c).padEnd(4)} ` +
+          `${r.rps.toFixed(0).padStart(7)} rps  p50 ${fmtUs(r.p50).padStart(6)} µs  p99 ${fmtUs(r.p99).padStart(6)} µs${errs ? `  ERRORS ${errs}` : ''}\n`);
       }
-      process.stderr.write(`round ${round + 1}/${opts.rounds} done\n`);
     }
-    report(samples);
-  } finally {
-    stopAll();
-    await new Promise((r) => setTimeout(r, 500));
-    fs.rmSync(dir, { recursive: true, force: true });
   }
+  const finished = new Date();
+  const report = buildReport({ info, started, finished, command, sides, samples, wrkSeen });
+  process.stdout.write(report.markdown);
+  if (opts.json) {
+    fs.writeFileSync(opts.json, JSON.stringify(report.json, null, 2) + '\n');
+    process.stderr.write(`wrote ${opts.json}\n`);
+  }
+  return report.errors ? 2 : 0;
 }
 
-function report(samples) {
-  const cpu = /model name\s*:\s*(.+)/.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? 'unknown CPU';
-  const m = (key, field) => median(samples.get(key).map((s) => s[field]));
-  console.log(`\n${new Date().toISOString().slice(0, 10)}, ${os.availableParallelism()} cores (${cpu}), Node ${process.version}, ` +
-    `${opts.workers} worker(s); ${opts.pin ? 'wrk on core 0, every server process on core 1' : 'not pinned'}; ` +
-    `medians of ${opts.rounds} alternating rounds of ${opts.duration} s`);
-  console.log(`command: node scripts/bench-latency.mjs ${process.argv.slice(2).join(' ')}\n`);
-  console.log('| connections | bare uWS rps | gateway rps | ratio | bare p50 µs | gateway p50 µs | added p50 µs | bare p99 µs | gateway p99 µs |');
-  console.log('|---|---|---|---|---|---|---|---|---|');
+function newestMtime(dir, ext, depth = 0) {
+  let newest = 0;
+  if (depth > 8) return newest;
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) newest = Math.max(newest, newestMtime(p, ext, depth + 1));
+    else if (e.name.endsWith(ext)) newest = Math.max(newest, fs.statSync(p).mtimeMs);
+  }
+  return newest;
+}
+
+function fmtUs(us) {
+  if (!Number.isFinite(us)) return '–';
+  return us >= 100 ? us.toFixed(0) : us.toFixed(1);
+}
+
+function buildReport({ info, started, finished, command, sides, samples, wrkSeen }) {
+  const med = (side, c, f) => median(samples[side][c].map((s) => s[f]));
+  const medians = {};
+  for (const side of sides) {
+    medians[side] = {};
+    for (const c of opts.connections) {
+      const roles = [...new Set(samples[side][c].flatMap((s) => Object.keys(s.cpuUsPerRequest)))];
+      medians[side][c] = {
+        rps: med(side, c, 'rps'), p50: med(side, c, 'p50'), p99: med(side, c, 'p99'),
+        rpsMin: Math.min(...samples[side][c].map((s) => s.rps)), rpsMax: Math.max(...samples[side][c].map((s) => s.rps)),
+        cpuUsPerRequest: Object.fromEntries(roles.map((r) => [r, median(samples[side][c].map((s) => s.cpuUsPerRequest[r] ?? 0))])),
+      };
+    }
+  }
+  const L = [];
+  const where = opts.pin ? `wrk (and this script) pinned to CPU ${opts.wrkCpus}, every server process to CPU ${opts.serverCpus} (taskset -c)` : 'nothing pinned';
+  L.push('');
+  L.push(`${started.toISOString().replace(/\.\d+Z$/, 'Z')}: nproc ${info.nproc}${info.nprocAll !== info.nproc ? ` (of ${info.nprocAll})` : ''} (${info.model}), Node ${info.node}, Linux ${info.kernel}, wrk ${info.wrk}, ` +
+    `load average at start ${info.loadavg.join(' ')}`);
+  L.push(`${sides.includes('gateway') ? `gateway with ${opts.workers} worker(s); ` : ''}${where}; wrk -t1 --latency, ` +
+    `medians of ${opts.rounds} alternating round(s) of ${opts.duration} s per connection count${opts.warmup ? ` after ${opts.warmup} s of discarded warm-up each` : ''}`);
+  L.push(`command: \`${command}\``);
+  L.push('');
+  const head = ['connections'];
+  if (sides.includes('bare')) head.push('bare uWS rps', 'bare p50 µs', 'bare p99 µs');
+  if (sides.includes('gateway')) head.push('gateway rps', 'gateway p50 µs', 'gateway p99 µs');
+  if (sides.length === 2) head.push('rps ratio gateway/bare', 'added p50 µs');
+  L.push(`| ${head.join(' | ')} |`);
+  L.push(`|${head.map(() => '---').join('|')}|`);
   for (const c of opts.connections) {
-    const [b, g] = [`bare/${c}`, `gateway/${c}`];
-    console.log(`| ${c} | ${m(b, 'rps').toFixed(0)} | ${m(g, 'rps').toFixed(0)} | ${(m(g, 'rps') / m(b, 'rps')).toFixed(2)}× | ` +
-      `${m(b, 'p50').toFixed(0)} | ${m(g, 'p50').toFixed(0)} | ${(m(g, 'p50') - m(b, 'p50')).toFixed(0)} | ${m(b, 'p99').toFixed(0)} | ${m(g, 'p99').toFixed(0)} |`);
+    const row = [String(c)];
+    for (const side of sides) {
+      const m = medians[side][c];
+      row.push(m.rps.toFixed(0), fmtUs(m.p50), fmtUs(m.p99));
+    }
+    if (sides.length === 2) {
+      const [b, g] = [medians.bare[c], medians.gateway[c]];
+      row.push(`${(g.rps / b.rps).toFixed(2)}×`, fmtUs(g.p50 - b.p50));
+    }
+    L.push(`| ${row.join(' | ')} |`);
   }
+
+  // CPU per request, by process role (from /proc/PID/stat over each wrk run; 1/CLK_TCK resolution).
+  const roleOrder = ['bare uWS', 'gateway', 'worker', 'sandbox (bwrap)', 'function', 'other'];
+  const roleCols = [];
+  for (const side of sides) {
+    const rs = new Set(opts.connections.flatMap((c) => Object.keys(medians[side][c].cpuUsPerRequest)));
+    for (const r of roleOrder) if (rs.has(r)) roleCols.push([side, r]);
+  }
+  if (roleCols.length) {
+    L.push('');
+    L.push(`CPU µs per request by process (medians; from /proc/PID/stat utime+stime over each wrk run, ${(1e6 / clkTck / 1000).toFixed(0)} ms ticks):`);
+    L.push('');
+    const h = ['connections', ...roleCols.map(([side, r]) => (side === 'gateway' && r !== 'gateway' ? `gateway: ${r}` : r))];
+    if (sides.includes('gateway')) h.push('gateway path total');
+    L.push(`| ${h.join(' | ')} |`);
+    L.push(`|${h.map(() => '---').join('|')}|`);
+    for (const c of opts.connections) {
+      const row = [String(c), ...roleCols.map(([side, r]) => fmtUs(medians[side][c].cpuUsPerRequest[r] ?? 0))];
+      if (sides.includes('gateway')) row.push(fmtUs(Object.values(medians.gateway[c].cpuUsPerRequest).reduce((a, b) => a + b, 0)));
+      L.push(`| ${row.join(' | ')} |`);
+    }
+  }
+
+  // Where each process ran.
+  L.push('');
+  L.push('Where each process ran (affinity from /proc/PID/status Cpus_allowed_list; "seen on" = CPUs it was last scheduled on at the snapshots):');
+  L.push('');
+  const cpus = (set) => [...set].sort((a, b) => a - b).join(',') || '?';
+  L.push(`- wrk: \`${opts.pin ? `taskset -c ${opts.wrkCpus} ` : ''}wrk\`, affinity ${[...wrkSeen.affinity].join(' / ') || '?'}, seen on ${cpus(wrkSeen.ranOn)}`);
+  const self = procDetails(process.pid).affinity;
+  L.push(`- this script (pid ${process.pid}): affinity ${self}`);
+  const byRole = new Map();
+  for (const p of placement.values()) {
+    const k = `${p.role}|${p.affinity}`;
+    if (!byRole.has(k)) byRole.set(k, { role: p.role, affinity: p.affinity, pids: [], ranOn: new Set(), sample: p.cmdline });
+    const e = byRole.get(k);
+    e.pids.push(p.pid);
+    for (const c of p.ranOn) e.ranOn.add(c);
+  }
+  for (const e of [...byRole.values()].sort((a, b) => roleOrder.indexOf(a.role) - roleOrder.indexOf(b.role))) {
+    const cmd = e.sample.length > 110 ? `${e.sample.slice(0, 110)}…` : e.sample;
+    L.push(`- ${e.role} (${e.pids.length > 1 ? `${e.pids.length} processes, pids ${e.pids.slice(0, 8).join(',')}${e.pids.length > 8 ? ',…' : ''}` : `pid ${e.pids[0]}`}): ` +
+      `affinity ${e.affinity}, seen on ${cpus(e.ranOn)} — \`${cmd}\``);
+  }
+
+  // Errors under load make a row meaningless: say so next to the table.
+  let errors = 0;
+  const notes = [];
+  for (const side of sides) {
+    for (const c of opts.connections) {
+      const non2xx = samples[side][c].reduce((a, s) => a + s.non2xx, 0);
+      const sock = samples[side][c].reduce((a, s) => a + Object.values(s.socketErrors).reduce((x, y) => x + y, 0), 0);
+      if (non2xx || sock) {
+        errors += non2xx + sock;
+        notes.push(`- WARNING: ${roleName(side)} at ${c} connection(s): ${non2xx} non-2xx/3xx responses, ${sock} socket errors over ${opts.rounds} round(s)`);
+      }
+    }
+  }
+  if (notes.length) { L.push(''); L.push(...notes); }
+  L.push('');
+  L.push(`finished ${finished.toISOString().replace(/\.\d+Z$/, 'Z')} (${((finished - started) / 1000).toFixed(0)} s)`);
+  L.push('');
+
+  const json = {
+    started: started.toISOString(), finished: finished.toISOString(), command, machine: info,
+    options: { ...opts, json: undefined, selfTest: undefined },
+    placement: {
+      wrk: { cpus: opts.pin ? opts.wrkCpus : null, affinity: [...wrkSeen.affinity], seenOn: [...wrkSeen.ranOn] },
+      script: { pid: process.pid, affinity: self },
+      servers: [...placement.values()].map((p) => ({ ...p, ranOn: [...p.ranOn] })),
+    },
+    medians, samples, errors,
+  };
+  return { markdown: L.join('\n'), json, errors };
 }
 
-main().catch((err) => {
-  stopAll();
-  process.stderr.write(`bench-latency: ${err.message}\n`);
-  process.exit(1);
-});
+function roleName(side) {
+  return side === 'bare' ? 'bare uWS' : 'gateway';
+}
+
+// ---------------------------------------------------------------------------------------------
+
+let opts;
+try {
+  opts = parseArgs(process.argv.slice(2));
+} catch (err) {
+  process.stderr.write(`bench-latency: ${err.message}\n${err instanceof UsageError ? usage() + '\n' : ''}`);
+  process.exit(64);
+}
+
+let exitCode = 1;
+try {
+  exitCode = await main();
+} catch (err) {
+  // After a signal, wrk and the servers die under us: that is not worth a message.
+  if (signalled === undefined) process.stderr.write(`bench-latency: ${err?.message ?? err}\n`);
+  exitCode = 1;
+} finally {
+  await stopAll();
+  cleanupDir();
+}
+process.exit(signalled ?? exitCode);

@@ -112,6 +112,11 @@ describe('checkUsable', () => {
     expect(checkUsable({ ...base, mode: 'container' })).toBe('mode "container" is not available yet in this build; use "process"');
   });
 
+  it('fails closed on auth and rate_limit until they are enforced', () => {
+    expect(checkUsable({ ...base, auth: 'api-key' })).toMatch(/^auth "api-key" is not enforced yet in this build/);
+    expect(checkUsable({ ...base, rateLimit: { rps: 1, burst: 1 } })).toMatch(/^rate_limit is not enforced yet in this build/);
+  });
+
   it('wants path to exist as a file or a folder', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'faas-config-'));
     try {
