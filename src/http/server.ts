@@ -149,8 +149,7 @@ function handle(deps: ServerDeps, res: HttpResponse, req: HttpRequest): void {
           res.end(result.body);
         });
         deps.observe(route.key, result.status, totalMs, result.cold);
-      })
-      .catch((err: unknown) => {
+      }, (err: unknown) => {
         fail(err instanceof GatewayError ? err : new GatewayError('WORKER_PROTOCOL_ERROR', `internal error: ${String(err)}`));
       });
   };
