@@ -1,11 +1,14 @@
 #!/bin/sh
-# Host packages the gateway needs beyond npm: bubblewrap (the process sandbox) and the
-# sqlite3 command-line client (how operators edit routes). Installed with apt-get when run
+# Host packages the gateway needs beyond npm: bubblewrap (the process sandbox), a C compiler
+# and libseccomp-dev (the sandbox's seccomp filter is built with them) and the sqlite3
+# command-line client (how operators edit routes). Installed with apt-get when run
 # as root on Debian/Ubuntu; otherwise a message names the package to install.
 set -e
 missing=""
 command -v bwrap >/dev/null 2>&1 || missing="$missing bubblewrap"
 command -v sqlite3 >/dev/null 2>&1 || missing="$missing sqlite3"
+command -v cc >/dev/null 2>&1 || missing="$missing gcc"
+[ -f /usr/include/seccomp.h ] || missing="$missing libseccomp-dev"
 [ -x /usr/bin/python3 ] || missing="$missing python3"
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

@@ -2,9 +2,11 @@
 // unprivileged user 65534 — never bwrap as root with --uid, which would leave the function
 // host uid 0. Inside: every namespace unshared (no network), a read-only view of /usr and the
 // function's code, a private size-capped /tmp, a cleared environment plus the function's
-// `env`, and --die-with-parent so no sandbox outlives its worker.
-// Seccomp, cgroups and rlimits are issue 2/6.
+// `env`, a seccomp filter (workers/seccomp/filter.c: no sockets but AF_UNIX, no new
+// namespaces, no ptrace, mount, keyctl, bpf, io_uring, …), and --die-with-parent so no
+// sandbox outlives its worker. cgroups and rlimits are issue 2/6.
 import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Duplex, Readable } from 'node:stream';
@@ -20,7 +22,13 @@ export interface ProcessRunnerOptions {
   readonly nodePath?: string;
   readonly pythonPath?: string;
   readonly tmpBytes?: number;
+  /** The BPF program bwrap installs (scripts/build-seccomp.sh writes it at build time). */
+  readonly seccompFilter?: string;
 }
+
+const DEFAULT_FILTER = fileURLToPath(new URL('../seccomp/filter.bpf', import.meta.url));
+/** The fd the filter is passed on: 0–2 are stdio, 3 is the frame channel. */
+const SECCOMP_FD = 4;
 
 const NOBODY = 65534;
 
@@ -31,6 +39,7 @@ export class ProcessRunner implements Runner {
   private readonly node: string;
   private readonly python: string;
   private readonly tmpBytes: number;
+  private readonly seccompFilter: string;
 
   constructor(private readonly opts: ProcessRunnerOptions) {
     this.uid = opts.sandboxUid ?? NOBODY;
@@ -38,9 +47,13 @@ export class ProcessRunner implements Runner {
     this.node = opts.nodePath ?? process.execPath;
     this.python = opts.pythonPath ?? '/usr/bin/python3';
     this.tmpBytes = opts.tmpBytes ?? 64 * 1024 * 1024;
+    this.seccompFilter = opts.seccompFilter ?? DEFAULT_FILTER;
     const missing = [this.bwrap, this.node, this.python].filter((p) => !fs.existsSync(p));
     if (missing.length > 0) {
       throw new Error(`process runner: missing ${missing.join(', ')} (install Debian packages bubblewrap and python3)`);
+    }
+    if (!fs.existsSync(this.seccompFilter)) {
+      throw new Error(`process runner: the seccomp filter ${this.seccompFilter} is missing; run npm run build (needs cc and libseccomp-dev)`);
     }
   }
 
@@ -61,6 +74,7 @@ export class ProcessRunner implements Runner {
       '--proc', '/proc', '--dev', '/dev',
       '--remount-ro', '/',
       '--chdir', '/tmp',
+      '--seccomp', String(SECCOMP_FD),
       '--clearenv',
       '--setenv', 'PATH', '/usr/bin:/bin', '--setenv', 'HOME', '/tmp', '--setenv', 'LANG', 'C.UTF-8',
       ...Object.entries(config.env).flatMap(([k, v]) => ['--setenv', k, v]),
@@ -70,11 +84,17 @@ export class ProcessRunner implements Runner {
     // uid, but bwrap is then unprivileged already; --uid maps the function to 65534 inside.
     const asRoot = process.getuid?.() === 0;
     if (!asRoot) args.unshift('--uid', String(this.uid), '--gid', String(this.uid));
-    const child = spawn(this.bwrap, args, {
-      ...(asRoot ? { uid: this.uid, gid: this.uid } : {}),
-      env: {},
-      stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
-    });
+    const filter = fs.openSync(this.seccompFilter, 'r'); // one fd per sandbox: bwrap reads it to the end
+    let child;
+    try {
+      child = spawn(this.bwrap, args, {
+        ...(asRoot ? { uid: this.uid, gid: this.uid } : {}),
+        env: {},
+        stdio: ['ignore', 'pipe', 'pipe', 'pipe', filter],
+      });
+    } finally {
+      fs.closeSync(filter);
+    }
     const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
       child.once('exit', (code, signal) => resolve({ code, signal }));
       child.once('error', () => resolve({ code: null, signal: null }));
