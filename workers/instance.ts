@@ -70,11 +70,12 @@ export class Instance {
       for (const { meta, body } of messages) this.onMessage(meta, body, markReady, failReady, startTimer);
     });
     sandbox.channel.on('error', () => {});
-    void sandbox.exited.then(({ code, signal }) => {
+    void sandbox.exited.then(({ code, signal, limit }) => {
       this.exited = true;
       this.retired = true;
       clearTimeout(startTimer);
-      const detail = `exited (${signal ?? `code ${code}`})${this.outputTail ? `: ${this.outputTail.trim().slice(-500)}` : ''}`;
+      const cause = limit ? `was killed: ${limit}` : `exited (${signal ?? `code ${code}`})`;
+      const detail = `${cause}${this.outputTail && !limit ? `: ${this.outputTail.trim().slice(-500)}` : ''}`;
       failReady(new Error(`instance ${detail}`));
       for (const [id, call] of this.pending) {
         this.settle(id, { ok: false, code: 'FUNCTION_CRASHED', message: `the function's process ${detail}` });

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadWorkerConfig } from '../src/config.js';
 import { createLog } from '../src/protocol/log.js';
+import { Cgroups } from './cgroups.js';
 import { InvokeServer } from './invoke-server.js';
 import { InstancePool } from './pool.js';
 import { ProcessRunner } from './process-runner.js';
@@ -22,7 +23,10 @@ export async function runWorker(argv: readonly string[], env: NodeJS.ProcessEnv)
 
   fs.mkdirSync(config.runDir, { recursive: true });
   const runtimeDir = installRuntimeHosts(config.runDir);
-  const pool = new InstancePool(new ProcessRunner({ runtimeDir }), path.join(config.runDir, 'code'), config.idleTtlMs, log);
+  const cgroups = Cgroups.open(config.id);
+  if (typeof cgroups === 'string') log({ level: 'warn', msg: cgroups });
+  const limits = typeof cgroups === 'string' ? undefined : cgroups;
+  const pool = new InstancePool(new ProcessRunner({ runtimeDir, cgroups: limits }), path.join(config.runDir, 'code'), config.idleTtlMs, log);
   const server = new InvokeServer(pool, log);
   await server.listen(socketPath);
 
@@ -52,7 +56,10 @@ export async function runWorker(argv: readonly string[], env: NodeJS.ProcessEnv)
     server.close();
     pool.shutdown();
     fs.rmSync(socketPath, { force: true });
-    setTimeout(() => process.exit(0), 50);
+    setTimeout(() => {
+      limits?.close();
+      process.exit(0);
+    }, 100);
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));

@@ -4,7 +4,8 @@
 // function's code, a private size-capped /tmp, a cleared environment plus the function's
 // `env`, a seccomp filter (workers/seccomp/filter.c: no sockets but AF_UNIX, no new
 // namespaces, no ptrace, mount, keyctl, bpf, io_uring, …), and --die-with-parent so no
-// sandbox outlives its worker. cgroups and rlimits are issue 2/6.
+// sandbox outlives its worker; with cgroups (cgroups.ts), `memory_mb` and a pids limit per
+// instance, and a kill that reaches every process the instance made.
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import fs from 'node:fs';
@@ -12,7 +13,8 @@ import path from 'node:path';
 import type { Duplex, Readable } from 'node:stream';
 import type { FunctionSpec } from '../src/protocol/messages.js';
 import type { FunctionCode } from './function-code.js';
-import type { Runner, SandboxProcess } from './runner.js';
+import type { Cgroups } from './cgroups.js';
+import type { Runner, SandboxExit, SandboxProcess } from './runner.js';
 
 export interface ProcessRunnerOptions {
   /** Host folder holding node-host.mjs and python-host.py, readable by the sandbox user. */
@@ -24,7 +26,12 @@ export interface ProcessRunnerOptions {
   readonly tmpBytes?: number;
   /** The BPF program bwrap installs (scripts/build-seccomp.sh writes it at build time). */
   readonly seccompFilter?: string;
+  /** Per-instance memory and pids limits; undefined where the host has none to give. */
+  readonly cgroups?: Cgroups;
 }
+
+/** Processes and threads one instance may have: node runs ~12 threads, bwrap 2 processes. */
+export const PIDS_MAX = 64;
 
 const DEFAULT_FILTER = fileURLToPath(new URL('../seccomp/filter.bpf', import.meta.url));
 /** The fd the filter is passed on: 0–2 are stdio, 3 is the frame channel. */
@@ -84,20 +91,30 @@ export class ProcessRunner implements Runner {
     // uid, but bwrap is then unprivileged already; --uid maps the function to 65534 inside.
     const asRoot = process.getuid?.() === 0;
     if (!asRoot) args.unshift('--uid', String(this.uid), '--gid', String(this.uid));
+    const cgroups = this.opts.cgroups;
+    const cg = cgroups?.create(config.memoryMb * 1024 * 1024, PIDS_MAX);
     const filter = fs.openSync(this.seccompFilter, 'r'); // one fd per sandbox: bwrap reads it to the end
+    const launch = () => spawn(this.bwrap, args, {
+      ...(asRoot ? { uid: this.uid, gid: this.uid } : {}),
+      env: {},
+      stdio: ['ignore', 'pipe', 'pipe', 'pipe', filter],
+    });
     let child;
     try {
-      child = spawn(this.bwrap, args, {
-        ...(asRoot ? { uid: this.uid, gid: this.uid } : {}),
-        env: {},
-        stdio: ['ignore', 'pipe', 'pipe', 'pipe', filter],
-      });
+      child = cg ? cgroups!.spawnInside(cg, launch) : launch();
     } finally {
       fs.closeSync(filter);
     }
-    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-      child.once('exit', (code, signal) => resolve({ code, signal }));
-      child.once('error', () => resolve({ code: null, signal: null }));
+    const exited = new Promise<SandboxExit>((resolve) => {
+      const done = (code: number | null, signal: NodeJS.Signals | null): void => {
+        if (!cg) return resolve({ code, signal });
+        const limit = cgroups!.limitHit(cg);
+        cgroups!.killAll(cg);
+        void cgroups!.remove(cg).catch(() => {});
+        resolve({ code, signal, ...(limit ? { limit } : {}) });
+      };
+      child.once('exit', done);
+      child.once('error', () => done(null, null));
     });
     return {
       pid: child.pid ?? -1,
@@ -107,6 +124,7 @@ export class ProcessRunner implements Runner {
       // kernel kills everything in the namespace (and --die-with-parent covers the rest).
       kill: () => {
         child.kill('SIGKILL');
+        if (cg) cgroups!.killAll(cg);
       },
       exited,
     };

@@ -14,8 +14,14 @@ export interface SandboxProcess {
   readonly output: Readable[];
   /** Kills the whole sandbox tree. */
   kill(): void;
-  /** Resolves once the sandbox process has exited. */
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Resolves once the sandbox process has exited; `limit` names the limit the kernel enforced, if one did. */
+  readonly exited: Promise<SandboxExit>;
+}
+
+export interface SandboxExit {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+  readonly limit?: string;
 }
 
 export interface Runner {

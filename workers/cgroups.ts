@@ -1,0 +1,186 @@
+// Per-instance memory and pids limits with cgroups v1, under the worker's own cgroups only
+// (SANDBOX.md: a memory limit OOM-kills a bomb in ~0.5 s, pids.max stops a fork bomb).
+//
+//   /sys/fs/cgroup/{memory,pids}<own path>/faas-<worker>-<pid>/i<n>
+//
+// A sandbox must be inside its cgroup from its first instruction, or a fork bomb could
+// outrun us. So the worker moves itself into the instance's cgroups, spawns (the child
+// inherits them), and moves itself back, all synchronously: no window where the sandbox runs
+// outside. Hosts without writable v1 memory+pids hierarchies (pure cgroup2 without delegation,
+// or not root) get no cgroup limits; the worker says so once at start.
+import fs from 'node:fs';
+import path from 'node:path';
+
+const MOUNT = '/sys/fs/cgroup';
+const CONTROLLERS = ['memory', 'pids'] as const;
+type Controller = (typeof CONTROLLERS)[number];
+
+export interface InstanceCgroup {
+  readonly dirs: Readonly<Record<Controller, string>>;
+  readonly memoryBytes: number;
+}
+
+export class Cgroups {
+  private seq = 0;
+
+  private constructor(
+    /** The cgroup each controller had the worker in, to move back to after a spawn. */
+    private readonly own: Readonly<Record<Controller, string>>,
+    private readonly workerDirs: Readonly<Record<Controller, string>>,
+  ) {}
+
+  /** Sets up this worker's cgroups, or explains why it cannot. */
+  static open(workerId: string, procSelfCgroup = '/proc/self/cgroup'): Cgroups | string {
+    const own = {} as Record<Controller, string>;
+    const lines = fs.readFileSync(procSelfCgroup, 'utf8').split('\n');
+    for (const c of CONTROLLERS) {
+      const line = lines.find((l) => l.split(':')[1]?.split(',').includes(c));
+      if (!line) return `no cgroup v1 ${c} hierarchy (a pure cgroup2 host): instances run without cgroup memory/pids limits`;
+      own[c] = path.join(MOUNT, c, line.slice(line.indexOf(':', line.indexOf(':') + 1) + 1));
+    }
+    const workerDirs = {} as Record<Controller, string>;
+    try {
+      for (const c of CONTROLLERS) {
+        removeStale(own[c]);
+        workerDirs[c] = path.join(own[c], `faas-${workerId}-${process.pid}`);
+        fs.mkdirSync(workerDirs[c], { recursive: true });
+      }
+    } catch (err) {
+      return `cannot create cgroups under ${own.memory} and ${own.pids} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}): instances run without cgroup memory/pids limits`;
+    }
+    return new Cgroups(own, workerDirs);
+  }
+
+  create(memoryBytes: number, pidsMax: number): InstanceCgroup {
+    const name = `i${++this.seq}`;
+    const dirs = { memory: path.join(this.workerDirs.memory, name), pids: path.join(this.workerDirs.pids, name) };
+    fs.mkdirSync(dirs.memory);
+    fs.mkdirSync(dirs.pids);
+    fs.writeFileSync(path.join(dirs.memory, 'memory.limit_in_bytes'), String(memoryBytes));
+    tryWrite(path.join(dirs.memory, 'memory.memsw.limit_in_bytes'), String(memoryBytes)); // no swapping past it, where swap accounting exists
+    fs.writeFileSync(path.join(dirs.pids, 'pids.max'), String(pidsMax));
+    return { dirs, memoryBytes };
+  }
+
+  /** Runs spawn() with this process inside the instance's cgroups, so the child starts there. */
+  spawnInside<T>(cg: InstanceCgroup, spawn: () => T): T {
+    for (const c of CONTROLLERS) fs.writeFileSync(path.join(cg.dirs[c], 'cgroup.procs'), String(process.pid));
+    try {
+      return spawn();
+    } finally {
+      for (const c of CONTROLLERS) fs.writeFileSync(path.join(this.own[c], 'cgroup.procs'), String(process.pid));
+    }
+  }
+
+  /** SIGKILLs every process left in the instance's pids cgroup (the whole tree, whatever it forked). */
+  killAll(cg: InstanceCgroup): void {
+    for (const pid of readPids(cg.dirs.pids)) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        /* already gone */
+      }
+    }
+  }
+
+  /** Why the kernel stopped the instance, if it was a limit: read before remove(). */
+  limitHit(cg: InstanceCgroup): string | undefined {
+    // oom_kill counts the cgroup's OOM kills (kernel ≥ 4.13); failcnt, where that is missing,
+    // counts allocations that hit the limit (seen 0 here even when the OOM killer ran).
+    const oomKills = /^oom_kill (\d+)$/m.exec(tryRead(path.join(cg.dirs.memory, 'memory.oom_control')) ?? '')?.[1];
+    const hit = oomKills !== undefined ? Number(oomKills) > 0 : Number(tryRead(path.join(cg.dirs.memory, 'memory.failcnt')) ?? 0) > 0;
+    if (hit) {
+      return `memory limit of ${Math.round(cg.memoryBytes / 1048576)} MiB (memory_mb) exceeded`;
+    }
+    return undefined;
+  }
+
+  /** Removes the instance's cgroups once empty; the kernel may say EBUSY for a moment after the last exit. */
+  async remove(cg: InstanceCgroup): Promise<void> {
+    for (const c of CONTROLLERS) await rmdirRetrying(cg.dirs[c]);
+  }
+
+  /** At worker exit: the worker's own folders (instances are gone by then). */
+  close(): void {
+    for (const c of CONTROLLERS) removeTree(this.workerDirs[c]);
+  }
+}
+
+function readPids(dir: string): number[] {
+  return (tryRead(path.join(dir, 'cgroup.procs')) ?? '').split('\n').filter(Boolean).map(Number);
+}
+
+function tryRead(file: string): string | undefined {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+function tryWrite(file: string, value: string): void {
+  try {
+    fs.writeFileSync(file, value);
+  } catch {
+    /* optional knob */
+  }
+}
+
+async function rmdirRetrying(dir: string): Promise<void> {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    try {
+      fs.rmdirSync(dir);
+      return;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') return;
+      if (code !== 'EBUSY') throw err;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+}
+
+/** Removes a worker folder and its instance folders (cgroup folders are removed with rmdir, innermost first). */
+function removeTree(dir: string): void {
+  let entries: fs.Dirent[];
+  try {
+    entries = fs.readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return;
+  }
+  for (const e of entries) if (e.isDirectory()) removeTree(path.join(dir, e.name));
+  try {
+    fs.rmdirSync(dir);
+  } catch {
+    /* still busy: a later worker's removeStale retries */
+  }
+}
+
+/** Folders left by workers that were SIGKILLed (their pid is gone): kill what is inside, remove them. */
+function removeStale(own: string): void {
+  for (const name of fs.readdirSync(own)) {
+    const m = /^faas-.+-(\d+)$/.exec(name);
+    if (!m || processAlive(Number(m[1]))) continue;
+    const dir = path.join(own, name);
+    for (const sub of fs.readdirSync(dir, { withFileTypes: true })) {
+      if (!sub.isDirectory()) continue;
+      for (const pid of readPids(path.join(dir, sub.name))) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          /* gone */
+        }
+      }
+    }
+    removeTree(dir);
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
