@@ -17,6 +17,8 @@ interface PendingCall {
 
 
 const OUTPUT_TAIL_BYTES = 2048;
+/** Largest response body a function may return (Lambda's synchronous limit). */
+export const MAX_RESPONSE_BYTES = 6 * 1024 * 1024;
 
 export class Instance {
   readonly ready: Promise<void>;
@@ -136,7 +138,12 @@ export class Instance {
         this.kill();
         return;
       case 'result':
-        this.settle(meta.id, { ok: true, status: meta.status, headers: meta.headers, body });
+        if (body.length > MAX_RESPONSE_BYTES) {
+          this.settle(meta.id, { ok: false, code: 'FUNCTION_RESPONSE_INVALID',
+            message: `the response body of ${body.length} bytes is over the limit of ${MAX_RESPONSE_BYTES} bytes (6 MiB)` });
+        } else {
+          this.settle(meta.id, { ok: true, status: meta.status, headers: meta.headers, body });
+        }
         return;
       case 'error':
         this.settle(meta.id, { ok: false, code: meta.code, message: meta.message });

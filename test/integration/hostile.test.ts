@@ -1,0 +1,70 @@
+// Hostile functions from test/fixtures/hostile/, deployed by `path` the way an operator
+// would: each is refused or stopped with a clear status, and the worker keeps serving.
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { deploy, startGateway, type Gateway } from './harness.js';
+
+let gw: Gateway;
+let fixtures: string;
+
+beforeAll(async () => {
+  gw = await startGateway([], { workers: 1 });
+  // The checkout may not be readable by the sandbox user (uid 65534); the gateway's temp dir is.
+  fixtures = path.join(gw.dir, 'hostile');
+  fs.cpSync('test/fixtures/hostile', fixtures, { recursive: true });
+  fs.chmodSync(fixtures, 0o755);
+});
+afterAll(async () => {
+  await gw?.stop();
+});
+
+const at = (file: string): string => path.join(fixtures, file);
+
+describe('hostile functions', () => {
+  it('an infinite loop ends at timeout_ms with 504, and the worker keeps serving', async () => {
+    const res = await deploy(gw, 'GET:/loop', { runtime: 'node', path: at('infinite-loop.mjs'), timeout_ms: 500 });
+    expect(res.status).toBe(504);
+    expect((await res.json()).code).toBe('FUNCTION_TIMEOUT');
+    expect((await fetch(`${gw.http}/hello`)).status).toBe(200);
+  });
+
+  it('an output flood is capped in the log and the call still answers', async () => {
+    const res = await deploy(gw, 'GET:/flood', { runtime: 'python', path: at('output-flood.py') });
+    expect(res.status).toBe(200);
+    expect(await res.text()).toBe('flooded');
+    const requestId = res.headers.get('x-request-id')!;
+    const lines = gw.logs().split('\n').filter((l) => l.includes(requestId) && l.includes('function output'));
+    const logged = lines.map((l) => JSON.parse(l).text as string).join('');
+    expect(logged).toContain('[output truncated at 8192 bytes]');
+    expect(logged.length).toBeLessThan(9000);
+  });
+
+  it('filling the disk stops at the private /tmp size', async () => {
+    const res = await deploy(gw, 'GET:/fill', { runtime: 'node', path: at('disk-fill.mjs') });
+    expect(res.status).toBe(200);
+    const body = await res.json();
+    expect(body.code).toBe('ENOSPC');
+    expect(body.writtenMiB).toBeLessThanOrEqual(64);
+  });
+
+  it('symlinks, /proc and ptrace lead nowhere', async () => {
+    const res = await deploy(gw, 'GET:/escape', { runtime: 'python', path: at('escape.py') });
+    expect(res.status).toBe(200);
+    const r = await res.json();
+    expect(r.shadowViaSymlink).toBe(2); // ENOENT: the host's /etc is not in the sandbox
+    expect(r.rootViaSymlink).toBe(2);
+    expect([2, 13]).toContain(r.hostRootViaProc);
+    expect(r.pid1Environ).not.toContain('must-not-leak');
+    expect(r.ptrace).toEqual([-1, 1]); // EPERM from the seccomp filter
+    expect(r.mountinfoLines).toBeLessThan(20);
+  });
+
+  it('a response over 6 MiB is refused with a clear error', async () => {
+    const res = await deploy(gw, 'GET:/huge', { runtime: 'node', path: at('huge-response.mjs') });
+    expect(res.status).toBe(500);
+    const body = await res.json();
+    expect(body.code).toBe('FUNCTION_RESPONSE_INVALID');
+    expect(body.message).toMatch(/response body of 10485760 bytes is over the limit/);
+  });
+});
