@@ -1,0 +1,124 @@
+#!/usr/bin/env node
+// Cold and warm start of a function per runtime (process mode), beside a plain spawn of the
+// same interpreter measured in the same run. A cold sample is the first call after the route's
+// code changed (a new version gets a new instance); its cost is the worker's own time for the
+// call (server-timing `function;dur`: instance start + the call) and the client's round trip.
+//
+//   npm run build && node scripts/bench-cold.mjs [--runs 50]
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { performance } from 'node:perf_hooks';
+import Database from 'better-sqlite3';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const runsFlag = process.argv.indexOf('--runs');
+const RUNS = runsFlag > 0 ? Number(process.argv[runsFlag + 1]) : 50;
+if (!Number.isInteger(RUNS) || RUNS < 5) throw new Error(`--runs must be an integer >= 5 (got ${process.argv[runsFlag + 1]})`);
+
+const RUNTIMES = {
+  node: {
+    interpreter: [process.execPath, ['-e', 'process.stdout.write("ok")']],
+    code: (nonce) => `export default { fetch: () => new Response('${nonce}') }`,
+  },
+  python: {
+    interpreter: ['/usr/bin/python3', ['-c', 'print("ok")']],
+    code: (nonce) => `def handle(request):\n    return '${nonce}'\n`,
+  },
+};
+
+const quantile = (xs, q) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))];
+};
+const fmt = (xs) => `${quantile(xs, 0.5).toFixed(2)} / ${quantile(xs, 0.99).toFixed(2)}`;
+
+function plainSpawn([cmd, args]) {
+  const t = performance.now();
+  const r = spawnSync(cmd, args, { env: {}, encoding: 'utf8' });
+  if (r.stdout.trim() !== 'ok') throw new Error(`${cmd} did not run: ${r.stderr}`);
+  return performance.now() - t;
+}
+
+function functionMs(res) {
+  const m = /function;dur=([\d.]+)/.exec(res.headers.get('server-timing') ?? '');
+  if (!m) throw new Error(`no server-timing on ${res.url}: ${res.status}`);
+  return Number(m[1]);
+}
+
+async function main() {
+  if (!fs.existsSync(path.join(root, 'dist/src/cli.js'))) throw new Error('dist/ is missing: run npm run build first');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'faas-cold-'));
+  fs.chmodSync(dir, 0o755);
+  const dbPath = path.join(dir, 'faas.db');
+  const gw = spawn(process.execPath, ['bin/faas.js', 'gateway', '--host', '127.0.0.1', '--port', '0', '--admin-port', '0',
+    '--db', dbPath, '--run-dir', path.join(dir, 'run'), '--workers', '1', '--sync-ms', '50'], { cwd: root, stdio: ['ignore', 'pipe', 'ignore'] });
+  try {
+    const port = await new Promise((resolve, reject) => {
+      let out = '';
+      gw.stdout.on('data', (c) => {
+        out += c;
+        const m = /listening http=(\d+)/.exec(out);
+        if (m) resolve(m[1]);
+      });
+      gw.once('exit', (code) => reject(new Error(`gateway exited (${code})`)));
+    });
+    const db = new Database(dbPath);
+    const rows = [];
+    for (const [runtime, spec] of Object.entries(RUNTIMES)) {
+      const key = `GET:/cold/${runtime}`;
+      const url = `http://127.0.0.1:${port}/cold/${runtime}`;
+      db.prepare('INSERT INTO functions(k, v) VALUES (?, ?)').run(key, JSON.stringify({ runtime, code: spec.code('n0') }));
+      const cold = { fn: [], total: [] };
+      const warm = { fn: [], total: [] };
+      const spawnMs = [];
+      for (let i = 1; i <= RUNS; i++) {
+        spawnMs.push(plainSpawn(spec.interpreter));
+        const nonce = `n${i}`;
+        db.prepare('UPDATE functions SET v = ? WHERE k = ?').run(JSON.stringify({ runtime, code: spec.code(nonce) }), key);
+        for (;;) { // the first answer from the new version is its cold start
+          const t = performance.now();
+          const res = await fetch(url);
+          const text = await res.text();
+          if (res.status !== 200 && res.status !== 404) throw new Error(`${url}: ${res.status} ${text}`);
+          if (text !== nonce) {
+            await new Promise((r) => setTimeout(r, 5));
+            continue;
+          }
+          if (!/start;desc=cold/.test(res.headers.get('server-timing'))) throw new Error(`first call of ${nonce} was not cold`);
+          cold.total.push(performance.now() - t);
+          cold.fn.push(functionMs(res));
+          break;
+        }
+        const t = performance.now();
+        const res = await fetch(url);
+        await res.text();
+        warm.total.push(performance.now() - t);
+        warm.fn.push(functionMs(res));
+      }
+      rows.push({ runtime, spawnMs, cold, warm });
+      process.stderr.write(`${runtime}: ${RUNS} runs done\n`);
+    }
+    db.close();
+    const cpu = /model name\s*:\s*(.+)/.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? 'unknown CPU';
+    console.log(`\n${new Date().toISOString().slice(0, 10)}, ${os.availableParallelism()} cores (${cpu}), Node ${process.version}; ` +
+      `${RUNS} runs per row, not pinned; ms, median / p99`);
+    console.log(`command: node scripts/bench-cold.mjs --runs ${RUNS}\n`);
+    console.log('| runtime, mode | plain spawn of the interpreter | cold: worker time | cold: round trip | warm: worker time | warm: round trip |');
+    console.log('|---|---|---|---|---|---|');
+    for (const r of rows) {
+      console.log(`| ${r.runtime}, process | ${fmt(r.spawnMs)} | ${fmt(r.cold.fn)} | ${fmt(r.cold.total)} | ${fmt(r.warm.fn)} | ${fmt(r.warm.total)} |`);
+    }
+  } finally {
+    gw.kill('SIGTERM');
+    await new Promise((r) => setTimeout(r, 1500));
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((err) => {
+  process.stderr.write(`bench-cold: ${err.stack ?? err}\n`);
+  process.exit(1);
+});
