@@ -32,6 +32,14 @@ export interface ProcessRunnerOptions {
 
 /** Processes and threads one instance may have: node runs ~12 threads, bwrap 2 processes. */
 export const PIDS_MAX = 64;
+/**
+ * rlimits set inside the sandbox before the runtime starts (util-linux prlimit, then exec):
+ * open files (node needs ≥ 32) and the largest file a function may write (the 64 MiB /tmp is
+ * the real bound; this makes an oversized single write EFBIG rather than filling it). No CPU
+ * rlimit: it is cumulative per process, so it would end a warm instance after its total CPU
+ * time; the wall-clock timeout_ms ends runaway calls.
+ */
+const RLIMITS = ['/usr/bin/prlimit', '--nofile=1024:1024', `--fsize=${32 * 1024 * 1024}`, '--'];
 
 const DEFAULT_FILTER = fileURLToPath(new URL('../seccomp/filter.bpf', import.meta.url));
 /** The fd the filter is passed on: 0–2 are stdio, 3 is the frame channel. */
@@ -55,9 +63,9 @@ export class ProcessRunner implements Runner {
     this.python = opts.pythonPath ?? '/usr/bin/python3';
     this.tmpBytes = opts.tmpBytes ?? 64 * 1024 * 1024;
     this.seccompFilter = opts.seccompFilter ?? DEFAULT_FILTER;
-    const missing = [this.bwrap, this.node, this.python].filter((p) => !fs.existsSync(p));
+    const missing = [this.bwrap, this.node, this.python, RLIMITS[0]!].filter((p) => !fs.existsSync(p));
     if (missing.length > 0) {
-      throw new Error(`process runner: missing ${missing.join(', ')} (install Debian packages bubblewrap and python3)`);
+      throw new Error(`process runner: missing ${missing.join(', ')} (install Debian packages bubblewrap, python3 and util-linux)`);
     }
     if (!fs.existsSync(this.seccompFilter)) {
       throw new Error(`process runner: the seccomp filter ${this.seccompFilter} is missing; run npm run build (needs cc and libseccomp-dev)`);
@@ -131,6 +139,10 @@ export class ProcessRunner implements Runner {
   }
 
   private command(spec: FunctionSpec, code: FunctionCode): string[] {
+    return [...RLIMITS, ...this.runtime(spec, code)];
+  }
+
+  private runtime(spec: FunctionSpec, code: FunctionCode): string[] {
     const { config } = spec;
     if (config.runtime === 'node') {
       return [this.node, `--max-old-space-size=${config.memoryMb}`, '/faas/node-host.mjs',

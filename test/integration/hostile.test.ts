@@ -40,12 +40,13 @@ describe('hostile functions', () => {
     expect(logged.length).toBeLessThan(9000);
   });
 
-  it('filling the disk stops at the private /tmp size', async () => {
+  it('filling the disk stops at the file-size limit and at the private /tmp size', async () => {
     const res = await deploy(gw, 'GET:/fill', { runtime: 'node', path: at('disk-fill.mjs') });
     expect(res.status).toBe(200);
-    const body = await res.json();
-    expect(body.code).toBe('ENOSPC');
-    expect(body.writtenMiB).toBeLessThanOrEqual(64);
+    const { bigFile, manyFiles } = await res.json();
+    expect(bigFile).toEqual({ code: 'EFBIG', writtenMiB: 32 });
+    expect(manyFiles.code).toBe('ENOSPC');
+    expect(manyFiles.writtenMiB).toBeLessThanOrEqual(64);
   });
 
   it('symlinks, /proc and ptrace lead nowhere', async () => {

@@ -49,6 +49,7 @@ export default {
       seccomp: /Seccomp:\\s*(\\d)/.exec(fs.readFileSync('/proc/self/status', 'utf8'))[1],
       unshare: spawnSync('/usr/bin/unshare', ['--user', 'true'], { encoding: 'utf8' }).stderr.trim(),
       child: spawnSync('/bin/sh', ['-c', 'echo ok'], { encoding: 'utf8' }).stdout.trim(),
+      limits: spawnSync('/bin/sh', ['-c', 'ulimit -n; ulimit -f'], { encoding: 'utf8' }).stdout.trim().split('\\n'),
     });
   },
 };
@@ -104,6 +105,7 @@ describe('process sandbox', () => {
     expect(p.seccomp).toBe('2');
     expect(p.unshare).toMatch(/Operation not permitted/);
     expect(p.child).toBe('ok'); // processes can still be started
+    expect(p.limits).toEqual(['1024', String((32 * 1024 * 1024) / 512)]); // open files; file size in 512-byte blocks
   });
 
   it('python: the same', async () => {
