@@ -74,13 +74,7 @@ export class Cgroups {
 
   /** SIGKILLs every process left in the instance's pids cgroup (the whole tree, whatever it forked). */
   killAll(cg: InstanceCgroup): void {
-    for (const pid of readPids(cg.dirs.pids)) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        /* already gone */
-      }
-    }
+    killPids(readPids(cg.dirs.pids));
   }
 
   /** Why the kernel stopped the instance, if it was a limit: read before remove(). */
@@ -103,6 +97,16 @@ export class Cgroups {
   /** At worker exit: the worker's own folders (instances are gone by then). */
   close(): void {
     for (const c of CONTROLLERS) removeTree(this.workerDirs[c]);
+  }
+}
+
+function killPids(pids: readonly number[]): void {
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      /* already gone */
+    }
   }
 }
 
@@ -163,14 +167,7 @@ function removeStale(own: string): void {
     if (!m || processAlive(Number(m[1]))) continue;
     const dir = path.join(own, name);
     for (const sub of fs.readdirSync(dir, { withFileTypes: true })) {
-      if (!sub.isDirectory()) continue;
-      for (const pid of readPids(path.join(dir, sub.name))) {
-        try {
-          process.kill(pid, 'SIGKILL');
-        } catch {
-          /* gone */
-        }
-      }
+      if (sub.isDirectory()) killPids(readPids(path.join(dir, sub.name)));
     }
     removeTree(dir);
   }
