@@ -25,9 +25,20 @@ export interface HostInvoke {
   deadlineMs: number;
 }
 
+/** To a pre-started node host: become this function (node-host.mjs `adopt`). */
+export interface HostLoad {
+  t: 'load';
+  code: string;
+  ext: '.mjs' | '.cjs';
+  handler: string;
+  key: string;
+  memoryMb: number;
+  env: Readonly<Record<string, string>>;
+}
+
 export const MAX_INSTANCE_FRAME_BYTES = 64 * 1024 * 1024;
 
-export function encodeInstanceFrame(meta: HostInvoke, body: Buffer): Buffer[] {
+export function encodeInstanceFrame(meta: HostInvoke | HostLoad, body: Buffer = Buffer.alloc(0)): Buffer[] {
   const json = Buffer.from(JSON.stringify(meta));
   const head = Buffer.allocUnsafe(8);
   head.writeUInt32BE(4 + json.length + body.length, 0);

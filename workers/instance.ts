@@ -1,7 +1,7 @@
 // A running function instance: one sandbox, the frame channel to its runtime host, and the
 // calls in flight on it. A timed-out or crashed instance is retired and never reused.
 import type { WorkerErrorCode } from '../src/protocol/messages.js';
-import { encodeInstanceFrame, InstanceFrameDecoder, type HostInvoke, type HostMessage } from './instance-frames.js';
+import { encodeInstanceFrame, InstanceFrameDecoder, type HostInvoke, type HostLoad, type HostMessage } from './instance-frames.js';
 import type { SandboxProcess } from './runner.js';
 import type { Log } from '../src/protocol/log.js';
 
@@ -107,11 +107,19 @@ export class Instance {
         this.retire();
       }, timeoutMs);
       this.pending.set(id, { resolve, requestId: call.requestId, timer });
-      const frames = encodeInstanceFrame({ t: 'invoke', id, deadlineMs: Date.now() + timeoutMs, ...call }, body);
-      this.sandbox.channel.cork();
-      for (const f of frames) this.sandbox.channel.write(f);
-      this.sandbox.channel.uncork();
+      this.write(encodeInstanceFrame({ t: 'invoke', id, deadlineMs: Date.now() + timeoutMs, ...call }, body));
     });
+  }
+
+  private write(frames: Buffer[]): void {
+    this.sandbox.channel.cork();
+    for (const f of frames) this.sandbox.channel.write(f);
+    this.sandbox.channel.uncork();
+  }
+
+  /** Hands a pre-started sandbox its function; `ready` resolves once it has loaded. */
+  load(msg: HostLoad): void {
+    this.write(encodeInstanceFrame(msg));
   }
 
   /** No new calls; the sandbox is killed once the calls already running are settled. */

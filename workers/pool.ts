@@ -6,13 +6,20 @@
 // Node hosts run many calls at once (like Workers isolates): one instance per version, with
 // max_concurrency slots. Python hosts run one call at a time (like Lambda): up to
 // PYTHON_MAX_INSTANCES instances of one slot each, and calls past that wait.
+//
+// Node cannot fork a warmed-up runtime, so the pool keeps NODE_SPARES generic node sandboxes
+// already started; a cold node function with inline code and the default memory_mb adopts one
+// (its code and env arrive in a `load` frame) instead of waiting for a sandbox and a runtime
+// to start. Each spare serves one function only, for its whole life.
 import type { FunctionSpec } from '../src/protocol/messages.js';
-import { materialize } from './function-code.js';
+import { materialize, nodeModuleExtension } from './function-code.js';
 import type { Log } from '../src/protocol/log.js';
 import { Instance, type CallOutcome } from './instance.js';
-import type { Runner } from './runner.js';
+import { GENERIC_MEMORY_MB, type Runner, type SandboxProcess } from './runner.js';
 
 export const PYTHON_MAX_INSTANCES = 4;
+export const NODE_SPARES = 1;
+const REFILL_DELAY_MS = 250;
 const START_TIMEOUT_MS = 10_000;
 /** A version whose code failed to load is answered from this cache for a while instead of respawning per call. */
 const LOAD_FAILURE_TTL_MS = 5_000;
@@ -37,15 +44,19 @@ interface FunctionPool {
 export class InstancePool {
   private readonly pools = new Map<number, FunctionPool>();
   private readonly latestByKey = new Map<string, number>();
+  private readonly spares: SandboxProcess[] = [];
   private instanceSeq = 0;
   private coldStarts = 0;
+  private stopped = false;
 
   constructor(
     private readonly runner: Runner,
     private readonly codeDir: string,
     private readonly idleTtlMs: number,
     private readonly log: Log,
-  ) {}
+  ) {
+    this.refill();
+  }
 
   async invoke(spec: FunctionSpec, req: CallRequest, body: Buffer): Promise<{ outcome: CallOutcome; cold: boolean }> {
     const fp = this.poolFor(spec);
@@ -76,6 +87,7 @@ export class InstancePool {
   sandboxPids(): number[] {
     const pids: number[] = [];
     for (const fp of this.pools.values()) for (const i of fp.instances) if (!i.exited) pids.push(i.pid);
+    for (const s of this.spares) pids.push(s.pid);
     return pids;
   }
 
@@ -102,7 +114,38 @@ export class InstancePool {
   }
 
   shutdown(): void {
+    this.stopped = true;
+    for (const s of this.spares.splice(0)) s.kill();
     for (const fp of this.pools.values()) for (const i of fp.instances) i.kill();
+  }
+
+  /** Starts spare node sandboxes up to NODE_SPARES. */
+  private refill(): void {
+    while (!this.stopped && this.runner.startGeneric && this.spares.length < NODE_SPARES) {
+      let sandbox: SandboxProcess;
+      try {
+        sandbox = this.runner.startGeneric();
+      } catch (err) {
+        this.log({ level: 'warn', msg: 'could not pre-start a node sandbox; node cold starts will start their own', error: (err as Error).message });
+        return;
+      }
+      this.spares.push(sandbox);
+      void sandbox.exited.then(() => {
+        const at = this.spares.indexOf(sandbox);
+        if (at >= 0) this.spares.splice(at, 1);
+      });
+    }
+  }
+
+  /** A spare for this function, if it can adopt one: node, inline code, the default memory_mb. */
+  private takeSpare(spec: FunctionSpec): SandboxProcess | undefined {
+    const { config } = spec;
+    if (config.runtime !== 'node' || config.code === undefined || config.memoryMb !== GENERIC_MEMORY_MB) return undefined;
+    const spare = this.spares.shift();
+    // Not at once: starting the next spare (a runtime's start is ~40 ms of CPU) would compete
+    // with the cold call it is meant to speed up.
+    if (spare) setTimeout(() => this.refill(), REFILL_DELAY_MS).unref();
+    return spare;
   }
 
   private poolFor(spec: FunctionSpec): FunctionPool {
@@ -158,11 +201,16 @@ export class InstancePool {
   private start(fp: FunctionPool): Instance | { outcome: CallOutcome; cold: boolean } {
     const name = `${fp.spec.key}#${fp.spec.version}.${++this.instanceSeq}`;
     let instance: Instance;
+    const { config } = fp.spec;
+    const spare = this.takeSpare(fp.spec);
     try {
-      const code = materialize(fp.spec.config, this.codeDir);
-      const sandbox = this.runner.start(fp.spec, code);
-      const capacity = fp.spec.config.runtime === 'python' ? 1 : fp.spec.config.maxConcurrency;
+      const sandbox = spare ?? this.runner.start(fp.spec, materialize(config, this.codeDir));
+      const capacity = config.runtime === 'python' ? 1 : config.maxConcurrency;
       instance = new Instance(name, sandbox, capacity, START_TIMEOUT_MS, this.log);
+      if (spare) {
+        instance.load({ t: 'load', code: config.code!, ext: nodeModuleExtension(config.code!), handler: config.handler ?? '',
+          key: fp.spec.key, memoryMb: config.memoryMb, env: config.env });
+      }
       void sandbox.exited.then(() => {
         const at = fp.instances.indexOf(instance);
         if (at >= 0) fp.instances.splice(at, 1);
@@ -173,7 +221,7 @@ export class InstancePool {
     }
     this.coldStarts++;
     fp.instances.push(instance);
-    this.log({ level: 'info', msg: 'instance started', instance: name, pid: instance.pid, runner: this.runner.name });
+    this.log({ level: 'info', msg: 'instance started', instance: name, pid: instance.pid, runner: this.runner.name, prestarted: spare !== undefined });
     return instance;
   }
 

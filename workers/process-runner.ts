@@ -14,7 +14,7 @@ import type { Duplex, Readable } from 'node:stream';
 import type { FunctionSpec } from '../src/protocol/messages.js';
 import type { FunctionCode } from './function-code.js';
 import type { Cgroups } from './cgroups.js';
-import type { Runner, SandboxExit, SandboxProcess } from './runner.js';
+import { GENERIC_MEMORY_MB, type Runner, type SandboxExit, type SandboxProcess } from './runner.js';
 
 export interface ProcessRunnerOptions {
   /** Host folder holding node-host.mjs and python-host.py, readable by the sandbox user. */
@@ -40,6 +40,9 @@ export const PIDS_MAX = 64;
  * time; the wall-clock timeout_ms ends runaway calls.
  */
 const RLIMITS = ['/usr/bin/prlimit', '--nofile=1024:1024', `--fsize=${32 * 1024 * 1024}`, '--'];
+/** What every sandbox's environment holds besides the function's own `env`. */
+const BASE_ENV = { PATH: '/usr/bin:/bin', HOME: '/tmp', LANG: 'C.UTF-8' };
+
 
 const DEFAULT_FILTER = fileURLToPath(new URL('../seccomp/filter.bpf', import.meta.url));
 /** The fd the filter is passed on: 0–2 are stdio, 3 is the frame channel. */
@@ -74,6 +77,19 @@ export class ProcessRunner implements Runner {
 
   start(spec: FunctionSpec, code: FunctionCode): SandboxProcess {
     const { config } = spec;
+    return this.launch(['--ro-bind', code.hostPath, code.mountPath], config.env, this.command(spec, code), config.memoryMb);
+  }
+
+  /**
+   * A node sandbox with no function in it yet: the host waits for a `load` frame carrying the
+   * code (written to its private /tmp) and the env. Pre-started, it takes the runtime's own
+   * start off a cold call. Its heap and cgroup memory limit are GENERIC_MEMORY_MB.
+   */
+  startGeneric(): SandboxProcess {
+    return this.launch([], {}, [...RLIMITS, this.node, `--max-old-space-size=${GENERIC_MEMORY_MB}`, '/faas/node-host.mjs'], GENERIC_MEMORY_MB);
+  }
+
+  private launch(binds: string[], env: Readonly<Record<string, string>>, command: string[], memoryMb: number): SandboxProcess {
     const args = [
       '--unshare-all', '--die-with-parent', '--new-session', '--cap-drop', 'ALL',
       '--ro-bind', '/usr', '/usr',
@@ -84,23 +100,22 @@ export class ProcessRunner implements Runner {
       '--ro-bind-try', '/etc/localtime', '/etc/localtime',
       ...this.bindOutsideUsr(this.node),
       '--ro-bind', this.opts.runtimeDir, '/faas',
-      '--ro-bind', code.hostPath, code.mountPath,
+      ...binds,
       '--size', String(this.tmpBytes), '--tmpfs', '/tmp',
       '--proc', '/proc', '--dev', '/dev',
       '--remount-ro', '/',
       '--chdir', '/tmp',
       '--seccomp', String(SECCOMP_FD),
       '--clearenv',
-      '--setenv', 'PATH', '/usr/bin:/bin', '--setenv', 'HOME', '/tmp', '--setenv', 'LANG', 'C.UTF-8',
-      ...Object.entries(config.env).flatMap(([k, v]) => ['--setenv', k, v]),
-      ...this.command(spec, code),
+      ...Object.entries({ ...BASE_ENV, ...env }).flatMap(([k, v]) => ['--setenv', k, v]),
+      ...command,
     ];
     // As root, bwrap itself is started as the sandbox user. As anyone else we cannot change
     // uid, but bwrap is then unprivileged already; --uid maps the function to 65534 inside.
     const asRoot = process.getuid?.() === 0;
     if (!asRoot) args.unshift('--uid', String(this.uid), '--gid', String(this.uid));
     const cgroups = this.opts.cgroups;
-    const cg = cgroups?.create(config.memoryMb * 1024 * 1024, PIDS_MAX);
+    const cg = cgroups?.create(memoryMb * 1024 * 1024, PIDS_MAX);
     const filter = fs.openSync(this.seccompFilter, 'r'); // one fd per sandbox: bwrap reads it to the end
     const launch = () => spawn(this.bwrap, args, {
       ...(asRoot ? { uid: this.uid, gid: this.uid } : {}),

@@ -18,6 +18,9 @@ export interface SandboxProcess {
   readonly exited: Promise<SandboxExit>;
 }
 
+/** Heap and cgroup memory limit of a sandbox from startGeneric(): only functions with this memory_mb (the default) can adopt one. */
+export const GENERIC_MEMORY_MB = 128;
+
 export interface SandboxExit {
   readonly code: number | null;
   readonly signal: NodeJS.Signals | null;
@@ -27,4 +30,6 @@ export interface SandboxExit {
 export interface Runner {
   readonly name: string;
   start(spec: FunctionSpec, code: FunctionCode): SandboxProcess;
+  /** A node sandbox without a function yet, to be given one with a `load` frame (instance-frames.ts). */
+  startGeneric?(): SandboxProcess;
 }

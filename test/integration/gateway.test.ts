@@ -20,6 +20,10 @@ describe('demo routes on a fresh database', () => {
     expect(res.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
     expect(res.headers.get('x-faas-worker')).toMatch(/^w[12]$/);
     expect(res.headers.get('server-timing')).toMatch(/gateway;dur=[\d.]+, function;dur=[\d.]+, start;desc=(cold|warm)/);
+    // Its cold start adopted a pre-started node sandbox (inline code, default memory_mb).
+    const started = gw.logs().split('\n').filter((l) => l.includes('"msg":"instance started"') && l.includes('GET:/hello#'));
+    expect(started.length).toBeGreaterThanOrEqual(1);
+    expect(JSON.parse(started[0]!).prestarted).toBe(true);
   });
 
   it('serves a Lambda-style node function (POST /echo)', async () => {

@@ -1,14 +1,16 @@
 // Runs inside the sandbox: loads one node function and serves invocations over fd 3
 // (frames: workers/instance-frames.ts). Calls run concurrently, as in Workers isolates.
 // Usage: node node-host.mjs ENTRY_FILE HANDLER FUNCTION_NAME MEMORY_MB ENV_JSON
+//    or: node node-host.mjs          (pre-started: the first frame is a `load` with the code)
+import fs from 'node:fs';
 import net from 'node:net';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { pathToFileURL } from 'node:url';
 import { format } from 'node:util';
 
-const [entry, handlerName = '', functionName = '', memoryMb = '128', envJson = '{}'] = process.argv.slice(2);
+let [entry, handlerName = '', functionName = '', memoryMb = '128', envJson = '{}'] = process.argv.slice(2);
 // Workers' `env`: the route's own variables (they are in process.env too, beside PATH and HOME).
-const functionEnv = Object.freeze(JSON.parse(envJson));
+let functionEnv = Object.freeze(JSON.parse(envJson));
 const LOG_CAP_BYTES = 8 * 1024;
 const TEXTUAL = /^(text\/|application\/(json|xml|javascript|x-www-form-urlencoded|graphql)|[^;]*\+(json|xml))/i;
 
@@ -146,28 +148,52 @@ async function runLambda(fn, call, body) {
 }
 
 let fn;
-try {
-  fn = await load();
-} catch (err) {
-  send({ t: 'load_error', message: errorMessage(err) });
-  setTimeout(() => process.exit(1), 50);
+
+/** Loads the function named by the arguments, or by a pre-started sandbox's `load` frame. */
+async function start() {
+  try {
+    fn = await load();
+    send({ t: 'ready' });
+  } catch (err) {
+    send({ t: 'load_error', message: errorMessage(err) });
+    setTimeout(() => process.exit(1), 50);
+  }
 }
 
-if (fn) {
-  let buf = Buffer.alloc(0);
-  conn.on('data', (chunk) => {
-    buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
-    while (buf.length >= 8) {
-      const frameBytes = buf.readUInt32BE(0);
-      if (buf.length < 4 + frameBytes) break;
-      const metaBytes = buf.readUInt32BE(4);
-      const call = JSON.parse(buf.subarray(8, 8 + metaBytes).toString('utf8'));
-      const body = Buffer.from(buf.subarray(8 + metaBytes, 4 + frameBytes));
-      buf = buf.subarray(4 + frameBytes);
-      current.run(call.id, () => invoke(call, body));
-    }
-  });
-  send({ t: 'ready' });
+/** A pre-started sandbox becomes one function's: its code in the private /tmp, its env alone. */
+function adopt(msg) {
+  fs.mkdirSync('/tmp/.fn', { recursive: true });
+  entry = `/tmp/.fn/index${msg.ext}`;
+  fs.writeFileSync(entry, msg.code);
+  handlerName = msg.handler;
+  functionName = msg.key;
+  memoryMb = String(msg.memoryMb);
+  functionEnv = Object.freeze({ ...msg.env });
+  Object.assign(process.env, msg.env);
+  void start();
+}
+
+let buf = Buffer.alloc(0);
+conn.on('data', (chunk) => {
+  buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
+  while (buf.length >= 8) {
+    const frameBytes = buf.readUInt32BE(0);
+    if (buf.length < 4 + frameBytes) break;
+    const metaBytes = buf.readUInt32BE(4);
+    const msg = JSON.parse(buf.subarray(8, 8 + metaBytes).toString('utf8'));
+    const body = Buffer.from(buf.subarray(8 + metaBytes, 4 + frameBytes));
+    buf = buf.subarray(4 + frameBytes);
+    if (msg.t === 'load' && !entry) adopt(msg);
+    else if (msg.t === 'invoke' && fn) current.run(msg.id, () => invoke(msg, body));
+  }
+});
+if (entry) void start();
+else {
+  // A spare: pay now what a function's first call would pay later — undici's lazily loaded
+  // Request/Response/Headers and the ESM loader's first dynamic import.
+  await new Response(new Request('http://spare/', { method: 'POST', body: 'x' }).body).arrayBuffer();
+  new Headers().append('x', 'y');
+  await import('data:text/javascript,export default 1');
 }
 
 async function invoke(call, body) {
