@@ -25,11 +25,11 @@ export interface HostInvoke {
   deadlineMs: number;
 }
 
-/** To a pre-started node host: become this function (node-host.mjs `adopt`). */
+/** To a pre-started host: become this function (`adopt` in node-host.mjs and python-host.py). */
 export interface HostLoad {
   t: 'load';
   code: string;
-  ext: '.mjs' | '.cjs';
+  ext: '.mjs' | '.cjs' | '.py';
   handler: string;
   key: string;
   memoryMb: number;

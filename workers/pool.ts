@@ -7,18 +7,20 @@
 // max_concurrency slots. Python hosts run one call at a time (like Lambda): up to
 // PYTHON_MAX_INSTANCES instances of one slot each, and calls past that wait.
 //
-// Node cannot fork a warmed-up runtime, so the pool keeps NODE_SPARES generic node sandboxes
-// already started; a cold node function with inline code and the default memory_mb adopts one
-// (its code and env arrive in a `load` frame) instead of waiting for a sandbox and a runtime
-// to start. Each spare serves one function only, for its whole life.
-import type { FunctionSpec } from '../src/protocol/messages.js';
+// A cold start should not wait for a sandbox and a runtime to start. So the pool keeps
+// SPARES_PER_RUNTIME generic sandboxes of each runtime already started (node's past undici's
+// and the ESM loader's first use); a cold function with inline code and the default memory_mb
+// adopts one (its code and env arrive in a `load` frame). Each spare serves one function only,
+// for its whole life, so nothing of one function is ever visible to another.
+import type { FunctionSpec, Runtime } from '../src/protocol/messages.js';
 import { materialize, nodeModuleExtension } from './function-code.js';
 import type { Log } from '../src/protocol/log.js';
 import { Instance, type CallOutcome } from './instance.js';
 import { GENERIC_MEMORY_MB, type Runner, type SandboxProcess } from './runner.js';
 
 export const PYTHON_MAX_INSTANCES = 4;
-export const NODE_SPARES = 1;
+export const SPARES_PER_RUNTIME = 1;
+const SPARE_RUNTIMES = ['node', 'python'] as const;
 const REFILL_DELAY_MS = 250;
 const START_TIMEOUT_MS = 10_000;
 /** A version whose code failed to load is answered from this cache for a while instead of respawning per call. */
@@ -44,7 +46,7 @@ interface FunctionPool {
 export class InstancePool {
   private readonly pools = new Map<number, FunctionPool>();
   private readonly latestByKey = new Map<string, number>();
-  private readonly spares: SandboxProcess[] = [];
+  private readonly spares = new Map<string, SandboxProcess[]>(SPARE_RUNTIMES.map((r) => [r, []]));
   private instanceSeq = 0;
   private coldStarts = 0;
   private stopped = false;
@@ -87,7 +89,7 @@ export class InstancePool {
   sandboxPids(): number[] {
     const pids: number[] = [];
     for (const fp of this.pools.values()) for (const i of fp.instances) if (!i.exited) pids.push(i.pid);
-    for (const s of this.spares) pids.push(s.pid);
+    for (const list of this.spares.values()) for (const s of list) pids.push(s.pid);
     return pids;
   }
 
@@ -115,33 +117,35 @@ export class InstancePool {
 
   shutdown(): void {
     this.stopped = true;
-    for (const s of this.spares.splice(0)) s.kill();
+    for (const list of this.spares.values()) for (const s of list.splice(0)) s.kill();
     for (const fp of this.pools.values()) for (const i of fp.instances) i.kill();
   }
 
-  /** Starts spare node sandboxes up to NODE_SPARES. */
+  /** Starts spare sandboxes up to SPARES_PER_RUNTIME of each runtime. */
   private refill(): void {
-    while (!this.stopped && this.runner.startGeneric && this.spares.length < NODE_SPARES) {
-      let sandbox: SandboxProcess;
-      try {
-        sandbox = this.runner.startGeneric();
-      } catch (err) {
-        this.log({ level: 'warn', msg: 'could not pre-start a node sandbox; node cold starts will start their own', error: (err as Error).message });
-        return;
+    for (const [runtime, list] of this.spares) {
+      while (!this.stopped && this.runner.startGeneric && list.length < SPARES_PER_RUNTIME) {
+        let sandbox: SandboxProcess;
+        try {
+          sandbox = this.runner.startGeneric(runtime as Runtime);
+        } catch (err) {
+          this.log({ level: 'warn', msg: `could not pre-start a ${runtime} sandbox; its cold starts will start their own`, error: (err as Error).message });
+          return;
+        }
+        list.push(sandbox);
+        void sandbox.exited.then(() => {
+          const at = list.indexOf(sandbox);
+          if (at >= 0) list.splice(at, 1);
+        });
       }
-      this.spares.push(sandbox);
-      void sandbox.exited.then(() => {
-        const at = this.spares.indexOf(sandbox);
-        if (at >= 0) this.spares.splice(at, 1);
-      });
     }
   }
 
-  /** A spare for this function, if it can adopt one: node, inline code, the default memory_mb. */
+  /** A spare for this function, if it can adopt one: inline code and the default memory_mb. */
   private takeSpare(spec: FunctionSpec): SandboxProcess | undefined {
     const { config } = spec;
-    if (config.runtime !== 'node' || config.code === undefined || config.memoryMb !== GENERIC_MEMORY_MB) return undefined;
-    const spare = this.spares.shift();
+    if (config.code === undefined || config.memoryMb !== GENERIC_MEMORY_MB) return undefined;
+    const spare = this.spares.get(config.runtime)?.shift();
     // Not at once: starting the next spare (a runtime's start is ~40 ms of CPU) would compete
     // with the cold call it is meant to speed up.
     if (spare) setTimeout(() => this.refill(), REFILL_DELAY_MS).unref();
@@ -208,7 +212,7 @@ export class InstancePool {
       const capacity = config.runtime === 'python' ? 1 : config.maxConcurrency;
       instance = new Instance(name, sandbox, capacity, START_TIMEOUT_MS, this.log);
       if (spare) {
-        instance.load({ t: 'load', code: config.code!, ext: nodeModuleExtension(config.code!), handler: config.handler ?? '',
+        instance.load({ t: 'load', code: config.code!, ext: config.runtime === 'python' ? '.py' : nodeModuleExtension(config.code!), handler: config.handler ?? '',
           key: fp.spec.key, memoryMb: config.memoryMb, env: config.env });
       }
       void sandbox.exited.then(() => {

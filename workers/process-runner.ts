@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Duplex, Readable } from 'node:stream';
-import type { FunctionSpec } from '../src/protocol/messages.js';
+import type { FunctionSpec, Runtime } from '../src/protocol/messages.js';
 import type { FunctionCode } from './function-code.js';
 import type { Cgroups } from './cgroups.js';
 import { GENERIC_MEMORY_MB, type Runner, type SandboxExit, type SandboxProcess } from './runner.js';
@@ -81,12 +81,15 @@ export class ProcessRunner implements Runner {
   }
 
   /**
-   * A node sandbox with no function in it yet: the host waits for a `load` frame carrying the
-   * code (written to its private /tmp) and the env. Pre-started, it takes the runtime's own
-   * start off a cold call. Its heap and cgroup memory limit are GENERIC_MEMORY_MB.
+   * A sandbox with no function in it yet: the host waits for a `load` frame carrying the code
+   * (written to its private /tmp) and the env. Pre-started, it takes the sandbox's and the
+   * runtime's start off a cold call. Its memory limit (and node's heap) is GENERIC_MEMORY_MB.
    */
-  startGeneric(): SandboxProcess {
-    return this.launch([], {}, [...RLIMITS, this.node, `--max-old-space-size=${GENERIC_MEMORY_MB}`, '/faas/node-host.mjs'], GENERIC_MEMORY_MB);
+  startGeneric(runtime: Runtime): SandboxProcess {
+    const command = runtime === 'node'
+      ? [this.node, `--max-old-space-size=${GENERIC_MEMORY_MB}`, '/faas/node-host.mjs']
+      : [this.python, '-B', '-u', '/faas/python-host.py'];
+    return this.launch([], {}, [...RLIMITS, ...command], GENERIC_MEMORY_MB);
   }
 
   private launch(binds: string[], env: Readonly<Record<string, string>>, command: string[], memoryMb: number): SandboxProcess {

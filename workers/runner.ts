@@ -2,7 +2,7 @@
 // runtime host for a function; the Instance (instance.ts) talks to it. Modes live one per
 // file: process-runner.ts now; container and wasm runners come with issue 2/6.
 import type { Readable, Duplex } from 'node:stream';
-import type { FunctionSpec } from '../src/protocol/messages.js';
+import type { FunctionSpec, Runtime } from '../src/protocol/messages.js';
 import type { FunctionCode } from './function-code.js';
 
 export interface SandboxProcess {
@@ -30,6 +30,6 @@ export interface SandboxExit {
 export interface Runner {
   readonly name: string;
   start(spec: FunctionSpec, code: FunctionCode): SandboxProcess;
-  /** A node sandbox without a function yet, to be given one with a `load` frame (instance-frames.ts). */
-  startGeneric?(): SandboxProcess;
+  /** A sandbox of this runtime without a function yet, to be given one with a `load` frame (instance-frames.ts). */
+  startGeneric?(runtime: Runtime): SandboxProcess;
 }

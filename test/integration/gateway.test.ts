@@ -37,6 +37,8 @@ describe('demo routes on a fresh database', () => {
     const res = await fetch(`${gw.http}/py/hello`);
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({ hello: 'from python', path: '/py/hello' });
+    const started = gw.logs().split('\n').filter((l) => l.includes('"msg":"instance started"') && l.includes('GET:/py/hello#'));
+    expect(JSON.parse(started[0]!).prestarted).toBe(true); // a pre-started python sandbox adopted it
   });
 
   it('keeps the client request id', async () => {

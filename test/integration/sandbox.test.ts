@@ -117,7 +117,7 @@ describe('process sandbox', () => {
     expect(p.env).toEqual({ PATH: '/usr/bin:/bin', HOME: '/tmp', LANG: 'C.UTF-8', PWD: '/tmp', GREETING: 'hi' });
     expect(p.writeEtc).toMatch(/^(OSError:30|PermissionError:13)$/);
     expect(p.writeTmp).toBe('ok');
-    expect(p.writeCode).toBe('OSError:30'); // EROFS: the code is mounted read-only
+    expect(p.writeCode).toBe('FileNotFoundError:2'); // no /fn: a pre-started sandbox loads inline code from its own /tmp
     expect(p.connectGateway).toBe('PermissionError:13');
     expect(p.pids).toBeLessThanOrEqual(3);
   });

@@ -1,8 +1,10 @@
 # Runs inside the sandbox: loads one python function and serves invocations over fd 3
 # (frames: workers/instance-frames.ts), one call at a time.
 # Usage: python3 python-host.py ENTRY_FILE [HANDLER]
+#    or: python3 python-host.py          (pre-started: the first frame is a `load` with the code)
 import importlib.util
 import json
+import os
 import socket
 import struct
 import sys
@@ -12,7 +14,7 @@ from urllib.parse import parse_qsl
 LOG_CAP_BYTES = 8 * 1024
 
 conn = socket.socket(fileno=3)
-entry = sys.argv[1]
+entry = sys.argv[1] if len(sys.argv) > 1 else ""
 handler_name = sys.argv[2] if len(sys.argv) > 2 and sys.argv[2] else "handle"
 
 
@@ -126,7 +128,25 @@ def recv_exact(n):
     return b"".join(chunks)
 
 
+def adopt():
+    """A pre-started sandbox becomes one function's: its code in the private /tmp, its env."""
+    global entry, handler_name
+    frame_bytes, meta_bytes = struct.unpack(">II", recv_exact(8))
+    meta = json.loads(recv_exact(meta_bytes))
+    recv_exact(frame_bytes - 4 - meta_bytes)
+    if meta.get("t") != "load":
+        raise SystemExit("expected a load frame")
+    os.makedirs("/tmp/.fn", exist_ok=True)
+    entry = "/tmp/.fn/main.py"
+    with open(entry, "w") as f:
+        f.write(meta["code"])
+    handler_name = meta["handler"] or "handle"
+    os.environ.update(meta["env"])
+
+
 def main():
+    if not entry:
+        adopt()
     try:
         fn = load()
     except BaseException as err:  # noqa: B902 - a function's import can raise anything
