@@ -24,6 +24,8 @@ Worker options:
   --run-dir DIR        FAAS_RUN_DIR       /tmp/faas
   --report-ms N        FAAS_REPORT_MS     500
   --idle-ttl-ms N      FAAS_IDLE_TTL_MS   600000
+  --memory-budget-mb N FAAS_MEMORY_BUDGET_MB  half the host's memory / CPU cores
+                       (supervised workers take these from the gateway's environment)
 
 Example:
   faas gateway --port 8080 --workers 2

@@ -20,6 +20,7 @@ export interface WorkerConfig {
   readonly runDir: string;
   readonly reportMs: number;
   readonly idleTtlMs: number;
+  readonly memoryBudgetMb: number;
 }
 
 export class ConfigError extends Error {
@@ -62,6 +63,9 @@ const WORKER_OPTIONS = {
   runDir: GATEWAY_OPTIONS.runDir,
   reportMs: GATEWAY_OPTIONS.reportMs,
   idleTtlMs: { flag: '--idle-ttl-ms', env: 'FAAS_IDLE_TTL_MS', fallback: 600_000, parse: int(1000, 86_400_000) },
+  // Half the host's memory shared by one worker per core (the default fleet).
+  memoryBudgetMb: { flag: '--memory-budget-mb', env: 'FAAS_MEMORY_BUDGET_MB',
+    fallback: Math.floor(os.totalmem() / 1048576 / 2 / os.availableParallelism()), parse: int(64, 1_048_576) },
 } satisfies Record<keyof WorkerConfig, Option<unknown>>;
 
 export function loadGatewayConfig(argv: readonly string[], env: NodeJS.ProcessEnv): GatewayConfig {

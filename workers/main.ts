@@ -26,7 +26,8 @@ export async function runWorker(argv: readonly string[], env: NodeJS.ProcessEnv)
   const cgroups = Cgroups.open(config.id);
   if (typeof cgroups === 'string') log({ level: 'warn', msg: cgroups });
   const limits = typeof cgroups === 'string' ? undefined : cgroups;
-  const pool = new InstancePool(new ProcessRunner({ runtimeDir, cgroups: limits }), path.join(config.runDir, 'code'), config.idleTtlMs, log);
+  const pool = new InstancePool(new ProcessRunner({ runtimeDir, cgroups: limits }), path.join(config.runDir, 'code'),
+    { idleTtlMs: config.idleTtlMs, memoryBudgetMb: config.memoryBudgetMb }, log);
   const server = new InvokeServer(pool, log);
   await server.listen(socketPath);
 

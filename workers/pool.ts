@@ -7,6 +7,11 @@
 // max_concurrency slots. Python hosts run one call at a time (like Lambda): up to
 // PYTHON_MAX_INSTANCES instances of one slot each, and calls past that wait.
 //
+// Instances live within a memory budget per worker (the sum of their memory_mb): starting one
+// past it first stops the least recently used idle instances; if every instance is busy, the
+// call is refused with FUNCTION_AT_CAPACITY rather than overcommitting the host. The spares
+// are a fixed overhead outside the budget.
+//
 // A cold start should not wait for a sandbox and a runtime to start. So the pool keeps
 // SPARES_PER_RUNTIME generic sandboxes of each runtime already started (node's past undici's
 // and the ESM loader's first use); a cold function with inline code and the default memory_mb
@@ -54,7 +59,7 @@ export class InstancePool {
   constructor(
     private readonly runner: Runner,
     private readonly codeDir: string,
-    private readonly idleTtlMs: number,
+    private readonly limits: { readonly idleTtlMs: number; readonly memoryBudgetMb: number },
     private readonly log: Log,
   ) {
     this.refill();
@@ -109,7 +114,7 @@ export class InstancePool {
   /** Kills instances idle for longer than the TTL and forgets empty old versions. */
   reapIdle(nowMs: number): void {
     for (const [version, fp] of this.pools) {
-      for (const i of fp.instances) if (i.claims === 0 && nowMs - i.lastUsedMs > this.idleTtlMs) i.kill();
+      for (const i of fp.instances) if (i.claims === 0 && nowMs - i.lastUsedMs > this.limits.idleTtlMs) i.kill();
       const stale = this.latestByKey.get(fp.spec.key) !== version;
       if (fp.inFlight === 0 && fp.instances.length === 0 && (stale || !fp.loadFailure)) this.pools.delete(version);
     }
@@ -202,10 +207,36 @@ export class InstancePool {
     }
   }
 
+  /**
+   * Makes room for `memoryMb` more within the budget by stopping least recently used idle
+   * instances. Returns false if instances in use hold too much for that.
+   */
+  private makeRoom(memoryMb: number): boolean {
+    const live: Array<{ instance: Instance; memoryMb: number }> = [];
+    for (const fp of this.pools.values()) {
+      // A retired instance still holds its memory while it finishes calls; a killed one is going.
+      for (const i of fp.instances) if (!i.exited && (!i.retired || i.inFlight > 0)) live.push({ instance: i, memoryMb: fp.spec.config.memoryMb });
+    }
+    let used = live.reduce((sum, l) => sum + l.memoryMb, 0);
+    const idle = live.filter((l) => l.instance.claims === 0).sort((a, b) => a.instance.lastUsedMs - b.instance.lastUsedMs);
+    while (used + memoryMb > this.limits.memoryBudgetMb) {
+      const victim = idle.shift();
+      if (!victim) return false;
+      this.log({ level: 'info', msg: 'instance evicted to stay within the memory budget', instance: victim.instance.name, budgetMb: this.limits.memoryBudgetMb });
+      victim.instance.kill();
+      used -= victim.memoryMb;
+    }
+    return true;
+  }
+
   private start(fp: FunctionPool): Instance | { outcome: CallOutcome; cold: boolean } {
     const name = `${fp.spec.key}#${fp.spec.version}.${++this.instanceSeq}`;
     let instance: Instance;
     const { config } = fp.spec;
+    if (!this.makeRoom(config.memoryMb)) {
+      return { outcome: { ok: false, code: 'FUNCTION_AT_CAPACITY', message:
+        `this worker's memory budget of ${this.limits.memoryBudgetMb} MiB is held by instances in use; ${fp.spec.key} needs ${config.memoryMb} MiB` }, cold: false };
+    }
     const spare = this.takeSpare(fp.spec);
     try {
       const sandbox = spare ?? this.runner.start(fp.spec, materialize(config, this.codeDir));

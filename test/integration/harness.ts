@@ -22,7 +22,7 @@ export interface Gateway {
   stop(): Promise<void>;
 }
 
-export async function startGateway(args: string[] = [], opts: { workers?: number; syncMs?: number } = {}): Promise<Gateway> {
+export async function startGateway(args: string[] = [], opts: { workers?: number; syncMs?: number; env?: Record<string, string> } = {}): Promise<Gateway> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'faas-test-'));
   fs.chmodSync(dir, 0o755); // the sandbox user (uid 65534) mounts code from the run dir inside it
   const dbPath = path.join(dir, 'faas.db');
@@ -30,7 +30,7 @@ export async function startGateway(args: string[] = [], opts: { workers?: number
   const proc = spawn(process.execPath, [CLI, 'gateway', '--port', '0', '--admin-port', '0', '--host', '127.0.0.1',
     '--db', dbPath, '--run-dir', runDir, '--workers', String(opts.workers ?? 2), '--sync-ms', String(opts.syncMs ?? 200), ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, FAAS_HOST_SECRET: 'must-not-leak' },
+    env: { ...process.env, FAAS_HOST_SECRET: 'must-not-leak', ...opts.env },
   });
   let stderr = '';
   proc.stderr!.on('data', (c: Buffer) => {
