@@ -9,24 +9,16 @@
 //
 // Instances live within a memory budget per worker (the sum of their memory_mb): starting one
 // past it first stops the least recently used idle instances; if every instance is busy, the
-// call is refused with FUNCTION_AT_CAPACITY rather than overcommitting the host. The spares
-// are a fixed overhead outside the budget.
-//
-// A cold start should not wait for a sandbox and a runtime to start. So the pool keeps
-// SPARES_PER_RUNTIME generic sandboxes of each runtime already started (node's past undici's
-// and the ESM loader's first use); a cold function with inline code and the default memory_mb
-// adopts one (its code and env arrive in a `load` frame). Each spare serves one function only,
-// for its whole life, so nothing of one function is ever visible to another.
-import type { FunctionSpec, Runtime } from '../src/protocol/messages.js';
-import { materialize, nodeModuleExtension } from './function-code.js';
+// call is refused with FUNCTION_AT_CAPACITY rather than overcommitting the host. Spare
+// sandboxes (spares.ts) are a fixed overhead outside the budget.
 import type { Log } from '../src/protocol/log.js';
+import type { FunctionSpec } from '../src/protocol/messages.js';
+import { materialize } from './function-code.js';
 import { Instance, type CallOutcome } from './instance.js';
-import { GENERIC_MEMORY_MB, type Runner, type SandboxProcess } from './runner.js';
+import type { Runner } from './runner.js';
+import { Spares } from './spares.js';
 
 export const PYTHON_MAX_INSTANCES = 4;
-export const SPARES_PER_RUNTIME = 1;
-const SPARE_RUNTIMES = ['node', 'python'] as const;
-const REFILL_DELAY_MS = 250;
 const START_TIMEOUT_MS = 10_000;
 /** A version whose code failed to load is answered from this cache for a while instead of respawning per call. */
 const LOAD_FAILURE_TTL_MS = 5_000;
@@ -51,10 +43,8 @@ interface FunctionPool {
 export class InstancePool {
   private readonly pools = new Map<number, FunctionPool>();
   private readonly latestByKey = new Map<string, number>();
-  private readonly spares = new Map<string, SandboxProcess[]>(SPARE_RUNTIMES.map((r) => [r, []]));
+  private readonly spares: Spares;
   private instanceSeq = 0;
-  private coldStarts = 0;
-  private stopped = false;
 
   constructor(
     private readonly runner: Runner,
@@ -62,7 +52,7 @@ export class InstancePool {
     private readonly limits: { readonly idleTtlMs: number; readonly memoryBudgetMb: number },
     private readonly log: Log,
   ) {
-    this.refill();
+    this.spares = new Spares(runner, log);
   }
 
   async invoke(spec: FunctionSpec, req: CallRequest, body: Buffer): Promise<{ outcome: CallOutcome; cold: boolean }> {
@@ -94,8 +84,7 @@ export class InstancePool {
   sandboxPids(): number[] {
     const pids: number[] = [];
     for (const fp of this.pools.values()) for (const i of fp.instances) if (!i.exited) pids.push(i.pid);
-    for (const list of this.spares.values()) for (const s of list) pids.push(s.pid);
-    return pids;
+    return [...pids, ...this.spares.pids()];
   }
 
   /** Keys with a ready, non-retired instance. */
@@ -103,12 +92,6 @@ export class InstancePool {
     const keys = new Set<string>();
     for (const fp of this.pools.values()) if (fp.instances.some((i) => !i.retired)) keys.add(fp.spec.key);
     return [...keys];
-  }
-
-  stats(): { instances: number; coldStarts: number } {
-    let instances = 0;
-    for (const fp of this.pools.values()) instances += fp.instances.length;
-    return { instances, coldStarts: this.coldStarts };
   }
 
   /** Kills instances idle for longer than the TTL and forgets empty old versions. */
@@ -121,41 +104,10 @@ export class InstancePool {
   }
 
   shutdown(): void {
-    this.stopped = true;
-    for (const list of this.spares.values()) for (const s of list.splice(0)) s.kill();
+    this.spares.shutdown();
     for (const fp of this.pools.values()) for (const i of fp.instances) i.kill();
   }
 
-  /** Starts spare sandboxes up to SPARES_PER_RUNTIME of each runtime. */
-  private refill(): void {
-    for (const [runtime, list] of this.spares) {
-      while (!this.stopped && this.runner.startGeneric && list.length < SPARES_PER_RUNTIME) {
-        let sandbox: SandboxProcess;
-        try {
-          sandbox = this.runner.startGeneric(runtime as Runtime);
-        } catch (err) {
-          this.log({ level: 'warn', msg: `could not pre-start a ${runtime} sandbox; its cold starts will start their own`, error: (err as Error).message });
-          return;
-        }
-        list.push(sandbox);
-        void sandbox.exited.then(() => {
-          const at = list.indexOf(sandbox);
-          if (at >= 0) list.splice(at, 1);
-        });
-      }
-    }
-  }
-
-  /** A spare for this function, if it can adopt one: inline code and the default memory_mb. */
-  private takeSpare(spec: FunctionSpec): SandboxProcess | undefined {
-    const { config } = spec;
-    if (config.code === undefined || config.memoryMb !== GENERIC_MEMORY_MB) return undefined;
-    const spare = this.spares.get(config.runtime)?.shift();
-    // Not at once: starting the next spare (a runtime's start is ~40 ms of CPU) would compete
-    // with the cold call it is meant to speed up.
-    if (spare) setTimeout(() => this.refill(), REFILL_DELAY_MS).unref();
-    return spare;
-  }
 
   private poolFor(spec: FunctionSpec): FunctionPool {
     let fp = this.pools.get(spec.version);
@@ -237,15 +189,12 @@ export class InstancePool {
       return { outcome: { ok: false, code: 'FUNCTION_AT_CAPACITY', message:
         `this worker's memory budget of ${this.limits.memoryBudgetMb} MiB is held by instances in use; ${fp.spec.key} needs ${config.memoryMb} MiB` }, cold: false };
     }
-    const spare = this.takeSpare(fp.spec);
+    const spare = this.spares.take(fp.spec);
     try {
-      const sandbox = spare ?? this.runner.start(fp.spec, materialize(config, this.codeDir));
+      const sandbox = spare?.sandbox ?? this.runner.start(fp.spec, materialize(config, this.codeDir));
       const capacity = config.runtime === 'python' ? 1 : config.maxConcurrency;
       instance = new Instance(name, sandbox, capacity, START_TIMEOUT_MS, this.log);
-      if (spare) {
-        instance.load({ t: 'load', code: config.code!, ext: config.runtime === 'python' ? '.py' : nodeModuleExtension(config.code!), handler: config.handler ?? '',
-          key: fp.spec.key, memoryMb: config.memoryMb, env: config.env });
-      }
+      if (spare) instance.load(spare.load);
       void sandbox.exited.then(() => {
         const at = fp.instances.indexOf(instance);
         if (at >= 0) fp.instances.splice(at, 1);
@@ -254,7 +203,6 @@ export class InstancePool {
     } catch (err) {
       return { outcome: { ok: false, code: 'FUNCTION_UNAVAILABLE', message: `could not start ${fp.spec.key}: ${(err as Error).message}` }, cold: true };
     }
-    this.coldStarts++;
     fp.instances.push(instance);
     this.log({ level: 'info', msg: 'instance started', instance: name, pid: instance.pid, runner: this.runner.name, prestarted: spare !== undefined });
     return instance;
