@@ -12,6 +12,7 @@ import { InstancePool } from './pool.js';
 import { ProcessRunner } from './process-runner.js';
 import { ProcReader } from './proc-stats.js';
 import { Reporter } from './reporter.js';
+import { WasmRunner } from './wasm-runner.js';
 
 const RUNTIME_SOURCES = fileURLToPath(new URL('../../workers/runtime/', import.meta.url));
 const REAP_EVERY_MS = 10_000;
@@ -27,7 +28,7 @@ export async function runWorker(argv: readonly string[], env: NodeJS.ProcessEnv)
   if (typeof cgroups === 'string') log({ level: 'warn', msg: cgroups });
   const limits = typeof cgroups === 'string' ? undefined : cgroups;
   const pool = new InstancePool(new ProcessRunner({ runtimeDir, cgroups: limits }), path.join(config.runDir, 'code'),
-    { idleTtlMs: config.idleTtlMs, memoryBudgetMb: config.memoryBudgetMb }, log);
+    { idleTtlMs: config.idleTtlMs, memoryBudgetMb: config.memoryBudgetMb }, log, new WasmRunner());
   const server = new InvokeServer(pool, log);
   await server.listen(socketPath);
 

@@ -17,6 +17,7 @@ import { materialize } from './function-code.js';
 import { Instance, type CallOutcome } from './instance.js';
 import type { Runner } from './runner.js';
 import { Spares } from './spares.js';
+import type { WasmRunner } from './wasm-runner.js';
 
 export const PYTHON_MAX_INSTANCES = 4;
 const START_TIMEOUT_MS = 10_000;
@@ -51,6 +52,7 @@ export class InstancePool {
     private readonly codeDir: string,
     private readonly limits: { readonly idleTtlMs: number; readonly memoryBudgetMb: number },
     private readonly log: Log,
+    private readonly wasm?: WasmRunner,
   ) {
     this.spares = new Spares(runner, log);
   }
@@ -66,6 +68,10 @@ export class InstancePool {
     }
     fp.inFlight++;
     try {
+      if (spec.config.runtime === 'wasm') {
+        if (!this.wasm) return { outcome: { ok: false, code: 'FUNCTION_UNAVAILABLE', message: 'this worker runs no WebAssembly' }, cold: false };
+        return await this.wasm.invoke(spec, req, body);
+      }
       const acquired = await this.acquire(fp, timeoutMs);
       if ('outcome' in acquired) return { outcome: acquired.outcome, cold: acquired.cold };
       const { instance, cold } = acquired;
@@ -105,6 +111,7 @@ export class InstancePool {
 
   shutdown(): void {
     this.spares.shutdown();
+    void this.wasm?.close();
     for (const fp of this.pools.values()) for (const i of fp.instances) i.kill();
   }
 
@@ -120,6 +127,7 @@ export class InstancePool {
       // The config or code changed: old instances drain and exit.
       const old = previous === undefined ? undefined : this.pools.get(previous);
       for (const i of old?.instances ?? []) i.retire();
+      if (previous !== undefined) this.wasm?.forget(previous);
     }
     return fp;
   }

@@ -107,8 +107,8 @@ describe('checkUsable', () => {
     expect(checkUsable({ ...base, runtime: 'python' })).toBeUndefined();
   });
 
-  it('says wasm and container are not in this build yet', () => {
-    expect(checkUsable({ ...base, runtime: 'wasm' })).toBe('runtime "wasm" is not available yet in this build; use node or python');
+  it('says container mode is not in this build yet', () => {
+    expect(checkUsable({ ...base, runtime: 'wasm' })).toBeUndefined();
     expect(checkUsable({ ...base, mode: 'container' })).toBe('mode "container" is not available yet in this build; use "process"');
   });
 

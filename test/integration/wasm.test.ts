@@ -1,0 +1,61 @@
+// WebAssembly functions: WASI modules, CGI style, in piscina worker threads.
+import fs from 'node:fs';
+import path from 'node:path';
+import wabtInit from 'wabt';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { deploy, startGateway, type Gateway } from './harness.js';
+
+let gw: Gateway;
+
+async function assemble(file: string): Promise<Buffer> {
+  const wabt = await wabtInit();
+  const module = wabt.parseWat(file, fs.readFileSync(path.join('test/fixtures/wasm', file), 'utf8'));
+  return Buffer.from(module.toBinary({}).buffer);
+}
+
+beforeAll(async () => {
+  gw = await startGateway([], { workers: 1 });
+});
+afterAll(async () => {
+  await gw?.stop();
+});
+
+describe('wasm', () => {
+  it('runs a WASI module: body on stdin, CGI headers and body on stdout (inline, base64)', async () => {
+    const code = (await assemble('echo.wat')).toString('base64');
+    const first = await deploy(gw, 'POST:/wasm/echo', { runtime: 'wasm', code });
+    expect(first.status).toBe(201);
+    expect(first.headers.get('server-timing')).toContain('start;desc=cold');
+    const res = await fetch(`${gw.http}/wasm/echo`, { method: 'POST', body: 'ping' });
+    expect(res.status).toBe(201);
+    expect(res.headers.get('content-type')).toBe('text/plain');
+    expect(res.headers.get('server-timing')).toContain('start;desc=warm');
+    expect(await res.text()).toBe('wasm got: ping');
+  });
+
+  it('runs a module given by path', async () => {
+    const file = path.join(gw.dir, 'echo.wasm');
+    fs.writeFileSync(file, await assemble('echo.wat'));
+    await deploy(gw, 'POST:/wasm/file', { runtime: 'wasm', path: file });
+    const res = await fetch(`${gw.http}/wasm/file`, { method: 'POST', body: 'x'.repeat(100_000) });
+    expect(res.status).toBe(201);
+    expect(await res.text()).toBe(`wasm got: ${'x'.repeat(100_000)}`);
+  });
+
+  it('ends a spinning module at timeout_ms with 504, and keeps serving', async () => {
+    const code = (await assemble('spin.wat')).toString('base64');
+    const res = await deploy(gw, 'GET:/wasm/spin', { runtime: 'wasm', code, timeout_ms: 300 });
+    expect(res.status).toBe(504);
+    expect((await res.json()).code).toBe('FUNCTION_TIMEOUT');
+    const again = await fetch(`${gw.http}/wasm/echo`, { method: 'POST', body: 'still here' });
+    expect(await again.text()).toBe('wasm got: still here');
+  });
+
+  it('500 FUNCTION_ERROR for bytes that are not a module', async () => {
+    const res = await deploy(gw, 'GET:/wasm/bad', { runtime: 'wasm', code: Buffer.from('not wasm').toString('base64') });
+    expect(res.status).toBe(500);
+    const body = await res.json();
+    expect(body.code).toBe('FUNCTION_ERROR');
+    expect(body.message).toMatch(/^function failed to load: /);
+  });
+});
