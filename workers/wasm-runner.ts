@@ -18,6 +18,7 @@ const TASK_FILE = fileURLToPath(new URL('./wasm-task.js', import.meta.url));
 export class WasmRunner {
   private readonly piscina = new Piscina({
     filename: TASK_FILE,
+    minThreads: 0, // no thread until a wasm function is called: most workers may never run one
     maxThreads: Math.max(2, os.availableParallelism()),
     idleTimeout: 60_000,
     resourceLimits: { maxOldGenerationSizeMb: 64 },
