@@ -29,6 +29,21 @@ describe('hostile functions', () => {
     expect((await fetch(`${gw.http}/hello`)).status).toBe(200);
   });
 
+  it('sleeping past timeout_ms is 504, and the next call gets a fresh instance', async () => {
+    const first = await deploy(gw, 'GET:/sleepy', { runtime: 'python', path: at('sleep.py'), timeout_ms: 300 });
+    expect(first.status).toBe(200);
+    const instance = await first.text();
+    const started = Date.now();
+    const res = await fetch(`${gw.http}/sleepy?sleep=1`);
+    expect(res.status).toBe(504);
+    expect((await res.json()).code).toBe('FUNCTION_TIMEOUT');
+    expect(Date.now() - started).toBeLessThan(3000);
+    const after = await fetch(`${gw.http}/sleepy`); // one worker: it lands where the timeout was
+    expect(after.status).toBe(200);
+    expect(await after.text()).not.toBe(instance);
+    expect(after.headers.get('server-timing')).toContain('start;desc=cold');
+  });
+
   it('an output flood is capped in the log and the call still answers', async () => {
     const res = await deploy(gw, 'GET:/flood', { runtime: 'python', path: at('output-flood.py') });
     expect(res.status).toBe(200);
