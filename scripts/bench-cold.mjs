@@ -19,6 +19,22 @@ const runsFlag = process.argv.indexOf('--runs');
 const RUNS = runsFlag > 0 ? Number(process.argv[runsFlag + 1]) : 50;
 if (!Number.isInteger(RUNS) || RUNS < 5) throw new Error(`--runs must be an integer >= 5 (got ${process.argv[runsFlag + 1]})`);
 
+const wabt = await (await import('wabt')).default();
+
+/** A WASI module answering `nonce` CGI style (WAT assembled with wabt, a dev dependency). */
+function wasmModule(nonce) {
+  const out = `Content-Type: text/plain\n\n${nonce}`;
+  const wat = `(module
+    (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
+    (memory (export "memory") 1)
+    (data (i32.const 64) "${out.replace(/\n/g, '\\n')}")
+    (func (export "_start")
+      (i32.store (i32.const 0) (i32.const 64))
+      (i32.store (i32.const 4) (i32.const ${Buffer.byteLength(out)}))
+      (drop (call $w (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))`;
+  return Buffer.from(wabt.parseWat('nonce.wat', wat).toBinary({}).buffer).toString('base64');
+}
+
 const RUNTIMES = {
   node: {
     interpreter: [process.execPath, ['-e', 'process.stdout.write("ok")']],
@@ -27,6 +43,10 @@ const RUNTIMES = {
   python: {
     interpreter: ['/usr/bin/python3', ['-c', 'print("ok")']],
     code: (nonce) => `def handle(request):\n    return '${nonce}'\n`,
+  },
+  wasm: {
+    interpreter: undefined, // no interpreter to spawn: the module runs in a worker thread
+    code: wasmModule,
   },
 };
 
@@ -76,7 +96,7 @@ async function main() {
       const warm = { fn: [], total: [] };
       const spawnMs = [];
       for (let i = 1; i <= RUNS; i++) {
-        spawnMs.push(plainSpawn(spec.interpreter));
+        if (spec.interpreter) spawnMs.push(plainSpawn(spec.interpreter));
         // A pause, as between real first calls: the worker's spare node sandbox is ready again.
         await new Promise((r) => setTimeout(r, 300));
         const nonce = `n${i}`;
@@ -112,7 +132,7 @@ async function main() {
     console.log('| runtime, mode | plain spawn of the interpreter | cold: worker time | cold: round trip | warm: worker time | warm: round trip |');
     console.log('|---|---|---|---|---|---|');
     for (const r of rows) {
-      console.log(`| ${r.runtime}, process | ${fmt(r.spawnMs)} | ${fmt(r.cold.fn)} | ${fmt(r.cold.total)} | ${fmt(r.warm.fn)} | ${fmt(r.warm.total)} |`);
+      console.log(`| ${r.runtime}, ${r.runtime === 'wasm' ? 'thread' : 'process'} | ${r.spawnMs.length ? fmt(r.spawnMs) : '—'} | ${fmt(r.cold.fn)} | ${fmt(r.cold.total)} | ${fmt(r.warm.fn)} | ${fmt(r.warm.total)} |`);
     }
   } finally {
     gw.kill('SIGTERM');
