@@ -155,7 +155,7 @@ function gauges(store: RouteStore, fleet: Fleet, startedMs: number): Sample[] {
     per('faas_worker_restarts', 'Times the supervisor restarted the worker.', (w) => fleet.supervisedInfo(w.id)?.restarts ?? 0),
     { name: 'faas_datagrams_received_total', help: 'Load-report datagrams received.', type: 'counter', values: [[{}, dg.received]] },
     { name: 'faas_datagrams_dropped_total', help: 'Load-report datagrams dropped, by reason.', type: 'counter',
-      values: Object.entries(dg.dropped).map(([reason, n]) => [{ reason }, Number(n)] as const) },
+      values: Object.entries(dg.dropped).map(([reason, n]) => [{ reason }, n] as const) },
     { name: 'faas_routes', help: 'Routes being served.', type: 'gauge', values: [[{}, store.snapshot.size]] },
     { name: 'faas_config_sync_age_seconds', help: 'Seconds since routes were last synced successfully.', type: 'gauge',
       values: [[{}, status.lastSuccessAt === undefined ? NaN : (now - status.lastSuccessAt) / 1000]] },

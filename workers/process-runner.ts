@@ -43,7 +43,6 @@ const RLIMITS = ['/usr/bin/prlimit', '--nofile=1024:1024', `--fsize=${32 * 1024 
 /** What every sandbox's environment holds besides the function's own `env`. */
 const BASE_ENV = { PATH: '/usr/bin:/bin', HOME: '/tmp', LANG: 'C.UTF-8' };
 
-
 const DEFAULT_FILTER = fileURLToPath(new URL('../seccomp/filter.bpf', import.meta.url));
 /** The fd the filter is passed on: 0–2 are stdio, 3 is the frame channel. */
 const SECCOMP_FD = 4;
@@ -77,7 +76,10 @@ export class ProcessRunner implements Runner {
 
   start(spec: FunctionSpec, code: FunctionCode): SandboxProcess {
     const { config } = spec;
-    return this.launch(['--ro-bind', code.hostPath, code.mountPath], config.env, this.command(spec, code), config.memoryMb);
+    const hostArgs = config.runtime === 'node'
+      ? [code.entry, config.handler ?? '', spec.key, String(config.memoryMb), JSON.stringify(config.env)]
+      : [code.entry, config.handler ?? ''];
+    return this.launch(['--ro-bind', code.hostPath, code.mountPath], config.env, this.command(config.runtime, config.memoryMb, hostArgs), config.memoryMb);
   }
 
   /**
@@ -86,10 +88,7 @@ export class ProcessRunner implements Runner {
    * runtime's start off a cold call. Its memory limit (and node's heap) is GENERIC_MEMORY_MB.
    */
   startGeneric(runtime: Runtime): SandboxProcess {
-    const command = runtime === 'node'
-      ? [this.node, `--max-old-space-size=${GENERIC_MEMORY_MB}`, '/faas/node-host.mjs']
-      : [this.python, '-B', '-u', '/faas/python-host.py'];
-    return this.launch([], {}, [...RLIMITS, ...command], GENERIC_MEMORY_MB);
+    return this.launch([], {}, this.command(runtime, GENERIC_MEMORY_MB, []), GENERIC_MEMORY_MB);
   }
 
   private launch(binds: string[], env: Readonly<Record<string, string>>, command: string[], memoryMb: number): SandboxProcess {
@@ -156,20 +155,11 @@ export class ProcessRunner implements Runner {
     };
   }
 
-  private command(spec: FunctionSpec, code: FunctionCode): string[] {
-    return [...RLIMITS, ...this.runtime(spec, code)];
-  }
-
-  private runtime(spec: FunctionSpec, code: FunctionCode): string[] {
-    const { config } = spec;
-    if (config.runtime === 'node') {
-      return [this.node, `--max-old-space-size=${config.memoryMb}`, '/faas/node-host.mjs',
-        code.entry, config.handler ?? '', spec.key, String(config.memoryMb), JSON.stringify(config.env)];
-    }
-    if (config.runtime === 'python') {
-      return [this.python, '-B', '-u', '/faas/python-host.py', code.entry, config.handler ?? ''];
-    }
-    throw new Error(`process runner: runtime "${config.runtime}" is not supported yet`);
+  /** The runtime host's command line, behind the rlimits; no host arguments means a spare awaiting `load`. */
+  private command(runtime: Runtime, memoryMb: number, hostArgs: string[]): string[] {
+    if (runtime === 'node') return [...RLIMITS, this.node, `--max-old-space-size=${memoryMb}`, '/faas/node-host.mjs', ...hostArgs];
+    if (runtime === 'python') return [...RLIMITS, this.python, '-B', '-u', '/faas/python-host.py', ...hostArgs];
+    throw new Error(`process runner: runtime "${runtime}" does not run in a process sandbox`);
   }
 
   /** A node binary outside /usr (nvm, /opt) must be mounted where it is. */

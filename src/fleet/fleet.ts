@@ -111,8 +111,7 @@ export class Fleet {
           `worker ${w.id} did not answer within timeout_ms ${route.config.timeoutMs} ms + ${GATEWAY_GRACE_MS} ms`, w.id)),
         route.config.timeoutMs + GATEWAY_GRACE_MS);
       });
-      const spec = { key: route.key, version: route.version, config: route.config };
-      const call = w.conn.invoke(spec, inv.requestId, inv.method, inv.path, inv.query, inv.headers, inv.body);
+      const call = w.conn.invoke(route, inv.requestId, inv.method, inv.path, inv.query, inv.headers, inv.body);
       const { result, body } = await Promise.race([call, deadline]);
       w.served++;
       if (result.error) throw new GatewayError(result.error.code as ErrorCode, result.error.message, w.id);

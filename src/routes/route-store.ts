@@ -41,11 +41,6 @@ export interface Route extends FunctionSpec {
   readonly config: FunctionConfig;
 }
 
-/** The spec alone, for sending to a worker (Route carries more than the wire needs). */
-export function toFunctionSpec(route: Route): FunctionSpec {
-  return { key: route.key, version: route.version, config: route.config };
-}
-
 /** An immutable snapshot of the routes. */
 export class RouteTable {
   static readonly EMPTY = new RouteTable(new Map());
