@@ -179,9 +179,10 @@ export class InstancePool {
     }
     let used = live.reduce((sum, l) => sum + l.memoryMb, 0);
     const idle = live.filter((l) => l.instance.claims === 0).sort((a, b) => a.instance.lastUsedMs - b.instance.lastUsedMs);
+    const inUse = used - idle.reduce((sum, l) => sum + l.memoryMb, 0);
+    if (inUse + memoryMb > this.limits.memoryBudgetMb) return false; // evicting every idle one would not do: evict none
     while (used + memoryMb > this.limits.memoryBudgetMb) {
-      const victim = idle.shift();
-      if (!victim) return false;
+      const victim = idle.shift()!;
       this.log({ level: 'info', msg: 'instance evicted to stay within the memory budget', instance: victim.instance.name, budgetMb: this.limits.memoryBudgetMb });
       victim.instance.kill();
       used -= victim.memoryMb;
