@@ -1,12 +1,14 @@
 #!/bin/sh
 # Host packages the gateway needs beyond npm: bubblewrap (the process sandbox), a C compiler
-# and libseccomp-dev (the sandbox's seccomp filter is built with them) and the sqlite3
+# and libseccomp-dev (the sandbox's seccomp filter is built with them), runc (the OCI runtime
+# of container mode) and the sqlite3
 # command-line client (how operators edit routes). Installed with apt-get when run
 # as root on Debian/Ubuntu; otherwise a message names the package to install.
 set -e
 missing=""
 command -v bwrap >/dev/null 2>&1 || missing="$missing bubblewrap"
 command -v sqlite3 >/dev/null 2>&1 || missing="$missing sqlite3"
+command -v runc >/dev/null 2>&1 || missing="$missing runc"
 command -v cc >/dev/null 2>&1 || missing="$missing gcc"
 [ -f /usr/include/seccomp.h ] || missing="$missing libseccomp-dev"
 [ -x /usr/bin/python3 ] || missing="$missing python3"
@@ -14,9 +16,9 @@ command -v cc >/dev/null 2>&1 || missing="$missing gcc"
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "host-deps: installing$missing with apt-get" >&2
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq >/dev/null
+  apt-get -o DPkg::Lock::Timeout=300 update -qq >/dev/null
   # shellcheck disable=SC2086
-  apt-get install -y -qq $missing >/dev/null
+  apt-get -o DPkg::Lock::Timeout=300 install -y -qq $missing >/dev/null
 else
   echo "host-deps: missing Debian packages:$missing" >&2
   echo "host-deps: install them with: sudo apt-get install -y$missing" >&2

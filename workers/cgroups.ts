@@ -27,6 +27,8 @@ export class Cgroups {
     /** The cgroup each controller had the worker in, to move back to after a spawn. */
     private readonly own: Readonly<Record<Controller, string>>,
     private readonly workerDirs: Readonly<Record<Controller, string>>,
+    /** This worker's folder in every other hierarchy, where an OCI runtime makes its containers' cgroups. */
+    private readonly otherDirs: readonly string[],
   ) {}
 
   /** Sets up this worker's cgroups, or explains why it cannot. */
@@ -39,16 +41,19 @@ export class Cgroups {
       own[c] = path.join(MOUNT, c, line.slice(line.indexOf(':', line.indexOf(':') + 1) + 1));
     }
     const workerDirs = {} as Record<Controller, string>;
+    const name = `faas-${workerId}-${process.pid}`;
     try {
       for (const c of CONTROLLERS) {
         removeStale(own[c]);
-        workerDirs[c] = path.join(own[c], `faas-${workerId}-${process.pid}`);
+        workerDirs[c] = path.join(own[c], name);
         fs.mkdirSync(workerDirs[c], { recursive: true });
       }
     } catch (err) {
       return `cannot create cgroups under ${own.memory} and ${own.pids} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}): instances run without cgroup memory/pids limits`;
     }
-    return new Cgroups(own, workerDirs);
+    const others = otherHierarchies(lines);
+    for (const dir of others) removeStale(dir);
+    return new Cgroups(own, workerDirs, others.map((dir) => path.join(dir, name)));
   }
 
   create(memoryBytes: number, pidsMax: number): InstanceCgroup {
@@ -60,6 +65,17 @@ export class Cgroups {
     tryWrite(path.join(dirs.memory, 'memory.memsw.limit_in_bytes'), String(memoryBytes)); // no swapping past it, where swap accounting exists
     fs.writeFileSync(path.join(dirs.pids, 'pids.max'), String(pidsMax));
     return { dirs, memoryBytes };
+  }
+
+  /**
+   * A cgroup that an OCI runtime creates and limits itself (container mode): `cgroupsPath` is
+   * relative, so runc puts it under its own cgroups, which are the worker's, inside this
+   * worker's folders; `cg` reads its OOM count and kills what is left, like ours.
+   */
+  forRuntime(memoryBytes: number): { cgroupsPath: string; cg: InstanceCgroup } {
+    const name = `c${++this.seq}`;
+    const cgroupsPath = path.join(path.relative(this.own.memory, this.workerDirs.memory), name);
+    return { cgroupsPath, cg: { dirs: { memory: path.join(this.workerDirs.memory, name), pids: path.join(this.workerDirs.pids, name) }, memoryBytes } };
   }
 
   /** Runs spawn() with this process inside the instance's cgroups, so the child starts there. */
@@ -96,8 +112,27 @@ export class Cgroups {
 
   /** At worker exit: the worker's own folders (instances are gone by then). */
   close(): void {
-    for (const c of CONTROLLERS) removeTree(this.workerDirs[c]);
+    for (const dir of [...Object.values(this.workerDirs), ...this.otherDirs]) removeTree(dir);
   }
+}
+
+/**
+ * The worker's cgroup in each v1 hierarchy but memory and pids, and in cgroup2 (`0::`,
+ * mounted at /sys/fs/cgroup/unified on a hybrid host): runc creates a container's cgroup in
+ * every one of them, and leaves the worker's folder behind when it is done.
+ */
+function otherHierarchies(lines: readonly string[]): string[] {
+  const dirs: string[] = [];
+  for (const line of lines) {
+    const m = /^\d+:([^:]*):(.*)$/.exec(line);
+    if (!m) continue;
+    const controllers = m[1]!.split(',');
+    if (controllers.some((c) => (CONTROLLERS as readonly string[]).includes(c))) continue;
+    const mount = m[1] === '' ? 'unified' : m[1]!.replace(/^name=/, '');
+    const dir = path.join(MOUNT, mount, m[2]!);
+    if (fs.existsSync(dir)) dirs.push(dir);
+  }
+  return dirs;
 }
 
 function killPids(pids: readonly number[]): void {
@@ -162,7 +197,13 @@ function removeTree(dir: string): void {
 
 /** Folders left by workers that were SIGKILLed (their pid is gone): kill what is inside, remove them. */
 function removeStale(own: string): void {
-  for (const name of fs.readdirSync(own)) {
+  let names: string[];
+  try {
+    names = fs.readdirSync(own);
+  } catch {
+    return;
+  }
+  for (const name of names) {
     const m = /^faas-.+-(\d+)$/.exec(name);
     if (!m || processAlive(Number(m[1]))) continue;
     const dir = path.join(own, name);
@@ -173,7 +214,8 @@ function removeStale(own: string): void {
   }
 }
 
-function processAlive(pid: number): boolean {
+/** Whether a pid is in use (by any user: EPERM means it exists). */
+export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

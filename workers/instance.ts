@@ -1,5 +1,6 @@
 // A running function instance: one sandbox, the frame channel to its runtime host, and the
 // calls in flight on it. A timed-out or crashed instance is retired and never reused.
+import type { Duplex } from 'node:stream';
 import type { WorkerErrorCode } from '../src/protocol/messages.js';
 import { encodeInstanceFrame, InstanceFrameDecoder, type HostInvoke, type HostLoad, type HostMessage } from './instance-frames.js';
 import type { SandboxProcess } from './runner.js';
@@ -33,6 +34,8 @@ export class Instance {
   private readonly pending = new Map<number, PendingCall>();
   private nextId = 1;
   private outputTail = '';
+  private channel?: Duplex;
+  private readonly unsent: Buffer[] = [];
 
   constructor(
     readonly name: string,
@@ -60,18 +63,24 @@ export class Instance {
       this.kill();
     }, startTimeoutMs);
 
-    sandbox.channel.on('data', (chunk: Buffer) => {
-      let messages;
-      try {
-        messages = decoder.push(chunk);
-      } catch (err) {
-        this.log({ level: 'error', msg: 'instance protocol error', instance: name, error: (err as Error).message });
-        this.kill();
-        return;
-      }
-      for (const { meta, body } of messages) this.onMessage(meta, body, markReady, failReady, startTimer);
-    });
-    sandbox.channel.on('error', () => {});
+    const attach = (channel: Duplex): void => {
+      channel.on('data', (chunk: Buffer) => {
+        let messages;
+        try {
+          messages = decoder.push(chunk);
+        } catch (err) {
+          this.log({ level: 'error', msg: 'instance protocol error', instance: name, error: (err as Error).message });
+          this.kill();
+          return;
+        }
+        for (const { meta, body } of messages) this.onMessage(meta, body, markReady, failReady, startTimer);
+      });
+      channel.on('error', () => {});
+      this.channel = channel;
+      if (this.unsent.length > 0) this.write(this.unsent.splice(0));
+    };
+    if (sandbox.channel instanceof Promise) sandbox.channel.then(attach, () => {}); // no connection: the start timer or the exit says why
+    else attach(sandbox.channel);
     void sandbox.exited.then(({ code, signal, limit }) => {
       this.exited = true;
       this.retired = true;
@@ -112,9 +121,14 @@ export class Instance {
   }
 
   private write(frames: Buffer[]): void {
-    this.sandbox.channel.cork();
-    for (const f of frames) this.sandbox.channel.write(f);
-    this.sandbox.channel.uncork();
+    const channel = this.channel;
+    if (!channel) {
+      this.unsent.push(...frames); // a container not connected yet: sent on connection
+      return;
+    }
+    channel.cork();
+    for (const f of frames) channel.write(f);
+    channel.uncork();
   }
 
   /** Hands a pre-started sandbox its function; `ready` resolves once it has loaded. */

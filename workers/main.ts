@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { loadWorkerConfig } from '../src/config.js';
 import { createLog } from '../src/protocol/log.js';
 import { Cgroups } from './cgroups.js';
+import { ContainerRunner } from './container-runner.js';
 import { InvokeServer } from './invoke-server.js';
 import { InstancePool } from './pool.js';
 import { ProcessRunner } from './process-runner.js';
@@ -27,7 +28,16 @@ export async function runWorker(argv: readonly string[], env: NodeJS.ProcessEnv)
   const cgroups = Cgroups.open(config.id);
   if (typeof cgroups === 'string') log({ level: 'warn', msg: cgroups });
   const limits = typeof cgroups === 'string' ? undefined : cgroups;
-  const pool = new InstancePool(new ProcessRunner({ runtimeDir, cgroups: limits }), path.join(config.runDir, 'code'),
+  const runners = {
+    process: attempt(() => new ProcessRunner({ runtimeDir, cgroups: limits })),
+    container: limits
+      ? attempt(() => new ContainerRunner({ runtimeDir, stateDir: path.join(config.runDir, 'containers'), workerId: config.id, cgroups: limits }))
+      : 'container mode needs cgroup v1 memory and pids hierarchies the worker can write',
+  };
+  for (const [mode, runner] of Object.entries(runners)) {
+    if (typeof runner === 'string') log({ level: 'warn', msg: `mode ${mode} is not available on this worker; its calls get 503 FUNCTION_UNAVAILABLE`, why: runner });
+  }
+  const pool = new InstancePool(runners, path.join(config.runDir, 'code'),
     { idleTtlMs: config.idleTtlMs, memoryBudgetMb: config.memoryBudgetMb }, log, new WasmRunner());
   const server = new InvokeServer(pool, log);
   await server.listen(socketPath);
@@ -70,6 +80,15 @@ export async function runWorker(argv: readonly string[], env: NodeJS.ProcessEnv)
     process.stdin.on('end', () => shutdown('gateway gone'));
     process.stdin.on('error', () => shutdown('gateway gone'));
     process.stdin.resume();
+  }
+}
+
+/** A runner, or why this worker cannot have one. */
+function attempt<T>(make: () => T): T | string {
+  try {
+    return make();
+  } catch (err) {
+    return (err as Error).message;
   }
 }
 

@@ -12,7 +12,7 @@
 // call is refused with FUNCTION_AT_CAPACITY rather than overcommitting the host. Spare
 // sandboxes (spares.ts) are a fixed overhead outside the budget.
 import type { Log } from '../src/protocol/log.js';
-import type { FunctionSpec } from '../src/protocol/messages.js';
+import type { FunctionSpec, Mode } from '../src/protocol/messages.js';
 import { materialize } from './function-code.js';
 import { Instance, type CallOutcome } from './instance.js';
 import type { Runner } from './runner.js';
@@ -48,13 +48,14 @@ export class InstancePool {
   private instanceSeq = 0;
 
   constructor(
-    private readonly runner: Runner,
+    /** A runner per mode this worker can run; a mode without one is refused per call, with the reason. */
+    private readonly runners: Readonly<Record<Mode, Runner | string>>,
     private readonly codeDir: string,
     private readonly limits: { readonly idleTtlMs: number; readonly memoryBudgetMb: number },
     private readonly log: Log,
     private readonly wasm?: WasmRunner,
   ) {
-    this.spares = new Spares(runner, log);
+    this.spares = new Spares(typeof runners.process === 'string' ? undefined : runners.process, log);
   }
 
   async invoke(spec: FunctionSpec, req: CallRequest, body: Buffer): Promise<{ outcome: CallOutcome; cold: boolean }> {
@@ -198,9 +199,13 @@ export class InstancePool {
       return { outcome: { ok: false, code: 'FUNCTION_AT_CAPACITY', message:
         `this worker's memory budget of ${this.limits.memoryBudgetMb} MiB is held by instances in use; ${fp.spec.key} needs ${config.memoryMb} MiB` }, cold: false };
     }
-    const spare = this.spares.take(fp.spec);
+    const runner = this.runners[config.mode];
+    if (typeof runner === 'string') {
+      return { outcome: { ok: false, code: 'FUNCTION_UNAVAILABLE', message: `${fp.spec.key} cannot run in mode "${config.mode}" on this worker: ${runner}` }, cold: true };
+    }
+    const spare = config.mode === 'process' ? this.spares.take(fp.spec) : undefined;
     try {
-      const sandbox = spare?.sandbox ?? this.runner.start(fp.spec, materialize(config, this.codeDir));
+      const sandbox = spare?.sandbox ?? runner.start(fp.spec, materialize(config, this.codeDir));
       const capacity = config.runtime === 'python' ? 1 : config.maxConcurrency;
       instance = new Instance(name, sandbox, capacity, START_TIMEOUT_MS, this.log);
       if (spare) instance.load(spare.load);
@@ -213,7 +218,7 @@ export class InstancePool {
       return { outcome: { ok: false, code: 'FUNCTION_UNAVAILABLE', message: `could not start ${fp.spec.key}: ${(err as Error).message}` }, cold: true };
     }
     fp.instances.push(instance);
-    this.log({ level: 'info', msg: 'instance started', instance: name, pid: instance.pid, runner: this.runner.name, prestarted: spare !== undefined });
+    this.log({ level: 'info', msg: 'instance started', instance: name, pid: instance.pid, runner: runner.name, prestarted: spare !== undefined });
     return instance;
   }
 

@@ -14,7 +14,10 @@ import type { Duplex, Readable } from 'node:stream';
 import type { FunctionSpec, Runtime } from '../src/protocol/messages.js';
 import type { FunctionCode } from './function-code.js';
 import type { Cgroups } from './cgroups.js';
-import { GENERIC_MEMORY_MB, type Runner, type SandboxExit, type SandboxProcess } from './runner.js';
+import {
+  BASE_ENV, FILE_SIZE_MAX, GENERIC_MEMORY_MB, hostCommand, OPEN_FILES_MAX, PIDS_MAX,
+  type Runner, type SandboxExit, type SandboxProcess,
+} from './runner.js';
 
 export interface ProcessRunnerOptions {
   /** Host folder holding node-host.mjs and python-host.py, readable by the sandbox user. */
@@ -30,18 +33,13 @@ export interface ProcessRunnerOptions {
   readonly cgroups?: Cgroups;
 }
 
-/** Processes and threads one instance may have: node runs ~12 threads, bwrap 2 processes. */
-export const PIDS_MAX = 64;
 /**
  * rlimits set inside the sandbox before the runtime starts (util-linux prlimit, then exec):
- * open files (node needs ≥ 32) and the largest file a function may write (the 64 MiB /tmp is
- * the real bound; this makes an oversized single write EFBIG rather than filling it). No CPU
- * rlimit: it is cumulative per process, so it would end a warm instance after its total CPU
- * time; the wall-clock timeout_ms ends runaway calls.
+ * open files and the largest file a function may write. No CPU rlimit: it is cumulative per
+ * process, so it would end a warm instance after its total CPU time; the wall-clock
+ * timeout_ms ends runaway calls.
  */
-const RLIMITS = ['/usr/bin/prlimit', '--nofile=1024:1024', `--fsize=${32 * 1024 * 1024}`, '--'];
-/** What every sandbox's environment holds besides the function's own `env`. */
-const BASE_ENV = { PATH: '/usr/bin:/bin', HOME: '/tmp', LANG: 'C.UTF-8' };
+export const RLIMITS = ['/usr/bin/prlimit', `--nofile=${OPEN_FILES_MAX}:${OPEN_FILES_MAX}`, `--fsize=${FILE_SIZE_MAX}`, '--'];
 
 const DEFAULT_FILTER = fileURLToPath(new URL('../seccomp/filter.bpf', import.meta.url));
 /** The fd the filter is passed on: 0–2 are stdio, 3 is the frame channel. */
@@ -76,10 +74,7 @@ export class ProcessRunner implements Runner {
 
   start(spec: FunctionSpec, code: FunctionCode): SandboxProcess {
     const { config } = spec;
-    const hostArgs = config.runtime === 'node'
-      ? [code.entry, config.handler ?? '', spec.key, String(config.memoryMb), JSON.stringify(config.env)]
-      : [code.entry, config.handler ?? ''];
-    return this.launch(['--ro-bind', code.hostPath, code.mountPath], config.env, this.command(config.runtime, config.memoryMb, hostArgs), config.memoryMb);
+    return this.launch(['--ro-bind', code.hostPath, code.mountPath], config.env, this.command(config.runtime, config.memoryMb, { spec, code }), config.memoryMb);
   }
 
   /**
@@ -88,7 +83,7 @@ export class ProcessRunner implements Runner {
    * runtime's start off a cold call. Its memory limit (and node's heap) is GENERIC_MEMORY_MB.
    */
   startGeneric(runtime: Runtime): SandboxProcess {
-    return this.launch([], {}, this.command(runtime, GENERIC_MEMORY_MB, []), GENERIC_MEMORY_MB);
+    return this.launch([], {}, this.command(runtime, GENERIC_MEMORY_MB), GENERIC_MEMORY_MB);
   }
 
   private launch(binds: string[], env: Readonly<Record<string, string>>, command: string[], memoryMb: number): SandboxProcess {
@@ -155,11 +150,9 @@ export class ProcessRunner implements Runner {
     };
   }
 
-  /** The runtime host's command line, behind the rlimits; no host arguments means a spare awaiting `load`. */
-  private command(runtime: Runtime, memoryMb: number, hostArgs: string[]): string[] {
-    if (runtime === 'node') return [...RLIMITS, this.node, `--max-old-space-size=${memoryMb}`, '/faas/node-host.mjs', ...hostArgs];
-    if (runtime === 'python') return [...RLIMITS, this.python, '-B', '-u', '/faas/python-host.py', ...hostArgs];
-    throw new Error(`process runner: runtime "${runtime}" does not run in a process sandbox`);
+  /** The runtime host's command line, behind the rlimits; no function means a spare awaiting `load`. */
+  private command(runtime: Runtime, memoryMb: number, fn?: { spec: FunctionSpec; code: FunctionCode }): string[] {
+    return [...RLIMITS, ...hostCommand(runtime, { node: this.node, python: this.python }, memoryMb, fn)];
   }
 
   /** A node binary outside /usr (nvm, /opt) must be mounted where it is. */

@@ -1,6 +1,8 @@
 // One interface for every execution mode (STYLE.md pattern 4): a Runner starts a sandboxed
 // runtime host for a function; the Instance (instance.ts) talks to it. Modes live one per
-// file: process-runner.ts now; container and wasm runners come with issue 2/6.
+// file: process-runner.ts (bubblewrap), container-runner.ts (an OCI runtime); WebAssembly
+// runs in threads (wasm-runner.ts). What every runner starts is the same runtime host with the
+// same arguments: hostCommand() below.
 import type { Readable, Duplex } from 'node:stream';
 import type { FunctionSpec, Runtime } from '../src/protocol/messages.js';
 import type { FunctionCode } from './function-code.js';
@@ -8,8 +10,11 @@ import type { FunctionCode } from './function-code.js';
 export interface SandboxProcess {
   /** Host pid of the sandbox's outermost process (for /proc sampling and killing). */
   readonly pid: number;
-  /** The host's end of the frame channel (fd 3 inside the sandbox). */
-  readonly channel: Duplex;
+  /**
+   * The host's end of the frame channel: fd 3 inside a process sandbox (there at once), or a
+   * Unix socket a container connects to once it runs (a promise until then).
+   */
+  readonly channel: Duplex | Promise<Duplex>;
   /** The sandbox's own stdout/stderr: runtime crashes, sandbox errors. */
   readonly output: Readable[];
   /** Kills the whole sandbox tree. */
@@ -32,4 +37,34 @@ export interface Runner {
   start(spec: FunctionSpec, code: FunctionCode): SandboxProcess;
   /** A sandbox of this runtime without a function yet, to be given one with a `load` frame (instance-frames.ts). */
   startGeneric?(runtime: Runtime): SandboxProcess;
+}
+
+/** What every sandbox's environment holds besides the function's own `env`. */
+export const BASE_ENV: Readonly<Record<string, string>> = { PATH: '/usr/bin:/bin', HOME: '/tmp', LANG: 'C.UTF-8', PWD: '/tmp' };
+/** Processes and threads one instance may have: node runs ~12 threads, bwrap 2 processes. */
+export const PIDS_MAX = 64;
+/** Largest file a function may write (its private /tmp is 64 MiB; this makes one oversized write EFBIG). */
+export const FILE_SIZE_MAX = 32 * 1024 * 1024;
+/** Open files per instance (node needs ≥ 32). */
+export const OPEN_FILES_MAX = 1024;
+
+export interface Interpreters {
+  readonly node: string;
+  readonly python: string;
+}
+
+/**
+ * The runtime host's command line inside a sandbox (node-host.mjs or python-host.py under
+ * /faas): with a function, or, for `spec` undefined, a spare that waits for a `load` frame.
+ */
+export function hostCommand(runtime: Runtime, bin: Interpreters, memoryMb: number, fn?: { spec: FunctionSpec; code: FunctionCode }): string[] {
+  if (runtime === 'node') {
+    const args = fn ? [fn.code.entry, fn.spec.config.handler ?? '', fn.spec.key, String(memoryMb), JSON.stringify(fn.spec.config.env)] : [];
+    return [bin.node, `--max-old-space-size=${memoryMb}`, '/faas/node-host.mjs', ...args];
+  }
+  if (runtime === 'python') {
+    const args = fn ? [fn.code.entry, fn.spec.config.handler ?? ''] : [];
+    return [bin.python, '-B', '-u', '/faas/python-host.py', ...args];
+  }
+  throw new Error(`runtime "${runtime}" runs in threads, not in a sandboxed process`);
 }

@@ -22,7 +22,8 @@ export class Spares {
   private readonly byRuntime = new Map<Runtime, SandboxProcess[]>(RUNTIMES.map((r) => [r, []]));
   private stopped = false;
 
-  constructor(private readonly runner: Runner, private readonly log: Log) {
+  /** No runner (no process sandbox on this host): no spares. */
+  constructor(private readonly runner: Runner | undefined, private readonly log: Log) {
     this.refill();
   }
 
@@ -48,7 +49,7 @@ export class Spares {
 
   private refill(): void {
     for (const [runtime, list] of this.byRuntime) {
-      while (!this.stopped && this.runner.startGeneric && list.length < SPARES_PER_RUNTIME) {
+      while (!this.stopped && this.runner?.startGeneric && list.length < SPARES_PER_RUNTIME) {
         let sandbox: SandboxProcess;
         try {
           sandbox = this.runner.startGeneric(runtime);

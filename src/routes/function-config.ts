@@ -126,7 +126,7 @@ export function parseFunctionConfig(v: string): FunctionConfigResult {
  * served, or undefined when it can. Reads the filesystem; keep it out of the pure path.
  */
 export function checkUsable(config: FunctionConfig): string | undefined {
-  if (config.mode === 'container') return 'mode "container" is not available yet in this build; use "process"';
+  if (config.mode === 'container' && config.runtime === 'wasm') return 'runtime "wasm" runs in threads; mode "container" is for node and python';
   // Fail closed: a route an operator meant to protect is not served unprotected.
   if (config.auth === 'api-key') return 'auth "api-key" is not enforced yet in this build; the route is not served until it is';
   if (config.rateLimit) return 'rate_limit is not enforced yet in this build; the route is not served until it is';

@@ -116,3 +116,58 @@ declare global {
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   interface Response { json(): Promise<any> }
 }
+
+/** Every execution mode of node and python functions; suites that cover isolation run in each. */
+export const MODES = ['process', 'container'] as const;
+
+/**
+ * What sandboxes could leave on the host: processes of the sandbox user (uid 65534) and
+ * cgroup folders of workers and their containers (faas-*, in every hierarchy). A suite takes
+ * it before it starts its gateway and expects the same after stopping it.
+ */
+export function hostResidue(): { sandboxProcesses: number; cgroupFolders: string[] } {
+  return { sandboxProcesses: sandboxProcesses(), cgroupFolders: cgroupFolders() };
+}
+
+/** Waits (a few seconds at most: sandboxes die as their workers exit) for the host to be as it was. */
+export async function expectNoResidue(before: ReturnType<typeof hostResidue>): Promise<void> {
+  const same = (): boolean => JSON.stringify(hostResidue()) === JSON.stringify(before);
+  await eventually(async () => same(), 5000).catch(() => {});
+  if (!same()) throw new Error(`left on the host: before ${JSON.stringify(before)}, after ${JSON.stringify(hostResidue())}`);
+}
+
+/** Processes on the host owned by the sandbox user (uid 65534). */
+export function sandboxProcesses(): number {
+  let n = 0;
+  for (const name of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      if (/^Uid:\s+65534\b/m.test(fs.readFileSync(`/proc/${name}/status`, 'utf8'))) n++;
+    } catch {
+      /* gone */
+    }
+  }
+  return n;
+}
+
+/** Worker cgroup folders (faas-WORKER-PID) in any hierarchy, under the folders this process is in. */
+function cgroupFolders(): string[] {
+  const found: string[] = [];
+  let lines: string[];
+  try {
+    lines = fs.readFileSync('/proc/self/cgroup', 'utf8').split('\n');
+  } catch {
+    return found;
+  }
+  for (const line of lines) {
+    const m = /^\d+:([^:]*):(.*)$/.exec(line);
+    if (!m) continue;
+    const dir = path.join('/sys/fs/cgroup', m[1] === '' ? 'unified' : m[1]!.replace(/^name=/, '').split(',')[0]!, m[2]!);
+    try {
+      for (const name of fs.readdirSync(dir)) if (name.startsWith('faas-')) found.push(path.join(dir, name));
+    } catch {
+      /* not mounted here */
+    }
+  }
+  return found.sort();
+}

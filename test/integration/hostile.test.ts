@@ -3,12 +3,14 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { deploy, startGateway, type Gateway } from './harness.js';
+import { deploy, expectNoResidue, hostResidue, MODES, startGateway, type Gateway } from './harness.js';
 
 let gw: Gateway;
 let fixtures: string;
+let residueBefore: ReturnType<typeof hostResidue>;
 
 beforeAll(async () => {
+  residueBefore = hostResidue();
   gw = await startGateway([], { workers: 1 });
   // The checkout may not be readable by the sandbox user (uid 65534); the gateway's temp dir is.
   fixtures = path.join(gw.dir, 'hostile');
@@ -17,35 +19,36 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await gw?.stop();
+  await expectNoResidue(residueBefore); // no process, cgroup or container left behind
 });
 
 const at = (file: string): string => path.join(fixtures, file);
 
-describe('hostile functions', () => {
+describe.each(MODES)('hostile functions, %s mode', (mode) => {
   it('an infinite loop ends at timeout_ms with 504, and the worker keeps serving', async () => {
-    const res = await deploy(gw, 'GET:/loop', { runtime: 'node', path: at('infinite-loop.mjs'), timeout_ms: 500 });
+    const res = await deploy(gw, `GET:/${mode}/loop`, { mode, runtime: 'node', path: at('infinite-loop.mjs'), timeout_ms: 500 });
     expect(res.status).toBe(504);
     expect((await res.json()).code).toBe('FUNCTION_TIMEOUT');
     expect((await fetch(`${gw.http}/hello`)).status).toBe(200);
   });
 
   it('sleeping past timeout_ms is 504, and the next call gets a fresh instance', async () => {
-    const first = await deploy(gw, 'GET:/sleepy', { runtime: 'python', path: at('sleep.py'), timeout_ms: 300 });
+    const first = await deploy(gw, `GET:/${mode}/sleepy`, { mode, runtime: 'python', path: at('sleep.py'), timeout_ms: 300 });
     expect(first.status).toBe(200);
     const instance = await first.text();
     const started = Date.now();
-    const res = await fetch(`${gw.http}/sleepy?sleep=1`);
+    const res = await fetch(`${gw.http}/${mode}/sleepy?sleep=1`);
     expect(res.status).toBe(504);
     expect((await res.json()).code).toBe('FUNCTION_TIMEOUT');
     expect(Date.now() - started).toBeLessThan(3000);
-    const after = await fetch(`${gw.http}/sleepy`); // one worker: it lands where the timeout was
+    const after = await fetch(`${gw.http}/${mode}/sleepy`); // one worker: it lands where the timeout was
     expect(after.status).toBe(200);
     expect(await after.text()).not.toBe(instance);
     expect(after.headers.get('server-timing')).toContain('start;desc=cold');
   });
 
   it('an output flood is capped in the log and the call still answers', async () => {
-    const res = await deploy(gw, 'GET:/flood', { runtime: 'python', path: at('output-flood.py') });
+    const res = await deploy(gw, `GET:/${mode}/flood`, { mode, runtime: 'python', path: at('output-flood.py') });
     expect(res.status).toBe(200);
     expect(await res.text()).toBe('flooded');
     const requestId = res.headers.get('x-request-id')!;
@@ -56,7 +59,7 @@ describe('hostile functions', () => {
   });
 
   it('filling the disk stops at the file-size limit and at the private /tmp size', async () => {
-    const res = await deploy(gw, 'GET:/fill', { runtime: 'node', path: at('disk-fill.mjs') });
+    const res = await deploy(gw, `GET:/${mode}/fill`, { mode, runtime: 'node', path: at('disk-fill.mjs') });
     expect(res.status).toBe(200);
     const { bigFile, manyFiles } = await res.json();
     expect(bigFile).toEqual({ code: 'EFBIG', writtenMiB: 32 });
@@ -65,7 +68,7 @@ describe('hostile functions', () => {
   });
 
   it('symlinks, /proc and ptrace lead nowhere', async () => {
-    const res = await deploy(gw, 'GET:/escape', { runtime: 'python', path: at('escape.py') });
+    const res = await deploy(gw, `GET:/${mode}/escape`, { mode, runtime: 'python', path: at('escape.py') });
     expect(res.status).toBe(200);
     const r = await res.json();
     expect(r.shadowViaSymlink).toBe(2); // ENOENT: the host's /etc is not in the sandbox
@@ -78,7 +81,7 @@ describe('hostile functions', () => {
   });
 
   it('a response over 6 MiB is refused with a clear error', async () => {
-    const res = await deploy(gw, 'GET:/huge', { runtime: 'node', path: at('huge-response.mjs') });
+    const res = await deploy(gw, `GET:/${mode}/huge`, { mode, runtime: 'node', path: at('huge-response.mjs') });
     expect(res.status).toBe(500);
     const body = await res.json();
     expect(body.code).toBe('FUNCTION_RESPONSE_INVALID');

@@ -1,22 +1,28 @@
-// The sandbox a function runs in (process mode): unprivileged, no network (no namespace to
-// reach one, and no socket but AF_UNIX under seccomp), none of the host's environment, a
-// read-only system, a private writable /tmp, no new namespaces.
+// The sandbox a function runs in, in each mode (a bubblewrap process, an OCI container):
+// unprivileged, no network (no namespace to reach one, and no socket but AF_UNIX under
+// seccomp), none of the host's environment, a read-only system, a private writable /tmp, no
+// new namespaces. Nothing is left on the host afterwards.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventually, fn, startGateway, type Gateway } from './harness.js';
+import { eventually, fn, expectNoResidue, hostResidue, MODES, startGateway, type Gateway } from './harness.js';
 
 let gw: Gateway;
 let port: string;
+let residueBefore: ReturnType<typeof hostResidue>;
 
 beforeAll(async () => {
+  residueBefore = hostResidue();
   gw = await startGateway([], { workers: 1 });
   port = new URL(gw.http).port;
   const insert = gw.sql().prepare('INSERT INTO functions(k, v) VALUES (?, ?)');
-  insert.run('GET:/probe/node', fn({ runtime: 'node', env: { GREETING: 'hi' }, code: nodeProbe }));
-  insert.run('GET:/probe/python', fn({ runtime: 'python', env: { GREETING: 'hi' }, code: pythonProbe }));
-  await eventually(async () => (await fetch(`${gw.http}/probe/python`)).status !== 404);
+  for (const mode of MODES) {
+    insert.run(`GET:/${mode}/probe/node`, fn({ runtime: 'node', mode, env: { GREETING: 'hi' }, code: nodeProbe }));
+    insert.run(`GET:/${mode}/probe/python`, fn({ runtime: 'python', mode, env: { GREETING: 'hi' }, code: pythonProbe }));
+  }
+  await eventually(async () => (await fetch(`${gw.http}/container/probe/python`)).status !== 404);
 });
 afterAll(async () => {
   await gw?.stop();
+  await expectNoResidue(residueBefore); // no process, cgroup or container left behind
 });
 
 const nodeProbe = `
@@ -86,9 +92,9 @@ def handle(request):
     }
 `;
 
-describe('process sandbox', () => {
+describe.each(MODES)('%s sandbox', (mode) => {
   it('node: unprivileged, isolated, read-only system, private /tmp', async () => {
-    const res = await fetch(`${gw.http}/probe/node?port=${port}`);
+    const res = await fetch(`${gw.http}/${mode}/probe/node?port=${port}`);
     if (res.status !== 200) throw new Error(await res.text());
     const p = await res.json();
     expect(p.uid).toBe(65534);
@@ -110,20 +116,21 @@ describe('process sandbox', () => {
   });
 
   it('python: the same', async () => {
-    const res = await fetch(`${gw.http}/probe/python?port=${port}`);
+    const res = await fetch(`${gw.http}/${mode}/probe/python?port=${port}`);
     expect(res.status).toBe(200);
     const p = await res.json();
     expect(p.uid).toBe(65534);
     expect(p.env).toEqual({ PATH: '/usr/bin:/bin', HOME: '/tmp', LANG: 'C.UTF-8', PWD: '/tmp', GREETING: 'hi' });
     expect(p.writeEtc).toMatch(/^(OSError:30|PermissionError:13)$/);
     expect(p.writeTmp).toBe('ok');
-    expect(p.writeCode).toBe('FileNotFoundError:2'); // no /fn: a pre-started sandbox loads inline code from its own /tmp
+    // read-only /fn, or none: a pre-started process sandbox loads inline code from its own /tmp
+    expect(p.writeCode).toMatch(/^(OSError:30|PermissionError:13|FileNotFoundError:2)$/);
     expect(p.connectGateway).toBe('PermissionError:13');
     expect(p.pids).toBeLessThanOrEqual(3);
   });
 
   it('the host environment never reaches a function', async () => {
-    const p = await (await fetch(`${gw.http}/probe/node?port=${port}`)).json();
+    const p = await (await fetch(`${gw.http}/${mode}/probe/node?port=${port}`)).json();
     expect(JSON.stringify(p.env)).not.toContain('must-not-leak');
   });
 });

@@ -1,5 +1,6 @@
-// Runs inside the sandbox: loads one node function and serves invocations over fd 3
-// (frames: workers/instance-frames.ts). Calls run concurrently, as in Workers isolates.
+// Runs inside the sandbox: loads one node function and serves invocations over fd 3, or in a
+// container over the bind-mounted Unix socket FAAS_CHANNEL names (frames:
+// workers/instance-frames.ts). Calls run concurrently, as in Workers isolates.
 // Usage: node node-host.mjs ENTRY_FILE HANDLER FUNCTION_NAME MEMORY_MB ENV_JSON
 //    or: node node-host.mjs          (pre-started: the first frame is a `load` with the code)
 import fs from 'node:fs';
@@ -14,7 +15,9 @@ let functionEnv = Object.freeze(JSON.parse(envJson));
 const LOG_CAP_BYTES = 8 * 1024;
 const TEXTUAL = /^(text\/|application\/(json|xml|javascript|x-www-form-urlencoded|graphql)|[^;]*\+(json|xml))/i;
 
-const conn = new net.Socket({ fd: 3, readable: true, writable: true });
+const channel = process.env.FAAS_CHANNEL; // the worker's, not the function's
+delete process.env.FAAS_CHANNEL;
+const conn = channel ? net.connect(channel) : new net.Socket({ fd: 3, readable: true, writable: true });
 conn.on('error', () => process.exit(1));
 conn.on('close', () => process.exit(0));
 

@@ -1,5 +1,6 @@
-# Runs inside the sandbox: loads one python function and serves invocations over fd 3
-# (frames: workers/instance-frames.ts), one call at a time.
+# Runs inside the sandbox: loads one python function and serves invocations over fd 3, or in a
+# container over the bind-mounted Unix socket FAAS_CHANNEL names (frames:
+# workers/instance-frames.ts), one call at a time.
 # Usage: python3 python-host.py ENTRY_FILE [HANDLER]
 #    or: python3 python-host.py          (pre-started: the first frame is a `load` with the code)
 import importlib.util
@@ -13,7 +14,12 @@ from urllib.parse import parse_qsl
 
 LOG_CAP_BYTES = 8 * 1024
 
-conn = socket.socket(fileno=3)
+channel = os.environ.pop("FAAS_CHANNEL", None)  # the worker's, not the function's
+if channel:
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    conn.connect(channel)
+else:
+    conn = socket.socket(fileno=3)
 entry = sys.argv[1] if len(sys.argv) > 1 else ""
 handler_name = sys.argv[2] if len(sys.argv) > 2 and sys.argv[2] else "handle"
 

@@ -11,7 +11,9 @@
  *   - ptrace, mount, keyctl, bpf, unshare, setns, io_uring, module and clock
  *     syscalls, and the rest of the list below  -> EPERM
  *
- * Usage: filter OUT.bpf
+ * Usage: filter OUT.bpf [OUT.json]
+ * The second file, if given, holds the same rules as an OCI runtime-spec `linux.seccomp`
+ * object, for container mode (runc/crun install it themselves and take no BPF).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -43,14 +45,40 @@ static const unsigned long namespace_flags[] = {
   CLONE_NEWTIME,
 };
 
+static int fail(const char *what, int rc);
+
+/* The OCI profile: the same rules as the BPF program, in runtime-spec JSON. */
+static int write_oci(const char *file) {
+  FILE *f = fopen(file, "w");
+  if (!f) return fail(file, errno);
+  fprintf(f, "{\"defaultAction\":\"SCMP_ACT_ALLOW\",\"syscalls\":[\n{\"names\":[");
+  int first = 1;
+  for (size_t i = 0; i < sizeof denied / sizeof denied[0]; i++) {
+    if (seccomp_syscall_resolve_name(denied[i]) == __NR_SCMP_ERROR) continue;
+    fprintf(f, "%s\"%s\"", first ? "" : ",", denied[i]);
+    first = 0;
+  }
+  fprintf(f, "],\"action\":\"SCMP_ACT_ERRNO\",\"errnoRet\":%d},\n", EPERM);
+  fprintf(f, "{\"names\":[\"socket\"],\"action\":\"SCMP_ACT_ERRNO\",\"errnoRet\":%d,"
+             "\"args\":[{\"index\":0,\"value\":%d,\"op\":\"SCMP_CMP_NE\"}]},\n", EACCES, AF_UNIX);
+  for (size_t i = 0; i < sizeof namespace_flags / sizeof namespace_flags[0]; i++) {
+    fprintf(f, "{\"names\":[\"clone\"],\"action\":\"SCMP_ACT_ERRNO\",\"errnoRet\":%d,"
+               "\"args\":[{\"index\":0,\"value\":%lu,\"valueTwo\":%lu,\"op\":\"SCMP_CMP_MASKED_EQ\"}]},\n",
+            EPERM, namespace_flags[i], namespace_flags[i]);
+  }
+  fprintf(f, "{\"names\":[\"clone3\"],\"action\":\"SCMP_ACT_ERRNO\",\"errnoRet\":%d}\n]}\n", ENOSYS);
+  if (fclose(f) != 0) return fail(file, errno);
+  return 0;
+}
+
 static int fail(const char *what, int rc) {
   fprintf(stderr, "seccomp filter: %s: %s\n", what, strerror(rc < 0 ? -rc : rc));
   return 1;
 }
 
 int main(int argc, char **argv) {
-  if (argc != 2) {
-    fprintf(stderr, "usage: %s OUT.bpf\n", argv[0]);
+  if (argc != 2 && argc != 3) {
+    fprintf(stderr, "usage: %s OUT.bpf [OUT.json]\n", argv[0]);
     return 2;
   }
   scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
@@ -76,5 +104,5 @@ int main(int argc, char **argv) {
   if ((rc = seccomp_export_bpf(ctx, fd)) < 0) return fail("seccomp_export_bpf", rc);
   close(fd);
   seccomp_release(ctx);
-  return 0;
+  return argc == 3 ? write_oci(argv[2]) : 0;
 }

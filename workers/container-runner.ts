@@ -1,0 +1,254 @@
+// Container mode: each instance is an OCI container run by runc (crun where the host's
+// cgroups suit it), with the same runtime host as process mode. The bundle's root is an empty
+// skeleton made read-only, with the host's /usr, the runtime hosts and the function's code bound
+// in read-only (SANDBOX.md: ~80–120 ms to a first reply, then a warm container answers like a
+// process sandbox). Inside: uid 65534, no capabilities, no-new-privileges, new pid, network
+// (no interface but lo), ipc, uts, mount and cgroup namespaces, the seccomp rules of process
+// mode (dist/seccomp/filter.oci.json, made from the same filter.c), memory and pids limits in
+// a cgroup under the worker's own, rlimits, a private sized /tmp.
+//
+// The frame channel is a Unix socket the worker listens on in a folder bound into the
+// container at /run/faas: the runtime host connects to it (FAAS_CHANNEL), so a warm container
+// serves invocations the way a process sandbox does over fd 3, and the same bundle works with
+// engines that cannot pass file descriptors.
+//
+// Lifetime: `runc run` stays in the foreground as the container's parent; killing it would
+// leave the container running, so kill() is `runc delete --force`. If the worker dies
+// abruptly, the runtime host sees its channel close and exits, which ends the container's pid
+// namespace; the next worker with the same id deletes what is left of the old one's containers.
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Duplex, Readable } from 'node:stream';
+import type { FunctionSpec, Runtime } from '../src/protocol/messages.js';
+import { processAlive, type Cgroups, type InstanceCgroup } from './cgroups.js';
+import type { FunctionCode } from './function-code.js';
+import {
+  BASE_ENV, FILE_SIZE_MAX, GENERIC_MEMORY_MB, hostCommand, OPEN_FILES_MAX, PIDS_MAX,
+  type Runner, type SandboxExit, type SandboxProcess,
+} from './runner.js';
+
+export interface ContainerRunnerOptions {
+  /** Host folder holding node-host.mjs and python-host.py, readable by the sandbox user. */
+  readonly runtimeDir: string;
+  /** This worker's folder for bundles, channels and the runtime's state. */
+  readonly stateDir: string;
+  readonly workerId: string;
+  /** Memory and pids limits: the OCI runtime applies them in a cgroup under the worker's. */
+  readonly cgroups: Cgroups;
+  readonly runtimePath?: string;
+  readonly nodePath?: string;
+  readonly pythonPath?: string;
+  readonly tmpBytes?: number;
+  readonly seccompProfile?: string;
+}
+
+const DEFAULT_PROFILE = fileURLToPath(new URL('../seccomp/filter.oci.json', import.meta.url));
+const NOBODY = 65534;
+/** Where the channel folder appears inside the container. */
+const CHANNEL_DIR = '/run/faas';
+const CHANNEL = `${CHANNEL_DIR}/channel.sock`;
+/** What the OCI runtime spec (1.0) calls the default masked and read-only /proc paths. */
+const MASKED = ['/proc/acpi', '/proc/asound', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list',
+  '/proc/timer_stats', '/proc/sched_debug', '/proc/scsi', '/sys/firmware'];
+const READ_ONLY = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];
+
+/** The first OCI runtime found, or undefined: container mode then refuses to start instances. */
+export function findOciRuntime(): string | undefined {
+  return ['/usr/bin/runc', '/usr/sbin/runc', '/usr/local/bin/runc', '/usr/local/sbin/runc'].find((p) => fs.existsSync(p));
+}
+
+export class ContainerRunner implements Runner {
+  readonly name = 'container';
+  private readonly runtime: string;
+  private readonly node: string;
+  private readonly python: string;
+  private readonly tmpBytes: number;
+  private readonly seccomp: unknown;
+  /** runc's --root: this worker's containers' state, apart from anyone else's. */
+  private readonly stateRoot: string;
+  private readonly rootfs: string;
+  private readonly prefix: string;
+  private seq = 0;
+
+  constructor(private readonly opts: ContainerRunnerOptions) {
+    const runtime = opts.runtimePath ?? findOciRuntime();
+    if (!runtime) throw new Error('container runner: no OCI runtime found (install the Debian package runc)');
+    this.runtime = runtime;
+    this.node = opts.nodePath ?? process.execPath;
+    this.python = opts.pythonPath ?? '/usr/bin/python3';
+    this.tmpBytes = opts.tmpBytes ?? 64 * 1024 * 1024;
+    const profile = opts.seccompProfile ?? DEFAULT_PROFILE;
+    if (!fs.existsSync(profile)) {
+      throw new Error(`container runner: the seccomp profile ${profile} is missing; run npm run build (needs cc and libseccomp-dev)`);
+    }
+    this.seccomp = JSON.parse(fs.readFileSync(profile, 'utf8'));
+    this.stateRoot = path.join(opts.stateDir, 'runc');
+    this.rootfs = path.join(opts.stateDir, 'rootfs');
+    this.prefix = `faas-${opts.workerId}-${process.pid}-`;
+    fs.mkdirSync(this.stateRoot, { recursive: true, mode: 0o700 });
+    this.removeStale();
+    makeRootfs(this.rootfs);
+  }
+
+  start(spec: FunctionSpec, code: FunctionCode): SandboxProcess {
+    const { config } = spec;
+    return this.launch(config.memoryMb, config.env, [readOnly(code.hostPath, code.mountPath)],
+      hostCommand(config.runtime, this.interpreters(), config.memoryMb, { spec, code }));
+  }
+
+  startGeneric(runtime: Runtime): SandboxProcess {
+    return this.launch(GENERIC_MEMORY_MB, {}, [], hostCommand(runtime, this.interpreters(), GENERIC_MEMORY_MB));
+  }
+
+  private interpreters(): { node: string; python: string } {
+    return { node: this.node, python: this.python };
+  }
+
+  private launch(memoryMb: number, env: Readonly<Record<string, string>>, binds: object[], args: string[]): SandboxProcess {
+    const id = `${this.prefix}${++this.seq}`;
+    const bundle = path.join(this.opts.stateDir, id);
+    const channelDir = path.join(bundle, 'channel');
+    fs.mkdirSync(channelDir, { recursive: true, mode: 0o700 });
+    // Only the container's user (and root) can reach the socket.
+    fs.chownSync(channelDir, NOBODY, NOBODY);
+    const { cgroupsPath, cg } = this.opts.cgroups.forRuntime(memoryMb * 1024 * 1024);
+    const memoryBytes = memoryMb * 1024 * 1024;
+    const ociConfig = {
+      ociVersion: '1.0.2',
+      root: { path: this.rootfs, readonly: true },
+      hostname: 'faas',
+      process: {
+        terminal: false,
+        user: { uid: NOBODY, gid: NOBODY },
+        args,
+        env: Object.entries({ ...BASE_ENV, ...env, FAAS_CHANNEL: CHANNEL }).map(([k, v]) => `${k}=${v}`),
+        cwd: '/tmp',
+        capabilities: { bounding: [], effective: [], inheritable: [], permitted: [], ambient: [] },
+        rlimits: [
+          { type: 'RLIMIT_NOFILE', hard: OPEN_FILES_MAX, soft: OPEN_FILES_MAX },
+          { type: 'RLIMIT_FSIZE', hard: FILE_SIZE_MAX, soft: FILE_SIZE_MAX },
+        ],
+        noNewPrivileges: true,
+      },
+      mounts: [
+        { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
+        { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
+        { destination: '/tmp', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'mode=1777', `size=${this.tmpBytes}`] },
+        readOnly('/usr', '/usr'),
+        readOnly('/etc/ld.so.cache', '/etc/ld.so.cache'),
+        ...['/etc/ssl', '/etc/localtime'].filter((p) => fs.existsSync(p)).map((p) => readOnly(p, p)),
+        ...(this.node.startsWith('/usr/') ? [] : [readOnly(path.dirname(this.node), path.dirname(this.node))]),
+        readOnly(this.opts.runtimeDir, '/faas'),
+        { destination: CHANNEL_DIR, type: 'bind', source: channelDir, options: ['rbind', 'nosuid', 'nodev', 'noexec'] },
+        ...binds,
+      ],
+      linux: {
+        namespaces: ['pid', 'network', 'ipc', 'uts', 'mount', 'cgroup'].map((type) => ({ type })),
+        cgroupsPath,
+        resources: {
+          devices: [{ allow: false, access: 'rwm' }],
+          memory: { limit: memoryBytes, swap: memoryBytes },
+          pids: { limit: PIDS_MAX },
+        },
+        seccomp: this.seccomp,
+        maskedPaths: MASKED,
+        readonlyPaths: READ_ONLY,
+      },
+    };
+    fs.writeFileSync(path.join(bundle, 'config.json'), JSON.stringify(ociConfig));
+
+    // Listening before the container starts, so its first connect finds the socket.
+    const server = net.createServer();
+    const socketPath = path.join(channelDir, 'channel.sock');
+    server.listen(socketPath);
+    fs.chmodSync(socketPath, 0o600);
+    fs.chownSync(socketPath, NOBODY, NOBODY);
+    const channel = new Promise<Duplex>((resolve, reject) => {
+      server.once('connection', (socket) => {
+        server.close(); // one connection, from this container's host; nobody else's
+        resolve(socket);
+      });
+      server.once('error', reject);
+      server.once('close', () => reject(new Error('the container never connected')));
+    });
+    channel.catch(() => {});
+
+    // --keep: the container's cgroup outlives it until delete(), so an OOM kill can be read
+    const child = spawn(this.runtime, ['--root', this.stateRoot, 'run', '--keep', '--bundle', bundle, id], {
+      env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let deleted: Promise<void> | undefined;
+    const remove = (): Promise<void> => (deleted ??= this.delete(id, cg));
+    const exited = new Promise<SandboxExit>((resolve) => {
+      const done = (code: number | null, signal: NodeJS.Signals | null): void => {
+        const limit = this.opts.cgroups.limitHit(cg);
+        server.close();
+        void remove().finally(() => {
+          fs.rmSync(bundle, { recursive: true, force: true });
+          resolve({ code, signal, ...(limit ? { limit } : {}) });
+        });
+      };
+      child.once('exit', done);
+      child.once('error', () => done(null, null));
+    });
+    return {
+      pid: child.pid ?? -1,
+      channel,
+      output: [child.stdout as Readable, child.stderr as Readable],
+      kill: () => void remove(),
+      exited,
+    };
+  }
+
+  /** Kills the container and everything in it, and removes its state and cgroups. */
+  private async delete(id: string, cg: InstanceCgroup): Promise<void> {
+    await new Promise<void>((resolve) => {
+      const rm = spawn(this.runtime, ['--root', this.stateRoot, 'delete', '--force', id], { stdio: 'ignore' });
+      rm.once('exit', () => resolve());
+      rm.once('error', () => resolve());
+    });
+    this.opts.cgroups.killAll(cg); // whatever runc could not reach (it should have)
+  }
+
+  /** Containers and bundles of an earlier worker with this id that died without cleaning up. */
+  private removeStale(): void {
+    const listed = spawnSync(this.runtime, ['--root', this.stateRoot, 'list', '--quiet'], { encoding: 'utf8' });
+    const mine = new RegExp(`^faas-${escapeRegExp(this.opts.workerId)}-(\\d+)-\\d+$`);
+    const stale = (id: string): boolean => {
+      const m = mine.exec(id);
+      return m !== null && !processAlive(Number(m[1]));
+    };
+    for (const id of (listed.stdout ?? '').split('\n').filter(stale)) {
+      spawnSync(this.runtime, ['--root', this.stateRoot, 'delete', '--force', id], { stdio: 'ignore' });
+    }
+    for (const id of fs.readdirSync(this.opts.stateDir).filter(stale)) {
+      fs.rmSync(path.join(this.opts.stateDir, id), { recursive: true, force: true });
+    }
+  }
+}
+
+function readOnly(source: string, destination: string): object {
+  return { destination, type: 'bind', source, options: ['rbind', 'ro', 'nosuid', 'nodev'] };
+}
+
+/** An empty root with mount points and the /bin, /lib symlinks a Debian /usr expects; read-only at run time. */
+function makeRootfs(dir: string): void {
+  for (const sub of ['usr', 'etc', 'tmp', 'proc', 'dev', 'faas', 'fn', 'run/faas']) fs.mkdirSync(path.join(dir, sub), { recursive: true, mode: 0o755 });
+  fs.chmodSync(path.join(dir, 'tmp'), 0o1777); // runc gives a tmpfs the mode of the folder it covers
+  for (const [link, target] of [['bin', 'usr/bin'], ['lib', 'usr/lib'], ['lib64', 'usr/lib64'], ['sbin', 'usr/sbin']] as const) {
+    if (!fs.existsSync(path.join('/', target))) continue;
+    try {
+      fs.symlinkSync(target, path.join(dir, link));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+  }
+}
+
+function escapeRegExp(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
