@@ -1,7 +1,9 @@
 #!/usr/bin/env node
-// Cold and warm start of a function per runtime (process mode), beside a plain spawn of the
-// same interpreter measured in the same run. Cold samples are 300 ms apart, so a node cold
-// start finds the worker's pre-started sandbox ready, as a first call usually does. A cold sample is the first call after the route's
+// Cold and warm start of a function per runtime and mode, beside a plain spawn of the same
+// interpreter measured in the same run. Cold samples are 300 ms apart, so a cold start finds
+// the worker's pre-started sandbox of its mode ready, as a first call usually does; the "own
+// sandbox" rows (memory_mb 256, which no pre-started sandbox has) start a sandbox or a
+// container of their own, as code deployed by `path` does. A cold sample is the first call after the route's
 // code changed (a new version gets a new instance); its cost is the worker's own time for the
 // call (server-timing `function;dur`: instance start + the call) and the client's round trip.
 //
@@ -88,10 +90,20 @@ async function main() {
     });
     const db = new Database(dbPath);
     const rows = [];
-    for (const [runtime, spec] of Object.entries(RUNTIMES)) {
-      const key = `GET:/cold/${runtime}`;
-      const url = `http://127.0.0.1:${port}/cold/${runtime}`;
-      db.prepare('INSERT INTO functions(k, v) VALUES (?, ?)').run(key, JSON.stringify({ runtime, code: spec.code('n0') }));
+    const cases = [
+      ...['process', 'container'].flatMap((mode) => ['node', 'python'].flatMap((runtime) => [
+        { runtime, mode, label: `${runtime}, ${mode}`, extra: {} },
+        { runtime, mode, label: `${runtime}, ${mode}, own sandbox`, extra: { memory_mb: 256 } },
+      ])),
+      { runtime: 'wasm', mode: 'process', label: 'wasm, thread', extra: {} },
+    ];
+    for (const { runtime, mode, label, extra } of cases) {
+      const spec = RUNTIMES[runtime];
+      const slug = label.replace(/[^a-z]+/g, '-');
+      const key = `GET:/cold/${slug}`;
+      const url = `http://127.0.0.1:${port}/cold/${slug}`;
+      const config = (nonce) => JSON.stringify({ runtime, mode, ...extra, code: spec.code(nonce) });
+      db.prepare('INSERT INTO functions(k, v) VALUES (?, ?)').run(key, config('n0'));
       const cold = { fn: [], total: [] };
       const warm = { fn: [], total: [] };
       const spawnMs = [];
@@ -100,7 +112,7 @@ async function main() {
         // A pause, as between real first calls: the worker's spare node sandbox is ready again.
         await new Promise((r) => setTimeout(r, 300));
         const nonce = `n${i}`;
-        db.prepare('UPDATE functions SET v = ? WHERE k = ?').run(JSON.stringify({ runtime, code: spec.code(nonce) }), key);
+        db.prepare('UPDATE functions SET v = ? WHERE k = ?').run(config(nonce), key);
         for (;;) { // the first answer from the new version is its cold start
           const t = performance.now();
           const res = await fetch(url);
@@ -121,8 +133,8 @@ async function main() {
         warm.total.push(performance.now() - t);
         warm.fn.push(functionMs(res));
       }
-      rows.push({ runtime, spawnMs, cold, warm });
-      process.stderr.write(`${runtime}: ${RUNS} runs done\n`);
+      rows.push({ label, spawnMs, cold, warm });
+      process.stderr.write(`${label}: ${RUNS} runs done\n`);
     }
     db.close();
     const cpu = /model name\s*:\s*(.+)/.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? 'unknown CPU';
@@ -132,7 +144,7 @@ async function main() {
     console.log('| runtime, mode | plain spawn of the interpreter | cold: worker time | cold: round trip | warm: worker time | warm: round trip |');
     console.log('|---|---|---|---|---|---|');
     for (const r of rows) {
-      console.log(`| ${r.runtime}, ${r.runtime === 'wasm' ? 'thread' : 'process'} | ${r.spawnMs.length ? fmt(r.spawnMs) : '—'} | ${fmt(r.cold.fn)} | ${fmt(r.cold.total)} | ${fmt(r.warm.fn)} | ${fmt(r.warm.total)} |`);
+      console.log(`| ${r.label} | ${r.spawnMs.length ? fmt(r.spawnMs) : '—'} | ${fmt(r.cold.fn)} | ${fmt(r.cold.total)} | ${fmt(r.warm.fn)} | ${fmt(r.warm.total)} |`);
     }
   } finally {
     gw.kill('SIGTERM');

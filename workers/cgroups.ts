@@ -93,6 +93,11 @@ export class Cgroups {
     killPids(readPids(cg.dirs.pids));
   }
 
+  /** Sends SIGTERM to the processes in the instance's pids cgroup that `which` picks (all by default). */
+  terminateAll(cg: InstanceCgroup, which: (pid: number) => boolean = () => true): void {
+    killPids(readPids(cg.dirs.pids).filter(which), 'SIGTERM');
+  }
+
   /** Why the kernel stopped the instance, if it was a limit: read before remove(). */
   limitHit(cg: InstanceCgroup): string | undefined {
     // oom_kill counts the cgroup's OOM kills (kernel ≥ 4.13); failcnt, where that is missing,
@@ -135,10 +140,10 @@ function otherHierarchies(lines: readonly string[]): string[] {
   return dirs;
 }
 
-function killPids(pids: readonly number[]): void {
+function killPids(pids: readonly number[], signal: NodeJS.Signals = 'SIGKILL'): void {
   for (const pid of pids) {
     try {
-      process.kill(pid, 'SIGKILL');
+      process.kill(pid, signal);
     } catch {
       /* already gone */
     }

@@ -199,6 +199,9 @@ export class ContainerRunner implements Runner {
       pid: child.pid ?? -1,
       channel,
       output: [child.stdout as Readable, child.stderr as Readable],
+      terminate: () => {
+        spawn(this.runtime, ['--root', this.stateRoot, 'kill', '--all', id, 'TERM'], { stdio: 'ignore' }).once('error', () => {});
+      },
       kill: () => void remove(),
       exited,
     };

@@ -18,11 +18,15 @@ interface PendingCall {
 
 
 const OUTPUT_TAIL_BYTES = 2048;
+/** How long a stopped instance (idle, evicted, replaced, worker stopping) has to exit on SIGTERM. */
+export const STOP_GRACE_MS = 1000;
 /** Largest response body a function may return (Lambda's synchronous limit). */
 export const MAX_RESPONSE_BYTES = 6 * 1024 * 1024;
 
 export class Instance {
   readonly ready: Promise<void>;
+  /** Resolves once the sandbox has exited. */
+  readonly gone: Promise<void>;
   /** Calls this instance may run at once (python hosts run one at a time). */
   readonly capacity: number;
   lastUsedMs = Date.now();
@@ -35,6 +39,9 @@ export class Instance {
   private nextId = 1;
   private outputTail = '';
   private channel?: Duplex;
+  /** Timed out: killed without a grace period. */
+  private stuck = false;
+  private graceTimer?: NodeJS.Timeout;
   private readonly unsent: Buffer[] = [];
 
   constructor(
@@ -45,6 +52,7 @@ export class Instance {
     private readonly log: Log,
   ) {
     this.capacity = capacity;
+    this.gone = sandbox.exited.then(() => {});
     for (const stream of sandbox.output) {
       stream.on('data', (chunk: Buffer) => {
         this.outputTail = (this.outputTail + chunk.toString('utf8')).slice(-OUTPUT_TAIL_BYTES);
@@ -85,6 +93,8 @@ export class Instance {
       this.exited = true;
       this.retired = true;
       clearTimeout(startTimer);
+      clearTimeout(this.graceTimer);
+      this.log({ level: 'info', msg: 'instance exited', instance: name, code, signal, ...(limit ? { limit } : {}) });
       const cause = limit ? `was killed: ${limit}` : `exited (${signal ?? `code ${code}`})`;
       const detail = `${cause}${this.outputTail && !limit ? `: ${this.outputTail.trim().slice(-500)}` : ''}`;
       failReady(new Error(`instance ${detail}`));
@@ -112,6 +122,7 @@ export class Instance {
     this.lastUsedMs = Date.now();
     return new Promise<CallOutcome>((resolve) => {
       const timer = setTimeout(() => {
+        this.stuck = true; // no grace for it: killed once its other calls are settled
         this.settle(id, { ok: false, code: 'FUNCTION_TIMEOUT', message: `the function ran past its timeout_ms of ${timeoutMs} ms; its instance was replaced` });
         this.retire();
       }, timeoutMs);
@@ -136,15 +147,32 @@ export class Instance {
     this.write(encodeInstanceFrame(msg));
   }
 
-  /** No new calls; the sandbox is killed once the calls already running are settled. */
+  /** No new calls; the sandbox is stopped once the calls already running are settled. */
   retire(): void {
     this.retired = true;
-    if (this.pending.size === 0) this.kill();
+    if (this.pending.size === 0) this.stopOrKill();
+  }
+
+  /** SIGTERM, then SIGKILL for the whole tree if it has not exited within STOP_GRACE_MS. */
+  stop(): void {
+    this.retired = true;
+    if (this.exited || this.graceTimer) return;
+    this.sandbox.terminate();
+    this.graceTimer = setTimeout(() => {
+      this.log({ level: 'warn', msg: 'instance did not exit on SIGTERM; killed', instance: this.name, graceMs: STOP_GRACE_MS });
+      this.kill();
+    }, STOP_GRACE_MS);
+    this.graceTimer.unref();
   }
 
   kill(): void {
     this.retired = true;
     if (!this.exited) this.sandbox.kill();
+  }
+
+  private stopOrKill(): void {
+    if (this.stuck) this.kill();
+    else this.stop();
   }
 
   private onMessage(meta: HostMessage, body: Buffer, markReady: () => void, failReady: (err: Error) => void, startTimer: NodeJS.Timeout): void {
@@ -184,6 +212,6 @@ export class Instance {
     this.pending.delete(id);
     clearTimeout(call.timer);
     call.resolve(outcome);
-    if (this.retired && this.pending.size === 0) this.kill();
+    if (this.retired && this.pending.size === 0) this.stopOrKill();
   }
 }

@@ -66,12 +66,11 @@ export async function runWorker(argv: readonly string[], env: NodeJS.ProcessEnv)
     reporter.stop();
     clearInterval(reaper);
     server.close();
-    pool.shutdown();
     fs.rmSync(socketPath, { force: true });
-    setTimeout(() => {
+    void pool.shutdown().finally(() => {
       limits?.close();
       process.exit(0);
-    }, 100);
+    });
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));

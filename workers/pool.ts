@@ -44,7 +44,7 @@ interface FunctionPool {
 export class InstancePool {
   private readonly pools = new Map<number, FunctionPool>();
   private readonly latestByKey = new Map<string, number>();
-  private readonly spares: Spares;
+  private readonly spares: Readonly<Record<Mode, Spares>>;
   private instanceSeq = 0;
 
   constructor(
@@ -55,7 +55,8 @@ export class InstancePool {
     private readonly log: Log,
     private readonly wasm?: WasmRunner,
   ) {
-    this.spares = new Spares(typeof runners.process === 'string' ? undefined : runners.process, log);
+    const runner = (mode: Mode): Runner | undefined => (typeof runners[mode] === 'string' ? undefined : runners[mode] as Runner);
+    this.spares = { process: new Spares(runner('process'), log), container: new Spares(runner('container'), log, { lazy: true }) };
   }
 
   async invoke(spec: FunctionSpec, req: CallRequest, body: Buffer): Promise<{ outcome: CallOutcome; cold: boolean }> {
@@ -91,7 +92,7 @@ export class InstancePool {
   sandboxPids(): number[] {
     const pids: number[] = [];
     for (const fp of this.pools.values()) for (const i of fp.instances) if (!i.exited) pids.push(i.pid);
-    return [...pids, ...this.spares.pids()];
+    return [...pids, ...Object.values(this.spares).flatMap((s) => s.pids())];
   }
 
   /** Keys with a ready, non-retired instance. */
@@ -104,16 +105,19 @@ export class InstancePool {
   /** Kills instances idle for longer than the TTL and forgets empty old versions. */
   reapIdle(nowMs: number): void {
     for (const [version, fp] of this.pools) {
-      for (const i of fp.instances) if (i.claims === 0 && nowMs - i.lastUsedMs > this.limits.idleTtlMs) i.kill();
+      for (const i of fp.instances) if (i.claims === 0 && nowMs - i.lastUsedMs > this.limits.idleTtlMs) i.stop();
       const stale = this.latestByKey.get(fp.spec.key) !== version;
       if (fp.inFlight === 0 && fp.instances.length === 0 && (stale || !fp.loadFailure)) this.pools.delete(version);
     }
   }
 
-  shutdown(): void {
-    this.spares.shutdown();
+  /** Stops every instance (SIGTERM, grace, SIGKILL); resolves once all have exited. */
+  async shutdown(): Promise<void> {
+    for (const s of Object.values(this.spares)) s.shutdown();
     void this.wasm?.close();
-    for (const fp of this.pools.values()) for (const i of fp.instances) i.kill();
+    const instances = [...this.pools.values()].flatMap((fp) => fp.instances);
+    for (const i of instances) i.stop();
+    await Promise.all(instances.map((i) => i.gone));
   }
 
 
@@ -185,7 +189,7 @@ export class InstancePool {
     while (used + memoryMb > this.limits.memoryBudgetMb) {
       const victim = idle.shift()!;
       this.log({ level: 'info', msg: 'instance evicted to stay within the memory budget', instance: victim.instance.name, budgetMb: this.limits.memoryBudgetMb });
-      victim.instance.kill();
+      victim.instance.stop();
       used -= victim.memoryMb;
     }
     return true;
@@ -203,7 +207,7 @@ export class InstancePool {
     if (typeof runner === 'string') {
       return { outcome: { ok: false, code: 'FUNCTION_UNAVAILABLE', message: `${fp.spec.key} cannot run in mode "${config.mode}" on this worker: ${runner}` }, cold: true };
     }
-    const spare = config.mode === 'process' ? this.spares.take(fp.spec) : undefined;
+    const spare = this.spares[config.mode].take(fp.spec);
     try {
       const sandbox = spare?.sandbox ?? runner.start(fp.spec, materialize(config, this.codeDir));
       const capacity = config.runtime === 'python' ? 1 : config.maxConcurrency;

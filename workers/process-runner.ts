@@ -142,6 +142,12 @@ export class ProcessRunner implements Runner {
       output: [child.stdout as Readable, child.stderr as Readable],
       // bwrap's init is pid 1 of the sandbox's PID namespace: when the outer bwrap dies, the
       // kernel kills everything in the namespace (and --die-with-parent covers the rest).
+      // Not bwrap itself: it would die of it and take the runtime host down without its turn.
+      // The host exits; bwrap follows with its exit status.
+      terminate: () => {
+        if (cg) cgroups!.terminateAll(cg, (pid) => !isBwrap(pid));
+        else child.kill('SIGTERM');
+      },
       kill: () => {
         child.kill('SIGKILL');
         if (cg) cgroups!.killAll(cg);
@@ -158,5 +164,13 @@ export class ProcessRunner implements Runner {
   /** A node binary outside /usr (nvm, /opt) must be mounted where it is. */
   private bindOutsideUsr(binary: string): string[] {
     return binary.startsWith('/usr/') ? [] : ['--ro-bind', path.dirname(binary), path.dirname(binary)];
+  }
+}
+
+function isBwrap(pid: number): boolean {
+  try {
+    return fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'bwrap';
+  } catch {
+    return false;
   }
 }

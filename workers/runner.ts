@@ -17,6 +17,8 @@ export interface SandboxProcess {
   readonly channel: Duplex | Promise<Duplex>;
   /** The sandbox's own stdout/stderr: runtime crashes, sandbox errors. */
   readonly output: Readable[];
+  /** SIGTERM to the function's processes: a chance to exit on their own before kill(). */
+  terminate(): void;
   /** Kills the whole sandbox tree. */
   kill(): void;
   /** Resolves once the sandbox process has exited; `limit` names the limit the kernel enforced, if one did. */

@@ -21,10 +21,14 @@ const REFILL_DELAY_MS = 250;
 export class Spares {
   private readonly byRuntime = new Map<Runtime, SandboxProcess[]>(RUNTIMES.map((r) => [r, []]));
   private stopped = false;
+  private started = false;
 
-  /** No runner (no process sandbox on this host): no spares. */
-  constructor(private readonly runner: Runner | undefined, private readonly log: Log) {
-    this.refill();
+  /**
+   * No runner (no such sandbox on this host): no spares. `lazy`: none until the first cold
+   * start asks for one (container spares, on a worker that may never run a container).
+   */
+  constructor(private readonly runner: Runner | undefined, private readonly log: Log, opts: { lazy?: boolean } = {}) {
+    if (!opts.lazy) this.refill();
   }
 
   /** A spare and the frame that makes it this function's, if the function can adopt one. */
@@ -32,8 +36,8 @@ export class Spares {
     const { config } = spec;
     if (config.code === undefined || config.memoryMb !== GENERIC_MEMORY_MB) return undefined;
     const sandbox = this.byRuntime.get(config.runtime)?.shift();
+    if (!this.started || sandbox) setTimeout(() => this.refill(), REFILL_DELAY_MS).unref();
     if (!sandbox) return undefined;
-    setTimeout(() => this.refill(), REFILL_DELAY_MS).unref();
     const ext = config.runtime === 'python' ? '.py' : nodeModuleExtension(config.code);
     return { sandbox, load: { t: 'load', code: config.code, ext, handler: config.handler ?? '', key: spec.key, memoryMb: config.memoryMb, env: config.env } };
   }
@@ -48,6 +52,7 @@ export class Spares {
   }
 
   private refill(): void {
+    this.started = true;
     for (const [runtime, list] of this.byRuntime) {
       while (!this.stopped && this.runner?.startGeneric && list.length < SPARES_PER_RUNTIME) {
         let sandbox: SandboxProcess;

@@ -20,6 +20,9 @@ delete process.env.FAAS_CHANNEL;
 const conn = channel ? net.connect(channel) : new net.Socket({ fd: 3, readable: true, writable: true });
 conn.on('error', () => process.exit(1));
 conn.on('close', () => process.exit(0));
+// The worker stops an instance with SIGTERM, then SIGKILL after a grace period. In a container
+// this host is pid 1, which the kernel spares signals it has no handler for: hence one here.
+process.on('SIGTERM', () => process.exit(0));
 
 function send(meta, body) {
   const json = Buffer.from(JSON.stringify(meta));

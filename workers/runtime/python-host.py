@@ -6,6 +6,7 @@
 import importlib.util
 import json
 import os
+import signal
 import socket
 import struct
 import sys
@@ -13,6 +14,10 @@ import traceback
 from urllib.parse import parse_qsl
 
 LOG_CAP_BYTES = 8 * 1024
+
+# The worker stops an instance with SIGTERM, then SIGKILL after a grace period. In a container
+# this host is pid 1, which the kernel spares signals it has no handler for: hence one here.
+signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
 
 channel = os.environ.pop("FAAS_CHANNEL", None)  # the worker's, not the function's
 if channel:

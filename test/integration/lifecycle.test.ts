@@ -1,0 +1,49 @@
+// Stopping instances: a replaced, idle or evicted instance gets SIGTERM and a grace period
+// (STOP_GRACE_MS), then SIGKILL for its whole tree; a timed-out one is killed at once. In
+// each mode, and nothing is left on the host once the gateway stops.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { deploy, eventually, expectNoResidue, hostResidue, MODES, startGateway, type Gateway } from './harness.js';
+
+let gw: Gateway;
+let residueBefore: ReturnType<typeof hostResidue>;
+
+beforeAll(async () => {
+  residueBefore = hostResidue();
+  gw = await startGateway([], { workers: 1 });
+});
+afterAll(async () => {
+  await gw?.stop();
+  await expectNoResidue(residueBefore);
+});
+
+/** The worker's log lines about one route's instances. */
+function instanceLog(key: string): Array<Record<string, unknown>> {
+  return gw.logs().split('\n').filter((l) => l.includes(`"instance":"${key}#`)).map((l) => JSON.parse(l));
+}
+
+const obliging = 'def handle(request):\n    return "v1"\n';
+const stubborn = 'import signal\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\ndef handle(request):\n    return "v1"\n';
+
+describe.each(MODES)('stopping instances, %s mode', (mode) => {
+  it('a replaced instance exits on SIGTERM; one that ignores it is killed after the grace period', async () => {
+    for (const [name, code] of [['obliging', obliging], ['stubborn', stubborn]] as const) {
+      expect(await (await deploy(gw, `GET:/${mode}/${name}`, { runtime: 'python', mode, code })).text()).toBe('v1');
+    }
+    const update = gw.sql().prepare('UPDATE functions SET v = json_set(v, \'$.code\', ?) WHERE k = ?');
+    const stoppedAt = Date.now();
+    for (const [name, code] of [['obliging', obliging], ['stubborn', stubborn]] as const) {
+      update.run(code.replace('"v1"', '"v2"'), `GET:/${mode}/${name}`);
+    }
+    for (const name of ['obliging', 'stubborn']) {
+      await eventually(async () => (await (await fetch(`${gw.http}/${mode}/${name}`)).text()) === 'v2', 8000);
+    }
+    const key = (name: string): string => `GET:/${mode}/${name}`;
+    const exitOf = (name: string) => eventually(async () => instanceLog(key(name)).find((l) => l.msg === 'instance exited'), 5000);
+    const obligingExit = await exitOf('obliging');
+    expect(obligingExit.code).toBe(0); // the runtime host's SIGTERM handler
+    expect(instanceLog(key('obliging')).some((l) => l.msg === 'instance did not exit on SIGTERM; killed')).toBe(false);
+    await exitOf('stubborn');
+    expect(instanceLog(key('stubborn')).some((l) => l.msg === 'instance did not exit on SIGTERM; killed')).toBe(true);
+    expect(Date.now() - stoppedAt).toBeGreaterThanOrEqual(1000); // STOP_GRACE_MS
+  });
+});
