@@ -52,9 +52,12 @@ export async function runGateway(argv: readonly string[], env: NodeJS.ProcessEnv
     routes: () => store.status(),
   });
 
+  const keepWarm = (): void => fleet.keepWarm([...store.snapshot.routes.values()].filter((r) => r.config.minWarm > 0));
+  keepWarm();
   const syncTimer = setInterval(() => {
     const outcome = store.sync();
     if (outcome.changed > 0 || !outcome.ok) log({ level: outcome.ok ? 'info' : 'warn', msg: 'routes synced', ...outcome });
+    if (outcome.changed > 0) keepWarm();
   }, config.syncMs);
 
   await waitForWorkers(fleet, config, log);

@@ -50,6 +50,7 @@ export class InvokeServer {
       for (const { message, body } of frames) {
         if (message.t === FrameType.Invoke) this.invoke(message, body, specs, writer);
         else if (message.t === FrameType.Ping) writer.send({ t: FrameType.Pong, id: message.id });
+        else if (message.t === FrameType.Warm) this.pool.keepWarm(message.specs);
       }
     });
     socket.on('error', () => {});

@@ -44,6 +44,8 @@ interface FunctionPool {
 export class InstancePool {
   private readonly pools = new Map<number, FunctionPool>();
   private readonly latestByKey = new Map<string, number>();
+  /** Functions to keep min_warm instances of, by key: the gateway's latest WarmMessage. */
+  private warm = new Map<string, FunctionSpec>();
   private readonly spares: Readonly<Record<Mode, Spares>>;
   private instanceSeq = 0;
 
@@ -102,12 +104,45 @@ export class InstancePool {
     return [...keys];
   }
 
-  /** Kills instances idle for longer than the TTL and forgets empty old versions. */
+  /** The functions to keep min_warm instances of from now on; starts what is missing. */
+  keepWarm(specs: readonly FunctionSpec[]): void {
+    this.warm = new Map(specs.map((s) => [s.key, s]));
+    this.fillWarm();
+  }
+
+  /** Stops instances idle past the TTL (all but min_warm), forgets empty old versions, restarts missing warm ones. */
   reapIdle(nowMs: number): void {
     for (const [version, fp] of this.pools) {
-      for (const i of fp.instances) if (i.claims === 0 && nowMs - i.lastUsedMs > this.limits.idleTtlMs) i.stop();
+      const keep = this.warm.get(fp.spec.key)?.version === version ? fp.spec.config.minWarm : 0;
+      let surplus = fp.instances.filter((i) => !i.retired).length - keep;
+      for (const i of fp.instances) {
+        if (surplus > 0 && !i.retired && i.claims === 0 && nowMs - i.lastUsedMs > this.limits.idleTtlMs) {
+          i.stop();
+          surplus--;
+        }
+      }
       const stale = this.latestByKey.get(fp.spec.key) !== version;
-      if (fp.inFlight === 0 && fp.instances.length === 0 && (stale || !fp.loadFailure)) this.pools.delete(version);
+      if (fp.inFlight === 0 && fp.instances.length === 0 && (stale || !fp.loadFailure) && keep === 0) this.pools.delete(version);
+    }
+    this.fillWarm();
+  }
+
+  /** Starts instances of the functions the gateway wants warm, up to their min_warm. */
+  private fillWarm(): void {
+    for (const spec of this.warm.values()) {
+      if (spec.config.runtime === 'wasm') continue; // no instance to keep: a module is compiled on first call
+      if ((this.latestByKey.get(spec.key) ?? -1) > spec.version) continue; // a newer version already serves
+      const fp = this.poolFor(spec);
+      const target = Math.min(spec.config.minWarm, maxInstances(spec.config));
+      for (let n = fp.instances.filter((i) => !i.retired).length; n < target; n++) {
+        const started = this.start(fp);
+        if ('outcome' in started) {
+          this.log({ level: 'warn', msg: 'could not keep an instance warm (min_warm); retrying at the next idle check', key: spec.key,
+            error: started.outcome.ok ? '' : started.outcome.message });
+          break;
+        }
+        started.ready.catch((err: Error) => this.log({ level: 'warn', msg: 'a min_warm instance failed to start', key: spec.key, error: err.message }));
+      }
     }
   }
 
@@ -150,8 +185,7 @@ export class InstancePool {
         withRoom.claims--;
         continue; // it failed to start; loop starts another or reports the load failure
       }
-      const maxInstances = fp.spec.config.runtime === 'python' ? Math.min(PYTHON_MAX_INSTANCES, fp.spec.config.maxConcurrency) : 1;
-      if (live.length < maxInstances) {
+      if (live.length < maxInstances(fp.spec.config)) {
         const started = this.start(fp);
         if ('outcome' in started) return started;
         started.claims++;
@@ -240,6 +274,11 @@ export class InstancePool {
       fp.waiters.push(wake);
     });
   }
+}
+
+/** Instances of one version a worker runs at most: python hosts run one call each, a node host many. */
+function maxInstances(config: FunctionSpec['config']): number {
+  return config.runtime === 'python' ? Math.min(PYTHON_MAX_INSTANCES, config.maxConcurrency) : 1;
 }
 
 async function settled(p: Promise<void>): Promise<{ ok: true } | { ok: false; error: Error }> {

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { GatewayError, type ErrorCode } from '../errors.js';
 import type { Invocation, InvocationResult } from '../http/server.js';
 import type { Log } from '../protocol/log.js';
-import type { WorkerReport } from '../protocol/messages.js';
+import type { FunctionSpec, WorkerReport } from '../protocol/messages.js';
 import type { DropReason } from '../protocol/report.js';
 import { LowestScoreScheduler, type Scheduler, type WorkerView } from '../scheduler/score-scheduler.js';
 import { MetricsSocket } from './metrics-socket.js';
@@ -52,6 +52,7 @@ export class Fleet {
   private readonly now: () => number;
   private readonly random: () => number;
   private list: WorkerState[] = [];
+  private warmSpecs: readonly FunctionSpec[] = [];
 
   constructor(private readonly opts: FleetOptions) {
     this.now = opts.now ?? Date.now;
@@ -124,6 +125,12 @@ export class Fleet {
     }
   }
 
+  /** Functions every worker should keep min_warm instances of; sent now and to every new connection. */
+  keepWarm(specs: readonly FunctionSpec[]): void {
+    this.warmSpecs = specs;
+    for (const w of this.list) w.conn?.keepWarm(specs);
+  }
+
   /** "Known worker": one we spawned (same pid), or one started by hand whose socket is in our run dir. */
   private accept(r: WorkerReport): DropReason | undefined {
     if (path.dirname(r.socket) !== this.opts.runDir) return 'unknown_worker';
@@ -146,7 +153,7 @@ export class Fleet {
       w.conn = new WorkerConnection(r.id, r.socket, (conn, reason) => {
         if (w!.conn === conn) w!.conn = undefined;
         this.opts.log({ level: 'warn', msg: 'worker connection closed', worker: r.id, reason });
-      });
+      }, this.warmSpecs);
     }
   }
 

@@ -30,6 +30,8 @@ export class WorkerConnection {
     readonly workerId: string,
     socketPath: string,
     private readonly onClose: (conn: WorkerConnection, reason: string) => void,
+    /** What the worker should keep warm: sent once connected. */
+    warmSpecs: readonly FunctionSpec[] = [],
   ) {
     this.socket = net.createConnection(socketPath);
     this.writer = new FrameWriter(this.socket);
@@ -37,6 +39,7 @@ export class WorkerConnection {
     this.socket.on('connect', () => {
       this.connected = true;
     });
+    if (warmSpecs.length > 0) this.keepWarm(warmSpecs); // queued until connected
     this.socket.on('data', (chunk: Buffer) => {
       let frames;
       try {
@@ -74,6 +77,12 @@ export class WorkerConnection {
         requestId, method, path, query, headers,
       }, body);
     });
+  }
+
+  /** The functions this worker should keep instances of (WarmMessage). */
+  keepWarm(specs: readonly FunctionSpec[]): void {
+    if (this.closed) return;
+    this.writer.send({ t: FrameType.Warm, id: 0, specs: specs.map(({ key, version, config }) => ({ key, version, config })) });
   }
 
   close(): void {

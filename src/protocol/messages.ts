@@ -17,6 +17,8 @@ export interface FunctionConfig {
   readonly timeoutMs: number;
   readonly memoryMb: number;
   readonly maxConcurrency: number;
+  /** Instances each worker keeps started, calls or not. */
+  readonly minWarm: number;
   readonly env: Readonly<Record<string, string>>;
   readonly auth: 'none' | 'api-key';
   readonly rateLimit?: { readonly rps: number; readonly burst: number };
@@ -38,6 +40,7 @@ export const enum FrameType {
   Result = 2,
   Ping = 3,
   Pong = 4,
+  Warm = 5,
 }
 
 /** Gateway → worker: run a function. The request body travels raw beside the envelope. */
@@ -85,7 +88,18 @@ export interface PingMessage {
   readonly id: number;
 }
 
-export type StreamMessage = InvokeMessage | ResultMessage | PingMessage;
+/**
+ * Gateway → worker, after each sync that changed routes and on every new connection: every
+ * function that wants instances kept warm (min_warm > 0). A function not in the list no
+ * longer does; its instances are then reaped when idle, like any other.
+ */
+export interface WarmMessage {
+  readonly t: FrameType.Warm;
+  readonly id: 0;
+  readonly specs: readonly FunctionSpec[];
+}
+
+export type StreamMessage = InvokeMessage | ResultMessage | PingMessage | WarmMessage;
 
 /**
  * Worker → gateway over the metrics datagram socket, every report period.

@@ -16,13 +16,16 @@ export const MODES = ['process', 'container'] as const satisfies readonly Mode[]
 export const AUTHS = ['none', 'api-key'] as const satisfies readonly FunctionConfig['auth'][];
 export const FIELDS = [
   'runtime', 'mode', 'code', 'path', 'handler', 'timeout_ms', 'memory_mb', 'max_concurrency',
-  'env', 'auth', 'rate_limit',
+  'env', 'auth', 'rate_limit', 'min_warm',
 ] as const;
 export const RATE_LIMIT_FIELDS = ['rps', 'burst'] as const;
 export const INTEGER_FIELDS = {
   timeout_ms: { min: 1, max: 900_000, fallback: 30_000 },
   memory_mb: { min: 16, max: 16_384, fallback: 128 },
   max_concurrency: { min: 1, max: 10_000, fallback: 100 },
+  // Instances each worker keeps started for this function (a python instance runs one call at
+  // a time, up to 4 per worker; a node instance runs many, so node keeps at most one).
+  min_warm: { min: 0, max: 4, fallback: 0 },
 } as const;
 export const HANDLER_MAX_CHARS = 128;
 
@@ -114,6 +117,7 @@ export function parseFunctionConfig(v: string): FunctionConfigResult {
     timeoutMs: integers.timeout_ms!,
     memoryMb: integers.memory_mb!,
     maxConcurrency: integers.max_concurrency!,
+    minWarm: integers.min_warm!,
     env,
     auth: auth as FunctionConfig['auth'],
     ...(rateLimit !== undefined && { rateLimit }),

@@ -20,7 +20,7 @@
 import type Database from 'better-sqlite3';
 import { checksSql } from './checks-sql.js';
 
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 /**
  * Unix time in ms. unixepoch('subsec') would be shorter but needs SQLite 3.42, and Debian 12's
@@ -48,6 +48,7 @@ export function migrate(db: Database.Database): MigrateResult {
     }
     let created = false;
     if (from < 1) created = createV1(db);
+    else if (from < 2) createTriggers(db); // 2: the field min_warm
     db.pragma(`user_version = ${SCHEMA_VERSION}`);
     return { from, to: SCHEMA_VERSION, created };
   }).immediate();

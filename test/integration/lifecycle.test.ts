@@ -47,3 +47,22 @@ describe.each(MODES)('stopping instances, %s mode', (mode) => {
     expect(Date.now() - stoppedAt).toBeGreaterThanOrEqual(1000); // STOP_GRACE_MS
   });
 });
+
+describe('min_warm', () => {
+  it('starts instances before the first call, and the first call is warm', async () => {
+    gw.sql().prepare('INSERT INTO functions(k, v) VALUES (?, ?)').run('GET:/prewarmed', JSON.stringify({
+      runtime: 'python', min_warm: 2, memory_mb: 64, code: 'import os\ndef handle(request):\n    return str(os.getpid())\n' }));
+    const started = () => instanceLog('GET:/prewarmed').filter((l) => l.msg === 'instance started');
+    await eventually(async () => started().length === 2, 8000);
+    const res = await fetch(`${gw.http}/prewarmed`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('server-timing')).toContain('start;desc=warm');
+    expect(started()).toHaveLength(2); // the call took one of them; none was started for it
+  });
+
+  it('is refused past 4 with a message naming the field and the rule', () => {
+    const insert = gw.sql().prepare('INSERT INTO functions(k, v) VALUES (?, ?)');
+    expect(() => insert.run('GET:/overwarm', JSON.stringify({ runtime: 'python', min_warm: 5, code: 'x' })))
+      .toThrow('v.min_warm must be an integer between 0 and 4');
+  });
+});

@@ -15,7 +15,7 @@ afterAll(() => {
   for (const dir of made) fs.rmSync(dir, { recursive: true, force: true });
 });
 
-const base: FunctionConfig = { runtime: 'node', mode: 'process', timeoutMs: 1000, memoryMb: 128, maxConcurrency: 10, env: {}, auth: 'none' };
+const base: FunctionConfig = { runtime: 'node', mode: 'process', timeoutMs: 1000, memoryMb: 128, maxConcurrency: 10, minWarm: 0, env: {}, auth: 'none' };
 
 describe('function code', () => {
   it('tells CommonJS from ES modules', () => {

@@ -20,18 +20,18 @@ function configOf(v: unknown): FunctionConfig {
 describe('parseFunctionConfig', () => {
   it('applies the defaults of CONTRACT §2', () => {
     expect(configOf({ runtime: 'node', code: 'x' })).toEqual({
-      runtime: 'node', mode: 'process', code: 'x', timeoutMs: 30000, memoryMb: 128, maxConcurrency: 100, env: {}, auth: 'none',
+      runtime: 'node', mode: 'process', code: 'x', timeoutMs: 30000, memoryMb: 128, maxConcurrency: 100, minWarm: 0, env: {}, auth: 'none',
     });
   });
 
   it('turns every field into camelCase', () => {
     const config = configOf({
       runtime: 'python', mode: 'container', path: '/srv/fn', handler: 'main', timeout_ms: 5000, memory_mb: 256,
-      max_concurrency: 4, env: { GREETING: 'hi', _X1: '' }, auth: 'api-key', rate_limit: { rps: 0.5, burst: 3 },
+      max_concurrency: 4, min_warm: 2, env: { GREETING: 'hi', _X1: '' }, auth: 'api-key', rate_limit: { rps: 0.5, burst: 3 },
     });
     expect(config).toEqual({
       runtime: 'python', mode: 'container', path: '/srv/fn', handler: 'main', timeoutMs: 5000, memoryMb: 256,
-      maxConcurrency: 4, env: { GREETING: 'hi', _X1: '' }, auth: 'api-key', rateLimit: { rps: 0.5, burst: 3 },
+      maxConcurrency: 4, minWarm: 2, env: { GREETING: 'hi', _X1: '' }, auth: 'api-key', rateLimit: { rps: 0.5, burst: 3 },
     });
     expect(Object.isFrozen(config) && Object.isFrozen(config.env) && Object.isFrozen(config.rateLimit)).toBe(true);
   });
@@ -65,7 +65,7 @@ describe('parseFunctionConfig', () => {
 
   it('refuses unknown fields, lists the allowed ones, and guesses the typo', () => {
     expect(errorOf({ runtime: 'node', code: 'x', timeout: 5000 })).toBe(
-      'v.timeout is not a known field (did you mean "timeout_ms"?); allowed fields: runtime, mode, code, path, handler, timeout_ms, memory_mb, max_concurrency, env, auth, rate_limit');
+      'v.timeout is not a known field (did you mean "timeout_ms"?); allowed fields: runtime, mode, code, path, handler, timeout_ms, memory_mb, max_concurrency, env, auth, rate_limit, min_warm');
     expect(errorOf({ runtime: 'node', code: 'x', memoryMb: 64 })).toContain('v.memoryMb is not a known field (did you mean "memory_mb"?)');
     expect(errorOf({ runtime: 'node', code: 'x', colour: 1 })).toMatch(/^v\.colour is not a known field; allowed fields: /);
   });
@@ -107,9 +107,10 @@ describe('checkUsable', () => {
     expect(checkUsable({ ...base, runtime: 'python' })).toBeUndefined();
   });
 
-  it('says container mode is not in this build yet', () => {
+  it('runs node and python in containers, wasm in threads only', () => {
     expect(checkUsable({ ...base, runtime: 'wasm' })).toBeUndefined();
-    expect(checkUsable({ ...base, mode: 'container' })).toBe('mode "container" is not available yet in this build; use "process"');
+    expect(checkUsable({ ...base, mode: 'container' })).toBeUndefined();
+    expect(checkUsable({ ...base, runtime: 'wasm', mode: 'container' })).toBe('runtime "wasm" runs in threads; mode "container" is for node and python');
   });
 
   it('fails closed on auth and rate_limit until they are enforced', () => {

@@ -174,13 +174,13 @@ describe('RouteStore with bad rows', () => {
     ok(store.sync());
     const good = store.snapshot.get('GET:/hello')!;
     const op = operator();
-    op.exec("UPDATE functions SET v = json_set(v, '$.mode', 'container') WHERE k = 'GET:/hello'"); // valid SQL-side, not in this build
+    op.exec("UPDATE functions SET v = json_set(v, '$.auth', 'api-key') WHERE k = 'GET:/hello'"); // valid SQL-side, not in this build
     let outcome = ok(store.sync());
     expect(outcome.errors).toBe(1);
     expect(store.snapshot.get('GET:/hello')).toBe(good);
     expect(store.status().routes.find((r) => r.key === 'GET:/hello')).toEqual({
       key: 'GET:/hello', state: 'stale', version: good.version, updated: good.updated, runtime: 'node',
-      error: 'mode "container" is not available yet in this build; use "process"',
+      error: 'auth "api-key" is not enforced yet in this build; the route is not served until it is',
     });
 
     // Garbage that only gets past the schema because the operator dropped its trigger.
@@ -195,7 +195,7 @@ describe('RouteStore with bad rows', () => {
     expect(byKey.get('GET:/py/hello')).toMatchObject({ state: 'stale', error: expect.stringMatching(/^v\.timeout is not a known field \(did you mean "timeout_ms"\?\)/) });
     expect(byKey.get('get:/lower')).toMatchObject({ state: 'error', error: expect.stringMatching(/^functions\.k must be 'METHOD:\/path'/) });
 
-    op.exec(`UPDATE functions SET v = json_set(v, '$.mode', 'process') WHERE k = 'GET:/hello'`);
+    op.exec(`UPDATE functions SET v = json_set(v, '$.auth', 'none') WHERE k = 'GET:/hello'`);
     ok(store.sync());
     expect(store.snapshot.get('GET:/hello')!.version).toBeGreaterThan(good.version);
     expect(store.status().routes.find((r) => r.key === 'GET:/hello')?.state).toBe('ok');

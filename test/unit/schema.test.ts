@@ -137,6 +137,19 @@ describe('migrate', () => {
     expect(refusal(db, 'bad', '{}')).toMatch(/^functions\.k/);
   });
 
+  it('moves a version 1 database to 2: its triggers learn min_warm, its rows stay', () => {
+    const db = new Database(':memory:');
+    migrate(db);
+    db.prepare('INSERT INTO functions(k, v) VALUES (?, ?)').run('GET:/kept', V());
+    db.exec("DROP TRIGGER functions_check_insert; CREATE TRIGGER functions_check_insert BEFORE INSERT ON functions WHEN json_extract(NEW.v, '$.min_warm') IS NOT NULL BEGIN SELECT RAISE(ABORT, 'v has a field that is not a known field'); END;");
+    db.pragma('user_version = 1');
+    expect(refusal(db, 'GET:/warm', V({ min_warm: 1 }))).toMatch(/not a known field/); // what version 1 said
+    expect(migrate(db)).toEqual({ from: 1, to: 2, created: false });
+    expect(refusal(db, 'GET:/warm', V({ min_warm: 1 }))).toBeUndefined();
+    expect(refusal(db, 'GET:/warmer', V({ min_warm: 9 }))).toBe('v.min_warm must be an integer between 0 and 4');
+    expect(db.prepare('SELECT k FROM functions').pluck().all()).toEqual(['GET:/kept']);
+  });
+
   it('refuses a database from a newer gateway', () => {
     const db = new Database(':memory:');
     db.pragma(`user_version = ${SCHEMA_VERSION + 1}`);
