@@ -3,7 +3,8 @@
 // to a thread per call; the call's timeout aborts the task, which terminates its thread (a
 // module spinning in a loop cannot be interrupted any other way). WebAssembly is sandboxed by
 // construction and the module gets no preopened folders and only the CGI environment plus
-// the function's `env`.
+// the function's `env`; its memory is capped at `memory_mb` and its output at what a response
+// may be (wasm-limits.ts).
 import fs from 'node:fs';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -11,8 +12,11 @@ import { Piscina } from 'piscina';
 import type { FunctionSpec } from '../src/protocol/messages.js';
 import { MAX_RESPONSE_BYTES, type CallOutcome } from './instance.js';
 import type { CallRequest } from './pool.js';
+import { withMemoryLimit } from './wasm-limits.js';
 import type { WasmTask, WasmTaskResult } from './wasm-task.js';
 
+/** What a module may write to stdout besides the body: its CGI header lines. */
+const HEADER_ROOM_BYTES = 64 * 1024;
 const TASK_FILE = fileURLToPath(new URL('./wasm-task.js', import.meta.url));
 
 export class WasmRunner {
@@ -34,7 +38,7 @@ export class WasmRunner {
       this.modules.delete(spec.version);
       return { outcome: { ok: false, code: 'FUNCTION_ERROR', message: `function failed to load: ${(err as Error).message}` }, cold };
     }
-    const task: WasmTask = { module, args: [spec.key], env: cgiEnv(spec, req, body), stdin: body };
+    const task: WasmTask = { module, args: [spec.key], env: cgiEnv(spec, req, body), stdin: body, stdoutCap: MAX_RESPONSE_BYTES + HEADER_ROOM_BYTES };
     const abort = new AbortController();
     const timer = setTimeout(() => abort.abort(), spec.config.timeoutMs);
     try {
@@ -64,7 +68,7 @@ export class WasmRunner {
     if (!module) {
       const { code, path } = spec.config;
       const bytes = code !== undefined ? Buffer.from(code, 'base64') : fs.readFileSync(path!);
-      module = WebAssembly.compile(bytes);
+      module = (async () => WebAssembly.compile(withMemoryLimit(bytes, spec.config.memoryMb * 1024 * 1024)))();
       this.modules.set(spec.version, module);
     }
     return module;

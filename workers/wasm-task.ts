@@ -5,12 +5,15 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { WASI } from 'node:wasi';
+import { capOutput } from './wasm-limits.js';
 
 export interface WasmTask {
   readonly module: WebAssembly.Module;
   readonly args: string[];
   readonly env: Record<string, string>;
   readonly stdin: Uint8Array;
+  /** Bytes the module may write to stdout; past it, fd_write fails with EFBIG. */
+  readonly stdoutCap: number;
 }
 
 export interface WasmTaskResult {
@@ -20,6 +23,8 @@ export interface WasmTaskResult {
 }
 
 const STDERR_CAP_BYTES = 8 * 1024;
+/** Bytes the module may write to stderr (the first STDERR_CAP_BYTES are kept for the error message). */
+const STDERR_WRITE_CAP_BYTES = 1024 * 1024;
 
 export default function run(task: WasmTask): WasmTaskResult {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'faas-wasm-'));
@@ -28,7 +33,9 @@ export default function run(task: WasmTask): WasmTaskResult {
   const fds = [fs.openSync(file('stdin'), 'r'), fs.openSync(file('stdout'), 'w+'), fs.openSync(file('stderr'), 'w+')] as const;
   try {
     const wasi = new WASI({ version: 'preview1', args: task.args, env: task.env, stdin: fds[0], stdout: fds[1], stderr: fds[2], returnOnExit: true });
-    const instance = new WebAssembly.Instance(task.module, wasi.getImportObject() as WebAssembly.Imports);
+    let instance: WebAssembly.Instance | undefined;
+    const memory = (): WebAssembly.Memory => instance!.exports.memory as WebAssembly.Memory;
+    instance = new WebAssembly.Instance(task.module, capOutput(wasi.getImportObject() as WebAssembly.Imports, memory, task.stdoutCap, STDERR_WRITE_CAP_BYTES));
     const exitCode = wasi.start(instance);
     return {
       exitCode,

@@ -8,6 +8,9 @@ declare namespace WebAssembly {
     constructor(module: Module, imports?: Imports);
     readonly exports: Record<string, unknown>;
   }
+  class Memory {
+    readonly buffer: ArrayBuffer;
+  }
   type Imports = Record<string, Record<string, unknown>>;
   function compile(bytes: Uint8Array): Promise<Module>;
 }

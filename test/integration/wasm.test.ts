@@ -51,6 +51,30 @@ describe('wasm', () => {
     expect(await again.text()).toBe('wasm got: still here');
   });
 
+  it('holds a module that grows its memory to memory_mb, and the worker keeps serving', async () => {
+    const code = (await assemble('memory-bomb.wat')).toString('base64');
+    const res = await deploy(gw, 'GET:/wasm/bomb', { runtime: 'wasm', code, memory_mb: 32 });
+    expect(res.status).toBe(200);
+    expect(await res.text()).toBe('pages=497'); // 1 + 16·31: the next 16 pages would pass 32 MiB = 512 pages
+    const again = await fetch(`${gw.http}/wasm/echo`, { method: 'POST', body: 'still here' });
+    expect(await again.text()).toBe('wasm got: still here');
+  });
+
+  it('refuses a module whose memory starts above memory_mb', async () => {
+    const wabt = await wabtInit();
+    const big = wabt.parseWat('big.wat', '(module (memory (export "memory") 1024) (func (export "_start")))');
+    const res = await deploy(gw, 'GET:/wasm/big', { runtime: 'wasm', code: Buffer.from(big.toBinary({}).buffer).toString('base64'), memory_mb: 32 });
+    expect(res.status).toBe(500);
+    expect((await res.json()).message).toBe('function failed to load: the module needs 64 MiB of memory at start, more than its memory_mb of 32');
+  });
+
+  it('stops an output flood at the response limit: the module sees EFBIG', async () => {
+    const code = (await assemble('output-flood.wat')).toString('base64');
+    const res = await deploy(gw, 'GET:/wasm/flood', { runtime: 'wasm', code });
+    expect(res.status).toBe(500);
+    expect((await res.json()).message).toBe('the module exited with status 22'); // WASI errno FBIG
+  });
+
   it('500 FUNCTION_ERROR for bytes that are not a module', async () => {
     const res = await deploy(gw, 'GET:/wasm/bad', { runtime: 'wasm', code: Buffer.from('not wasm').toString('base64') });
     expect(res.status).toBe(500);
