@@ -2,8 +2,8 @@
 // Cold and warm start of a function per runtime and mode, beside a plain spawn of the same
 // interpreter measured in the same run. Cold samples are 300 ms apart, so a cold start finds
 // the worker's pre-started sandbox of its mode ready, as a first call usually does; the "own
-// sandbox" rows (memory_mb 256, which no pre-started sandbox has) start a sandbox or a
-// container of their own, as code deployed by `path` does. A cold sample is the first call after the route's
+// sandbox" rows deploy the code by `path`, which no pre-started sandbox takes, so each cold
+// start starts a sandbox or a container of its own. A cold sample is the first call after the route's
 // code changed (a new version gets a new instance); its cost is the worker's own time for the
 // call (server-timing `function;dur`: instance start + the call) and the client's round trip.
 //
@@ -93,16 +93,21 @@ async function main() {
     const cases = [
       ...['process', 'container'].flatMap((mode) => ['node', 'python'].flatMap((runtime) => [
         { runtime, mode, label: `${runtime}, ${mode}`, extra: {} },
-        { runtime, mode, label: `${runtime}, ${mode}, own sandbox`, extra: { memory_mb: 256 } },
+        { runtime, mode, label: `${runtime}, ${mode}, own sandbox`, byPath: true },
       ])),
       { runtime: 'wasm', mode: 'process', label: 'wasm, thread', extra: {} },
     ];
-    for (const { runtime, mode, label, extra } of cases) {
+    for (const { runtime, mode, label, byPath } of cases) {
       const spec = RUNTIMES[runtime];
       const slug = label.replace(/[^a-z]+/g, '-');
       const key = `GET:/cold/${slug}`;
       const url = `http://127.0.0.1:${port}/cold/${slug}`;
-      const config = (nonce) => JSON.stringify({ runtime, mode, ...extra, code: spec.code(nonce) });
+      const config = (nonce) => {
+        if (!byPath) return JSON.stringify({ runtime, mode, code: spec.code(nonce) });
+        const file = path.join(dir, `${slug}${nonce}.${runtime === 'python' ? 'py' : 'mjs'}`);
+        fs.writeFileSync(file, spec.code(nonce), { mode: 0o644 });
+        return JSON.stringify({ runtime, mode, path: file });
+      };
       db.prepare('INSERT INTO functions(k, v) VALUES (?, ?)').run(key, config('n0'));
       const cold = { fn: [], total: [] };
       const warm = { fn: [], total: [] };

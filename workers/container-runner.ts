@@ -26,7 +26,7 @@ import type { FunctionSpec, Runtime } from '../src/protocol/messages.js';
 import { processAlive, type Cgroups, type InstanceCgroup } from './cgroups.js';
 import type { FunctionCode } from './function-code.js';
 import {
-  BASE_ENV, FILE_SIZE_MAX, GENERIC_MEMORY_MB, hostCommand, OPEN_FILES_MAX, PIDS_MAX,
+  BASE_ENV, FILE_SIZE_MAX, hostCommand, OPEN_FILES_MAX, PIDS_MAX,
   type Runner, type SandboxExit, type SandboxProcess,
 } from './runner.js';
 
@@ -99,8 +99,8 @@ export class ContainerRunner implements Runner {
       hostCommand(config.runtime, this.interpreters(), config.memoryMb, { spec, code }));
   }
 
-  startGeneric(runtime: Runtime): SandboxProcess {
-    return this.launch(GENERIC_MEMORY_MB, {}, [], hostCommand(runtime, this.interpreters(), GENERIC_MEMORY_MB));
+  startGeneric(runtime: Runtime, memoryMb: number): SandboxProcess {
+    return this.launch(memoryMb, {}, [], hostCommand(runtime, this.interpreters(), memoryMb));
   }
 
   private interpreters(): { node: string; python: string } {

@@ -100,7 +100,7 @@ export class InstancePool {
   /** Keys with a ready, non-retired instance. */
   warmKeys(): string[] {
     const keys = new Set<string>();
-    for (const fp of this.pools.values()) if (fp.instances.some((i) => !i.retired)) keys.add(fp.spec.key);
+    for (const fp of this.pools.values()) if (fp.instances.some((i) => i.isReady && !i.retired)) keys.add(fp.spec.key);
     return [...keys];
   }
 

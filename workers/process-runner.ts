@@ -15,7 +15,7 @@ import type { FunctionSpec, Runtime } from '../src/protocol/messages.js';
 import type { FunctionCode } from './function-code.js';
 import type { Cgroups } from './cgroups.js';
 import {
-  BASE_ENV, FILE_SIZE_MAX, GENERIC_MEMORY_MB, hostCommand, OPEN_FILES_MAX, PIDS_MAX,
+  BASE_ENV, FILE_SIZE_MAX, hostCommand, OPEN_FILES_MAX, PIDS_MAX,
   type Runner, type SandboxExit, type SandboxProcess,
 } from './runner.js';
 
@@ -80,10 +80,10 @@ export class ProcessRunner implements Runner {
   /**
    * A sandbox with no function in it yet: the host waits for a `load` frame carrying the code
    * (written to its private /tmp) and the env. Pre-started, it takes the sandbox's and the
-   * runtime's start off a cold call. Its memory limit (and node's heap) is GENERIC_MEMORY_MB.
+   * runtime's start off a cold call. Its memory limit (and node's heap) is `memoryMb`.
    */
-  startGeneric(runtime: Runtime): SandboxProcess {
-    return this.launch([], {}, this.command(runtime, GENERIC_MEMORY_MB), GENERIC_MEMORY_MB);
+  startGeneric(runtime: Runtime, memoryMb: number): SandboxProcess {
+    return this.launch([], {}, this.command(runtime, memoryMb), memoryMb);
   }
 
   private launch(binds: string[], env: Readonly<Record<string, string>>, command: string[], memoryMb: number): SandboxProcess {

@@ -25,7 +25,7 @@ export interface SandboxProcess {
   readonly exited: Promise<SandboxExit>;
 }
 
-/** Heap and cgroup memory limit of a sandbox from startGeneric(): only functions with this memory_mb (the default) can adopt one. */
+/** The memory_mb of the spares a worker keeps from its start (the default memory_mb); spares.ts adds others on demand. */
 export const GENERIC_MEMORY_MB = 128;
 
 export interface SandboxExit {
@@ -37,8 +37,12 @@ export interface SandboxExit {
 export interface Runner {
   readonly name: string;
   start(spec: FunctionSpec, code: FunctionCode): SandboxProcess;
-  /** A sandbox of this runtime without a function yet, to be given one with a `load` frame (instance-frames.ts). */
-  startGeneric?(runtime: Runtime): SandboxProcess;
+  /**
+   * A sandbox of this runtime without a function yet, to be given one with a `load` frame
+   * (instance-frames.ts); its memory limit (and node's heap) is `memoryMb`, so only functions
+   * with that memory_mb can adopt it.
+   */
+  startGeneric?(runtime: Runtime, memoryMb: number): SandboxProcess;
 }
 
 /** What every sandbox's environment holds besides the function's own `env`. */

@@ -1,73 +1,104 @@
 // Pre-started sandboxes, so that a cold start need not wait for a sandbox and a runtime to
-// start (node cannot fork a warmed-up runtime, so spares stand in for a zygote). The pool keeps
-// SPARES_PER_RUNTIME generic sandboxes of each runtime running (node's already past undici's
-// and the ESM loader's first use); a cold function with inline code and the default memory_mb
-// adopts one: its code and env arrive in a `load` frame. Each spare serves one function only,
-// for its whole life, so nothing of one function is ever visible to another.
+// start (node cannot fork a warmed-up runtime, so spares stand in for a zygote). A spare is a
+// generic sandbox of one runtime and one memory limit (its cgroup and node's heap are fixed at
+// start), node's already past undici's and the ESM loader's first use; a cold function with
+// inline code of that runtime and memory_mb adopts one: its code and env arrive in a `load`
+// frame. Each spare serves one function only, for its whole life, so nothing of one function is
+// ever visible to another.
+//
+// Which spares: one per runtime at the default memory_mb from the start, and one per runtime
+// and memory_mb that a cold start asked for and found none of, for the MAX_EXTRA_SHAPES most
+// recently asked (a shape not asked for again is dropped when a newer one comes).
 import type { Log } from '../src/protocol/log.js';
 import type { FunctionSpec, Runtime } from '../src/protocol/messages.js';
 import { nodeModuleExtension } from './function-code.js';
 import type { HostLoad } from './instance-frames.js';
 import { GENERIC_MEMORY_MB, type Runner, type SandboxProcess } from './runner.js';
 
-export const SPARES_PER_RUNTIME = 1;
 const RUNTIMES: readonly Runtime[] = ['node', 'python'];
+/** Shapes (runtime, memory_mb) kept besides the default ones. */
+const MAX_EXTRA_SHAPES = 2;
 /**
  * Not at once: starting the next spare (a runtime's start is tens of ms of CPU) would compete
  * with the cold call the last one is serving.
  */
 const REFILL_DELAY_MS = 250;
 
+interface Shape {
+  readonly runtime: Runtime;
+  readonly memoryMb: number;
+  /** Zero or one pre-started sandbox. */
+  readonly ready: SandboxProcess[];
+}
+
+const shapeKey = (runtime: Runtime, memoryMb: number): string => `${runtime}:${memoryMb}`;
+
 export class Spares {
-  private readonly byRuntime = new Map<Runtime, SandboxProcess[]>(RUNTIMES.map((r) => [r, []]));
+  /** Default shapes first, then extra ones from least to most recently asked. */
+  private readonly shapes = new Map<string, Shape>();
   private stopped = false;
-  private started = false;
 
   /**
    * No runner (no such sandbox on this host): no spares. `lazy`: none until the first cold
    * start asks for one (container spares, on a worker that may never run a container).
    */
   constructor(private readonly runner: Runner | undefined, private readonly log: Log, opts: { lazy?: boolean } = {}) {
+    for (const runtime of RUNTIMES) this.shapes.set(shapeKey(runtime, GENERIC_MEMORY_MB), { runtime, memoryMb: GENERIC_MEMORY_MB, ready: [] });
     if (!opts.lazy) this.refill();
   }
 
   /** A spare and the frame that makes it this function's, if the function can adopt one. */
   take(spec: FunctionSpec): { sandbox: SandboxProcess; load: HostLoad } | undefined {
     const { config } = spec;
-    if (config.code === undefined || config.memoryMb !== GENERIC_MEMORY_MB) return undefined;
-    const sandbox = this.byRuntime.get(config.runtime)?.shift();
-    if (!this.started || sandbox) setTimeout(() => this.refill(), REFILL_DELAY_MS).unref();
+    if (config.code === undefined || !RUNTIMES.includes(config.runtime)) return undefined;
+    const shape = this.want(config.runtime, config.memoryMb);
+    const sandbox = shape.ready.shift();
+    setTimeout(() => this.refill(), REFILL_DELAY_MS).unref(); // replaces it, or starts this shape's first
     if (!sandbox) return undefined;
     const ext = config.runtime === 'python' ? '.py' : nodeModuleExtension(config.code);
     return { sandbox, load: { t: 'load', code: config.code, ext, handler: config.handler ?? '', key: spec.key, memoryMb: config.memoryMb, env: config.env } };
   }
 
   pids(): number[] {
-    return [...this.byRuntime.values()].flatMap((list) => list.map((s) => s.pid));
+    return [...this.shapes.values()].flatMap((s) => s.ready.map((sandbox) => sandbox.pid));
   }
 
   shutdown(): void {
     this.stopped = true;
-    for (const list of this.byRuntime.values()) for (const s of list.splice(0)) s.kill();
+    for (const shape of this.shapes.values()) for (const s of shape.ready.splice(0)) s.kill();
+  }
+
+  /** The shape, now the most recently asked; a new extra shape pushes out the oldest. */
+  private want(runtime: Runtime, memoryMb: number): Shape {
+    const key = shapeKey(runtime, memoryMb);
+    let shape = this.shapes.get(key);
+    if (memoryMb === GENERIC_MEMORY_MB) return shape!;
+    if (shape) this.shapes.delete(key);
+    else shape = { runtime, memoryMb, ready: [] };
+    this.shapes.set(key, shape);
+    const extras = [...this.shapes.values()].filter((s) => s.memoryMb !== GENERIC_MEMORY_MB);
+    for (const old of extras.slice(0, Math.max(0, extras.length - MAX_EXTRA_SHAPES))) {
+      this.shapes.delete(shapeKey(old.runtime, old.memoryMb));
+      for (const s of old.ready.splice(0)) s.kill();
+    }
+    return shape;
   }
 
   private refill(): void {
-    this.started = true;
-    for (const [runtime, list] of this.byRuntime) {
-      while (!this.stopped && this.runner?.startGeneric && list.length < SPARES_PER_RUNTIME) {
-        let sandbox: SandboxProcess;
-        try {
-          sandbox = this.runner.startGeneric(runtime);
-        } catch (err) {
-          this.log({ level: 'warn', msg: `could not pre-start a ${runtime} sandbox; its cold starts will start their own`, error: (err as Error).message });
-          return;
-        }
-        list.push(sandbox);
-        void sandbox.exited.then(() => {
-          const at = list.indexOf(sandbox);
-          if (at >= 0) list.splice(at, 1);
-        });
+    for (const shape of this.shapes.values()) {
+      if (this.stopped || !this.runner?.startGeneric || shape.ready.length > 0) continue;
+      let sandbox: SandboxProcess;
+      try {
+        sandbox = this.runner.startGeneric(shape.runtime, shape.memoryMb);
+      } catch (err) {
+        this.log({ level: 'warn', msg: `could not pre-start a ${shape.runtime} sandbox; its cold starts will start their own`, error: (err as Error).message });
+        return;
       }
+      shape.ready.push(sandbox);
+      void sandbox.exited.then(() => {
+        const at = shape.ready.indexOf(sandbox);
+        if (at >= 0) shape.ready.splice(at, 1);
+      });
     }
   }
 }

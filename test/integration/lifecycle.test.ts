@@ -54,6 +54,8 @@ describe('min_warm', () => {
       runtime: 'python', min_warm: 2, memory_mb: 64, code: 'import os\ndef handle(request):\n    return str(os.getpid())\n' }));
     const started = () => instanceLog('GET:/prewarmed').filter((l) => l.msg === 'instance started');
     await eventually(async () => started().length === 2, 8000);
+    // Ready once the worker's load report lists it warm (GET /workers).
+    await eventually(async () => (await (await fetch(`${gw.admin}/workers`)).json()).some((w: { warm: string[] }) => w.warm.includes('GET:/prewarmed')), 5000);
     const res = await fetch(`${gw.http}/prewarmed`);
     expect(res.status).toBe(200);
     expect(res.headers.get('server-timing')).toContain('start;desc=warm');
@@ -64,5 +66,19 @@ describe('min_warm', () => {
     const insert = gw.sql().prepare('INSERT INTO functions(k, v) VALUES (?, ?)');
     expect(() => insert.run('GET:/overwarm', JSON.stringify({ runtime: 'python', min_warm: 5, code: 'x' })))
       .toThrow('v.min_warm must be an integer between 0 and 4');
+  });
+});
+
+describe('pre-started sandboxes', () => {
+  it('keeps one of a memory_mb that a cold start asked for, so the next cold start of that shape adopts it', async () => {
+    const key = 'GET:/shaped';
+    const v = (n: number): string => JSON.stringify({ runtime: 'python', memory_mb: 96, code: `def handle(request):\n    return "v${n}"\n` });
+    gw.sql().prepare('INSERT INTO functions(k, v) VALUES (?, ?)').run(key, v(1));
+    await eventually(async () => (await (await fetch(`${gw.http}/shaped`)).text()) === 'v1', 8000);
+    await new Promise((r) => setTimeout(r, 1500)); // the spare of this shape starts 250 ms after it was missed
+    gw.sql().prepare('UPDATE functions SET v = ? WHERE k = ?').run(v(2), key);
+    await eventually(async () => (await (await fetch(`${gw.http}/shaped`)).text()) === 'v2', 8000);
+    const started = instanceLog(key).filter((l) => l.msg === 'instance started');
+    expect(started.map((l) => l.prestarted)).toEqual([false, true]);
   });
 });
