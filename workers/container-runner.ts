@@ -7,6 +7,10 @@
 // mode (dist/seccomp/filter.oci.json, made from the same filter.c), memory and pids limits in
 // a cgroup under the worker's own, rlimits, a private sized /tmp.
 //
+// A function with `image` (a root file system folder: an unpacked image, `docker export`, a
+// debootstrap) runs in that instead, with its own node or python (IMAGE_INTERPRETERS); only the
+// runtime hosts, the code and the channel are bound in. runc creates missing mount points in it.
+//
 // The frame channel is a Unix socket the worker listens on in a folder bound into the
 // container at /run/faas: the runtime host connects to it (FAAS_CHANNEL), so a warm container
 // serves invocations the way a process sandbox does over fd 3, and the same bundle works with
@@ -22,12 +26,12 @@ import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Duplex, Readable } from 'node:stream';
-import type { FunctionSpec, Runtime } from '../src/protocol/messages.js';
+import { IMAGE_INTERPRETERS, type FunctionSpec, type Runtime } from '../src/protocol/messages.js';
 import { processAlive, type Cgroups, type InstanceCgroup } from './cgroups.js';
 import type { FunctionCode } from './function-code.js';
 import {
   BASE_ENV, FILE_SIZE_MAX, hostCommand, OPEN_FILES_MAX, PIDS_MAX,
-  type Runner, type SandboxExit, type SandboxProcess,
+  type Interpreters, type Runner, type SandboxExit, type SandboxProcess,
 } from './runner.js';
 
 export interface ContainerRunnerOptions {
@@ -95,30 +99,42 @@ export class ContainerRunner implements Runner {
 
   start(spec: FunctionSpec, code: FunctionCode): SandboxProcess {
     const { config } = spec;
-    return this.launch(config.memoryMb, config.env, [readOnly(code.hostPath, code.mountPath)],
-      hostCommand(config.runtime, this.interpreters(), config.memoryMb, { spec, code }));
+    const root = config.image === undefined ? this.hostRoot() : imageRoot(config.image);
+    return this.launch(config.memoryMb, config.env, { ...root, mounts: [...root.mounts, readOnly(code.hostPath, code.mountPath)] },
+      hostCommand(config.runtime, root.interpreters, config.memoryMb, { spec, code }));
   }
 
   startGeneric(runtime: Runtime, memoryMb: number): SandboxProcess {
-    return this.launch(memoryMb, {}, [], hostCommand(runtime, this.interpreters(), memoryMb));
+    const root = this.hostRoot();
+    return this.launch(memoryMb, {}, root, hostCommand(runtime, root.interpreters, memoryMb));
   }
 
-  private interpreters(): { node: string; python: string } {
-    return { node: this.node, python: this.python };
+  /** The default root: the empty skeleton with the host's /usr and a few /etc files bound in read-only. */
+  private hostRoot(): Root {
+    return {
+      path: this.rootfs,
+      interpreters: { node: this.node, python: this.python },
+      mounts: [
+        readOnly('/usr', '/usr'),
+        readOnly('/etc/ld.so.cache', '/etc/ld.so.cache'),
+        ...['/etc/ssl', '/etc/localtime'].filter((p) => fs.existsSync(p)).map((p) => readOnly(p, p)),
+        ...(this.node.startsWith('/usr/') ? [] : [readOnly(path.dirname(this.node), path.dirname(this.node))]),
+      ],
+    };
   }
 
-  private launch(memoryMb: number, env: Readonly<Record<string, string>>, binds: object[], args: string[]): SandboxProcess {
+  private launch(memoryMb: number, env: Readonly<Record<string, string>>, root: Root, args: string[]): SandboxProcess {
     const id = `${this.prefix}${++this.seq}`;
     const bundle = path.join(this.opts.stateDir, id);
     const channelDir = path.join(bundle, 'channel');
     fs.mkdirSync(channelDir, { recursive: true, mode: 0o700 });
     // Only the container's user (and root) can reach the socket.
     fs.chownSync(channelDir, NOBODY, NOBODY);
-    const { cgroupsPath, cg } = this.opts.cgroups.forRuntime(memoryMb * 1024 * 1024);
     const memoryBytes = memoryMb * 1024 * 1024;
+    const { cgroupsPath, cg } = this.opts.cgroups.forRuntime(memoryBytes);
     const ociConfig = {
       ociVersion: '1.0.2',
-      root: { path: this.rootfs, readonly: true },
+      root: { path: root.path, readonly: true },
       hostname: 'faas',
       process: {
         terminal: false,
@@ -137,13 +153,9 @@ export class ContainerRunner implements Runner {
         { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
         { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
         { destination: '/tmp', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'mode=1777', `size=${this.tmpBytes}`] },
-        readOnly('/usr', '/usr'),
-        readOnly('/etc/ld.so.cache', '/etc/ld.so.cache'),
-        ...['/etc/ssl', '/etc/localtime'].filter((p) => fs.existsSync(p)).map((p) => readOnly(p, p)),
-        ...(this.node.startsWith('/usr/') ? [] : [readOnly(path.dirname(this.node), path.dirname(this.node))]),
         readOnly(this.opts.runtimeDir, '/faas'),
         { destination: CHANNEL_DIR, type: 'bind', source: channelDir, options: ['rbind', 'nosuid', 'nodev', 'noexec'] },
-        ...binds,
+        ...root.mounts,
       ],
       linux: {
         namespaces: ['pid', 'network', 'ipc', 'uts', 'mount', 'cgroup'].map((type) => ({ type })),
@@ -232,6 +244,18 @@ export class ContainerRunner implements Runner {
       fs.rmSync(path.join(this.opts.stateDir, id), { recursive: true, force: true });
     }
   }
+}
+
+interface Root {
+  readonly path: string;
+  readonly interpreters: Interpreters;
+  readonly mounts: readonly object[];
+}
+
+/** A user's root file system: its own interpreters, nothing of the host's but what launch() binds. */
+function imageRoot(image: string): Root {
+  const find = (runtime: 'node' | 'python'): string => IMAGE_INTERPRETERS[runtime].find((p) => fs.existsSync(`${image}${p}`)) ?? IMAGE_INTERPRETERS[runtime][0]!;
+  return { path: image, interpreters: { node: find('node'), python: find('python') }, mounts: [] };
 }
 
 function readOnly(source: string, destination: string): object {

@@ -50,7 +50,7 @@ export class Spares {
   /** A spare and the frame that makes it this function's, if the function can adopt one. */
   take(spec: FunctionSpec): { sandbox: SandboxProcess; load: HostLoad } | undefined {
     const { config } = spec;
-    if (config.code === undefined || !RUNTIMES.includes(config.runtime)) return undefined;
+    if (config.code === undefined || config.image !== undefined || !RUNTIMES.includes(config.runtime)) return undefined;
     const shape = this.want(config.runtime, config.memoryMb);
     const sandbox = shape.ready.shift();
     setTimeout(() => this.refill(), REFILL_DELAY_MS).unref(); // replaces it, or starts this shape's first

@@ -14,6 +14,8 @@ export interface FunctionConfig {
   readonly path?: string;
   /** Entry point; undefined means the runtime's default (fetch/handler, handle, _start). */
   readonly handler?: string;
+  /** Container mode: the root file system folder to run in, instead of the host's /usr. */
+  readonly image?: string;
   readonly timeoutMs: number;
   readonly memoryMb: number;
   readonly maxConcurrency: number;
@@ -23,6 +25,12 @@ export interface FunctionConfig {
   readonly auth: 'none' | 'api-key';
   readonly rateLimit?: { readonly rps: number; readonly burst: number };
 }
+
+/** Where a container `image` must have each runtime's interpreter (the first that exists is used). */
+export const IMAGE_INTERPRETERS: Readonly<Record<'node' | 'python', readonly string[]>> = {
+  node: ['/usr/local/bin/node', '/usr/bin/node'],
+  python: ['/usr/local/bin/python3', '/usr/bin/python3'],
+};
 
 /**
  * One version of one function. `version` changes whenever the row's config changes, so a

@@ -8,7 +8,7 @@
 // The rules below are also compiled into SQL triggers by schema.ts; a JSON null counts as an
 // absent optional field in both places. Every problem is listed at once, as STYLE.md asks.
 import fs from 'node:fs';
-import type { FunctionConfig, Mode, Runtime } from '../protocol/messages.js';
+import { IMAGE_INTERPRETERS, type FunctionConfig, type Mode, type Runtime } from '../protocol/messages.js';
 import { quote } from './route-key.js';
 
 export const RUNTIMES = ['node', 'python', 'wasm'] as const satisfies readonly Runtime[];
@@ -16,7 +16,7 @@ export const MODES = ['process', 'container'] as const satisfies readonly Mode[]
 export const AUTHS = ['none', 'api-key'] as const satisfies readonly FunctionConfig['auth'][];
 export const FIELDS = [
   'runtime', 'mode', 'code', 'path', 'handler', 'timeout_ms', 'memory_mb', 'max_concurrency',
-  'env', 'auth', 'rate_limit', 'min_warm',
+  'env', 'auth', 'rate_limit', 'min_warm', 'image',
 ] as const;
 export const RATE_LIMIT_FIELDS = ['rps', 'burst'] as const;
 export const INTEGER_FIELDS = {
@@ -40,6 +40,8 @@ export const RULES = {
   source: 'must have exactly one of "code" (the source inline) or "path" (an absolute path)',
   code: 'must be a non-empty string',
   path: 'must be an absolute path (a string starting with "/")',
+  image: 'must be the absolute path of a root file system folder (a string starting with "/")',
+  imageMode: 'needs "mode": "container"',
   handler: `must be an identifier: a letter, "_" or "$", then letters, digits, "_" or "$" (at most ${HANDLER_MAX_CHARS})`,
   integer: (min: number, max: number) => `must be an integer between ${min} and ${max}`,
   env: 'must be an object whose values are strings',
@@ -92,6 +94,12 @@ export function parseFunctionConfig(v: string): FunctionConfigResult {
   if (code !== undefined && (typeof code !== 'string' || code === '')) bad('code', RULES.code, code);
   if (path !== undefined && (typeof path !== 'string' || !path.startsWith('/'))) bad('path', RULES.path, path);
 
+  const image = get('image');
+  if (image !== undefined) {
+    if (typeof image !== 'string' || !image.startsWith('/')) bad('image', RULES.image, image);
+    else if (mode !== 'container') bad('image', RULES.imageMode, mode);
+  }
+
   const handler = get('handler');
   if (handler !== undefined && !(typeof handler === 'string' && HANDLER.test(handler))) bad('handler', RULES.handler, handler);
 
@@ -114,6 +122,7 @@ export function parseFunctionConfig(v: string): FunctionConfigResult {
     ...(code !== undefined && { code: code as string }),
     ...(path !== undefined && { path: path as string }),
     ...(handler !== undefined && { handler: handler as string }),
+    ...(image !== undefined && { image: image as string }),
     timeoutMs: integers.timeout_ms!,
     memoryMb: integers.memory_mb!,
     maxConcurrency: integers.max_concurrency!,
@@ -134,6 +143,10 @@ export function checkUsable(config: FunctionConfig): string | undefined {
   // Fail closed: a route an operator meant to protect is not served unprotected.
   if (config.auth === 'api-key') return 'auth "api-key" is not enforced yet in this build; the route is not served until it is';
   if (config.rateLimit) return 'rate_limit is not enforced yet in this build; the route is not served until it is';
+  if (config.image !== undefined) {
+    const missing = imageProblem(config.image, config.runtime);
+    if (missing) return missing;
+  }
   if (config.path === undefined) return undefined;
   try {
     const stat = fs.statSync(config.path);
@@ -143,6 +156,20 @@ export function checkUsable(config: FunctionConfig): string | undefined {
     if (code === 'ENOENT' || code === 'ENOTDIR') return `v.path ${quote(config.path)} does not exist on this host`;
     return `v.path ${quote(config.path)} cannot be read (${code ?? (err as Error).message})`;
   }
+  return undefined;
+}
+
+function imageProblem(image: string, runtime: Runtime): string | undefined {
+  let stat: fs.Stats;
+  try {
+    stat = fs.statSync(image);
+  } catch {
+    return `v.image ${quote(image)} does not exist on this host`;
+  }
+  if (!stat.isDirectory()) return `v.image ${quote(image)} must be a folder holding a root file system`;
+  if (runtime === 'wasm') return undefined;
+  const candidates = IMAGE_INTERPRETERS[runtime];
+  if (!candidates.some((p) => fs.existsSync(`${image}${p}`))) return `v.image ${quote(image)} has no ${runtime} interpreter (looked for ${candidates.join(', ')})`;
   return undefined;
 }
 

@@ -48,7 +48,7 @@ export function migrate(db: Database.Database): MigrateResult {
     }
     let created = false;
     if (from < 1) created = createV1(db);
-    else if (from < 2) createTriggers(db); // 2: the field min_warm
+    else if (from < 2) createTriggers(db); // 2: the fields min_warm and image
     db.pragma(`user_version = ${SCHEMA_VERSION}`);
     return { from, to: SCHEMA_VERSION, created };
   }).immediate();

@@ -129,11 +129,18 @@ export function hostResidue(): { sandboxProcesses: number; cgroupFolders: string
   return { sandboxProcesses: sandboxProcesses(), cgroupFolders: cgroupFolders() };
 }
 
-/** Waits (a few seconds at most: sandboxes die as their workers exit) for the host to be as it was. */
+/**
+ * Waits (a few seconds at most: sandboxes die as their workers exit) until the host has nothing
+ * that was not there before: no more sandbox processes, no new cgroup folder. (Folders that were
+ * there may be gone: a worker removes what dead workers left.)
+ */
 export async function expectNoResidue(before: ReturnType<typeof hostResidue>): Promise<void> {
-  const same = (): boolean => JSON.stringify(hostResidue()) === JSON.stringify(before);
-  await eventually(async () => same(), 5000).catch(() => {});
-  if (!same()) throw new Error(`left on the host: before ${JSON.stringify(before)}, after ${JSON.stringify(hostResidue())}`);
+  const clean = (): boolean => {
+    const now = hostResidue();
+    return now.sandboxProcesses <= before.sandboxProcesses && now.cgroupFolders.every((f) => before.cgroupFolders.includes(f));
+  };
+  await eventually(async () => clean(), 5000).catch(() => {});
+  if (!clean()) throw new Error(`left on the host: before ${JSON.stringify(before)}, after ${JSON.stringify(hostResidue())}`);
 }
 
 /** Processes on the host owned by the sandbox user (uid 65534). */

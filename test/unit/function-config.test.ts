@@ -65,7 +65,7 @@ describe('parseFunctionConfig', () => {
 
   it('refuses unknown fields, lists the allowed ones, and guesses the typo', () => {
     expect(errorOf({ runtime: 'node', code: 'x', timeout: 5000 })).toBe(
-      'v.timeout is not a known field (did you mean "timeout_ms"?); allowed fields: runtime, mode, code, path, handler, timeout_ms, memory_mb, max_concurrency, env, auth, rate_limit, min_warm');
+      'v.timeout is not a known field (did you mean "timeout_ms"?); allowed fields: runtime, mode, code, path, handler, timeout_ms, memory_mb, max_concurrency, env, auth, rate_limit, min_warm, image');
     expect(errorOf({ runtime: 'node', code: 'x', memoryMb: 64 })).toContain('v.memoryMb is not a known field (did you mean "memory_mb"?)');
     expect(errorOf({ runtime: 'node', code: 'x', colour: 1 })).toMatch(/^v\.colour is not a known field; allowed fields: /);
   });
@@ -78,6 +78,13 @@ describe('parseFunctionConfig', () => {
     const env = configOf('{"runtime":"node","code":"x","env":{"__proto__":"p"}}').env;
     expect(Object.keys(env)).toEqual(['__proto__']);
     expect(Object.getPrototypeOf(env)).toBe(Object.prototype);
+  });
+
+  it('checks image: an absolute path, and only with container mode', () => {
+    expect(configOf({ runtime: 'python', mode: 'container', image: '/srv/images/py', code: 'x' }).image).toBe('/srv/images/py');
+    expect(errorOf({ runtime: 'python', mode: 'container', image: 'py:3.12', code: 'x' }))
+      .toBe('v.image must be the absolute path of a root file system folder (a string starting with "/") (got "py:3.12")');
+    expect(errorOf({ runtime: 'python', image: '/srv/images/py', code: 'x' })).toBe('v.image needs "mode": "container" (got "process")');
   });
 
   it('checks rate_limit', () => {

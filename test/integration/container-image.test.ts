@@ -1,0 +1,116 @@
+// Container mode with a user's root file system (`image`): the function runs on the image's own
+// python, sees the image and not the host's /usr, and keeps every limit of container mode. The
+// image is built here the way a distroless one is: an interpreter, the libraries it links, its
+// standard library, and nothing else (hard links into the host's files, or copies).
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { deploy, expectNoResidue, hostResidue, startGateway, type Gateway } from './harness.js';
+
+let gw: Gateway;
+let image: string;
+let residueBefore: ReturnType<typeof hostResidue>;
+
+/** Copies `file` into `root` at the same path, and the symlinks that lead to it (hard link where it can). */
+function take(root: string, file: string): void {
+  let at = file;
+  for (let hops = 0; hops < 10; hops++) {
+    const dest = path.join(root, at);
+    fs.mkdirSync(path.dirname(dest), { recursive: true });
+    const stat = fs.lstatSync(at);
+    if (fs.existsSync(dest) || (stat.isSymbolicLink() && fs.lstatSync(dest, { throwIfNoEntry: false }))) {
+      if (!stat.isSymbolicLink()) return;
+    } else if (stat.isSymbolicLink()) {
+      fs.symlinkSync(fs.readlinkSync(at), dest);
+    } else {
+      try {
+        fs.linkSync(at, dest);
+      } catch {
+        fs.copyFileSync(at, dest);
+      }
+      return;
+    }
+    at = path.resolve(path.dirname(at), fs.readlinkSync(at));
+  }
+}
+
+function buildPythonImage(root: string): void {
+  for (const [link, target] of [['lib', 'usr/lib'], ['lib64', 'usr/lib64'], ['bin', 'usr/bin']] as const) {
+    fs.mkdirSync(path.join(root, target), { recursive: true });
+    fs.symlinkSync(target, path.join(root, link)); // merged /usr, as on Debian: /lib/x.so lands in usr/lib
+  }
+  const python = fs.realpathSync('/usr/bin/python3');
+  take(root, '/usr/bin/python3');
+  const ldd = execFileSync('ldd', [python], { encoding: 'utf8' });
+  for (const m of ldd.matchAll(/(\/\S+) \(0x/g)) take(root, m[1]!);
+  const stdlib = path.join('/usr/lib', path.basename(python)); // /usr/lib/python3.11
+  try {
+    execFileSync('cp', ['-al', stdlib, path.join(root, stdlib)], { stdio: 'pipe' });
+  } catch {
+    fs.rmSync(path.join(root, stdlib), { recursive: true, force: true });
+    execFileSync('cp', ['-a', stdlib, path.join(root, stdlib)]); // another file system: copies
+  }
+  fs.mkdirSync(path.join(root, 'etc'), { recursive: true });
+  fs.writeFileSync(path.join(root, 'etc/image-release'), 'faas-test-image 1\n');
+}
+
+beforeAll(async () => {
+  residueBefore = hostResidue();
+  gw = await startGateway([], { workers: 1 });
+  image = path.join(gw.dir, 'image');
+  buildPythonImage(image);
+  fs.chmodSync(image, 0o755);
+});
+afterAll(async () => {
+  await gw?.stop();
+  await expectNoResidue(residueBefore);
+});
+
+const probe = `
+import os, socket, sys
+def attempt(f):
+    try:
+        f()
+        return "ok"
+    except OSError as e:
+        return e.errno
+def handle(request):
+    return {
+        "release": open("/etc/image-release").read().strip(),
+        "python": sys.executable,
+        "hostNode": os.path.exists("/usr/bin/node"),
+        "uid": os.getuid(),
+        "writeRoot": attempt(lambda: open("/x", "w")),
+        "writeTmp": attempt(lambda: open("/tmp/x", "w").write("1")),
+        "inet": attempt(lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM)),
+    }
+`;
+
+describe('container mode with an image', () => {
+  it("runs on the image's own python, sees the image and nothing of the host's /usr, with the same limits", async () => {
+    const res = await deploy(gw, 'GET:/image/probe', { runtime: 'python', mode: 'container', image, code: probe });
+    if (res.status !== 200) throw new Error(await res.text());
+    expect(await res.json()).toEqual({
+      release: 'faas-test-image 1', python: expect.stringMatching(/^\/usr\/(local\/)?bin\/python3/),
+      hostNode: false, uid: 65534, writeRoot: 30, writeTmp: 'ok', inet: 13,
+    });
+  });
+
+  it('refuses an image without the runtime, and image without container mode, saying which', async () => {
+    const insert = gw.sql().prepare('INSERT INTO functions(k, v) VALUES (?, ?)');
+    expect(() => insert.run('GET:/image/process', JSON.stringify({ runtime: 'python', image, code: 'x' })))
+      .toThrow('v.image needs "mode": "container"');
+    insert.run('GET:/image/node', JSON.stringify({ runtime: 'node', mode: 'container', image, code: 'x' }));
+    const row = await (async () => {
+      for (let i = 0; i < 50; i++) {
+        const routes = await (await fetch(`${gw.admin}/routes`)).json();
+        const r = routes.routes.find((x: { key: string }) => x.key === 'GET:/image/node');
+        if (r) return r;
+        await new Promise((s) => setTimeout(s, 100));
+      }
+      return undefined;
+    })();
+    expect(row).toMatchObject({ state: 'error', error: `v.image ${JSON.stringify(image)} has no node interpreter (looked for /usr/local/bin/node, /usr/bin/node)` });
+  });
+});
