@@ -84,6 +84,9 @@ try {
     }
   }
 } finally {
+  // Instance cgroups are removed in the background once their last process is gone (the kernel
+  // may say EBUSY for a moment): give that time, or close() cannot remove the worker folder.
+  await new Promise((r) => setTimeout(r, 1500));
   limits?.close();
   fs.rmSync(dir, { recursive: true, force: true });
 }

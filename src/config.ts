@@ -21,6 +21,8 @@ export interface WorkerConfig {
   readonly reportMs: number;
   readonly idleTtlMs: number;
   readonly memoryBudgetMb: number;
+  /** The process sandbox: bwrap where installed, else unshare + setpriv (auto), or one of them forced. */
+  readonly sandbox: 'auto' | 'bwrap' | 'unshare';
 }
 
 export class ConfigError extends Error {
@@ -66,6 +68,7 @@ const WORKER_OPTIONS = {
   // Half the host's memory shared by one worker per core (the default fleet).
   memoryBudgetMb: { flag: '--memory-budget-mb', env: 'FAAS_MEMORY_BUDGET_MB',
     fallback: Math.floor(os.totalmem() / 1048576 / 2 / os.availableParallelism()), parse: int(64, 1_048_576) },
+  sandbox: { flag: '--sandbox', env: 'FAAS_SANDBOX', fallback: 'auto', parse: text(/^(auto|bwrap|unshare)$/, 'one of auto, bwrap, unshare') },
 } satisfies Record<keyof WorkerConfig, Option<unknown>>;
 
 export function loadGatewayConfig(argv: readonly string[], env: NodeJS.ProcessEnv): GatewayConfig {

@@ -67,6 +67,17 @@ export class Cgroups {
     return { dirs, memoryBytes };
   }
 
+  /** The same cgroup with another memory limit (an empty one, made ahead of time: the python zygote's cells). */
+  resize(cg: InstanceCgroup, memoryBytes: number): InstanceCgroup {
+    // memsw first when growing, memory first when shrinking: memsw may never be below memory.
+    const files = ['memory.limit_in_bytes', 'memory.memsw.limit_in_bytes'];
+    for (const file of memoryBytes >= cg.memoryBytes ? files.reverse() : files) {
+      if (file === 'memory.limit_in_bytes') fs.writeFileSync(path.join(cg.dirs.memory, file), String(memoryBytes));
+      else tryWrite(path.join(cg.dirs.memory, file), String(memoryBytes)); // where swap accounting exists
+    }
+    return { dirs: cg.dirs, memoryBytes };
+  }
+
   /**
    * A cgroup that an OCI runtime creates and limits itself (container mode): `cgroupsPath` is
    * relative, so runc puts it under its own cgroups, which are the worker's, inside this
@@ -116,8 +127,8 @@ export class Cgroups {
   }
 
   /** At worker exit: the worker's own folders (instances are gone by then). */
-  close(): void {
-    for (const dir of [...Object.values(this.workerDirs), ...this.otherDirs]) removeTree(dir);
+  async close(): Promise<void> {
+    for (const dir of [...Object.values(this.workerDirs), ...this.otherDirs]) await removeTree(dir);
   }
 }
 
@@ -185,19 +196,15 @@ async function rmdirRetrying(dir: string): Promise<void> {
 }
 
 /** Removes a worker folder and its instance folders (cgroup folders are removed with rmdir, innermost first). */
-function removeTree(dir: string): void {
+async function removeTree(dir: string): Promise<void> {
   let entries: fs.Dirent[];
   try {
     entries = fs.readdirSync(dir, { withFileTypes: true });
   } catch {
     return;
   }
-  for (const e of entries) if (e.isDirectory()) removeTree(path.join(dir, e.name));
-  try {
-    fs.rmdirSync(dir);
-  } catch {
-    /* still busy: a later worker's removeStale retries */
-  }
+  for (const e of entries) if (e.isDirectory()) await removeTree(path.join(dir, e.name));
+  await rmdirRetrying(dir).catch(() => {}); // still busy after a second: a later worker's removeStale retries
 }
 
 /** Folders left by workers that were SIGKILLed (their pid is gone): kill what is inside, remove them. */
@@ -215,7 +222,7 @@ function removeStale(own: string): void {
     for (const sub of fs.readdirSync(dir, { withFileTypes: true })) {
       if (sub.isDirectory()) killPids(readPids(path.join(dir, sub.name)));
     }
-    removeTree(dir);
+    void removeTree(dir);
   }
 }
 

@@ -22,12 +22,12 @@
 // namespace; the next worker with the same id deletes what is left of the old one's containers.
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Duplex, Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { IMAGE_INTERPRETERS, type FunctionSpec, type Runtime } from '../src/protocol/messages.js';
 import { processAlive, type Cgroups, type InstanceCgroup } from './cgroups.js';
+import { listenForChannel } from './channel-socket.js';
 import type { FunctionCode } from './function-code.js';
 import {
   BASE_ENV, FILE_SIZE_MAX, hostCommand, OPEN_FILES_MAX, PIDS_MAX,
@@ -127,9 +127,8 @@ export class ContainerRunner implements Runner {
     const id = `${this.prefix}${++this.seq}`;
     const bundle = path.join(this.opts.stateDir, id);
     const channelDir = path.join(bundle, 'channel');
-    fs.mkdirSync(channelDir, { recursive: true, mode: 0o700 });
-    // Only the container's user (and root) can reach the socket.
-    fs.chownSync(channelDir, NOBODY, NOBODY);
+    // Listening before the container starts, so its first connect finds the socket.
+    const listener = listenForChannel(channelDir, NOBODY);
     const memoryBytes = memoryMb * 1024 * 1024;
     const { cgroupsPath, cg } = this.opts.cgroups.forRuntime(memoryBytes);
     const ociConfig = {
@@ -172,22 +171,6 @@ export class ContainerRunner implements Runner {
     };
     fs.writeFileSync(path.join(bundle, 'config.json'), JSON.stringify(ociConfig));
 
-    // Listening before the container starts, so its first connect finds the socket.
-    const server = net.createServer();
-    const socketPath = path.join(channelDir, 'channel.sock');
-    server.listen(socketPath);
-    fs.chmodSync(socketPath, 0o600);
-    fs.chownSync(socketPath, NOBODY, NOBODY);
-    const channel = new Promise<Duplex>((resolve, reject) => {
-      server.once('connection', (socket) => {
-        server.close(); // one connection, from this container's host; nobody else's
-        resolve(socket);
-      });
-      server.once('error', reject);
-      server.once('close', () => reject(new Error('the container never connected')));
-    });
-    channel.catch(() => {});
-
     // --keep: the container's cgroup outlives it until delete(), so an OOM kill can be read
     const child = spawn(this.runtime, ['--root', this.stateRoot, 'run', '--keep', '--bundle', bundle, id], {
       env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
@@ -198,7 +181,7 @@ export class ContainerRunner implements Runner {
     const exited = new Promise<SandboxExit>((resolve) => {
       const done = (code: number | null, signal: NodeJS.Signals | null): void => {
         const limit = this.opts.cgroups.limitHit(cg);
-        server.close();
+        listener.close();
         void remove().finally(() => {
           fs.rmSync(bundle, { recursive: true, force: true });
           resolve({ code, signal, ...(limit ? { limit } : {}) });
@@ -209,7 +192,8 @@ export class ContainerRunner implements Runner {
     });
     return {
       pid: child.pid ?? -1,
-      channel,
+      via: path.basename(this.runtime),
+      channel: listener.channel,
       output: [child.stdout as Readable, child.stderr as Readable],
       terminate: () => {
         spawn(this.runtime, ['--root', this.stateRoot, 'kill', '--all', id, 'TERM'], { stdio: 'ignore' }).once('error', () => {});

@@ -10,7 +10,9 @@ import { Cgroups } from './cgroups.js';
 import { ContainerRunner } from './container-runner.js';
 import { InvokeServer } from './invoke-server.js';
 import { InstancePool } from './pool.js';
-import { ProcessRunner } from './process-runner.js';
+import { DEFAULT_FILTER } from './process-runner.js';
+import { PythonZygote, zygoteUsable } from './python-zygote.js';
+import { createProcessRunner } from './unshare-runner.js';
 import { ProcReader } from './proc-stats.js';
 import { Reporter } from './reporter.js';
 import { WasmRunner } from './wasm-runner.js';
@@ -28,8 +30,15 @@ export async function runWorker(argv: readonly string[], env: NodeJS.ProcessEnv)
   const cgroups = Cgroups.open(config.id);
   if (typeof cgroups === 'string') log({ level: 'warn', msg: cgroups });
   const limits = typeof cgroups === 'string' ? undefined : cgroups;
+  const zygote = zygoteUsable(limits) && config.sandbox !== 'unshare'
+    ? new PythonZygote({ runtimeDir, stateDir: path.join(config.runDir, `zygote-${config.id}`), seccompFilter: DEFAULT_FILTER, cgroups: limits, log })
+    : undefined;
   const runners = {
-    process: attempt(() => new ProcessRunner({ runtimeDir, cgroups: limits })),
+    process: attempt(() => {
+      const { runner, notice } = createProcessRunner({ runtimeDir, cgroups: limits, zygote }, config.sandbox);
+      if (notice) log({ level: 'warn', msg: notice });
+      return runner;
+    }),
     container: limits
       ? attempt(() => new ContainerRunner({ runtimeDir, stateDir: path.join(config.runDir, 'containers'), workerId: config.id, cgroups: limits }))
       : 'container mode needs cgroup v1 memory and pids hierarchies the worker can write',
@@ -67,10 +76,7 @@ export async function runWorker(argv: readonly string[], env: NodeJS.ProcessEnv)
     clearInterval(reaper);
     server.close();
     fs.rmSync(socketPath, { force: true });
-    void pool.shutdown().finally(() => {
-      limits?.close();
-      process.exit(0);
-    });
+    void pool.shutdown().then(() => zygote?.close()).then(() => limits?.close()).finally(() => process.exit(0));
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
@@ -95,7 +101,7 @@ function attempt<T>(make: () => T): T | string {
 function installRuntimeHosts(runDir: string): string {
   const dir = path.join(runDir, 'runtime');
   fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
-  for (const name of ['node-host.mjs', 'python-host.py']) {
+  for (const name of ['node-host.mjs', 'python-host.py', 'python-zygote.py']) {
     const tmp = path.join(dir, `.${name}.${process.pid}`);
     fs.copyFileSync(path.join(RUNTIME_SOURCES, name), tmp);
     fs.chmodSync(tmp, 0o644);

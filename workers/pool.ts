@@ -15,7 +15,7 @@ import type { Log } from '../src/protocol/log.js';
 import type { FunctionSpec, Mode } from '../src/protocol/messages.js';
 import { materialize } from './function-code.js';
 import { Instance, type CallOutcome } from './instance.js';
-import type { Runner } from './runner.js';
+import type { Runner, SandboxProcess } from './runner.js';
 import { Spares } from './spares.js';
 import type { WasmRunner } from './wasm-runner.js';
 
@@ -242,8 +242,9 @@ export class InstancePool {
       return { outcome: { ok: false, code: 'FUNCTION_UNAVAILABLE', message: `${fp.spec.key} cannot run in mode "${config.mode}" on this worker: ${runner}` }, cold: true };
     }
     const spare = this.spares[config.mode].take(fp.spec);
+    let sandbox: SandboxProcess;
     try {
-      const sandbox = spare?.sandbox ?? runner.start(fp.spec, materialize(config, this.codeDir));
+      sandbox = spare?.sandbox ?? runner.start(fp.spec, materialize(config, this.codeDir));
       const capacity = config.runtime === 'python' ? 1 : config.maxConcurrency;
       instance = new Instance(name, sandbox, capacity, START_TIMEOUT_MS, this.log);
       if (spare) instance.load(spare.load);
@@ -256,7 +257,7 @@ export class InstancePool {
       return { outcome: { ok: false, code: 'FUNCTION_UNAVAILABLE', message: `could not start ${fp.spec.key}: ${(err as Error).message}` }, cold: true };
     }
     fp.instances.push(instance);
-    this.log({ level: 'info', msg: 'instance started', instance: name, pid: instance.pid, runner: runner.name, prestarted: spare !== undefined });
+    this.log({ level: 'info', msg: 'instance started', instance: name, ...(instance.pid > 0 ? { pid: instance.pid } : {}), via: sandbox.via, prestarted: spare !== undefined });
     return instance;
   }
 

@@ -14,6 +14,7 @@ import type { Duplex, Readable } from 'node:stream';
 import type { FunctionSpec, Runtime } from '../src/protocol/messages.js';
 import type { FunctionCode } from './function-code.js';
 import type { Cgroups } from './cgroups.js';
+import type { PythonZygote } from './python-zygote.js';
 import {
   BASE_ENV, FILE_SIZE_MAX, hostCommand, OPEN_FILES_MAX, PIDS_MAX,
   type Runner, type SandboxExit, type SandboxProcess,
@@ -31,6 +32,8 @@ export interface ProcessRunnerOptions {
   readonly seccompFilter?: string;
   /** Per-instance memory and pids limits; undefined where the host has none to give. */
   readonly cgroups?: Cgroups;
+  /** Starts python instances of their own as forks (python-zygote.ts), while it is up. */
+  readonly zygote?: PythonZygote;
 }
 
 /**
@@ -41,7 +44,7 @@ export interface ProcessRunnerOptions {
  */
 export const RLIMITS = ['/usr/bin/prlimit', `--nofile=${OPEN_FILES_MAX}:${OPEN_FILES_MAX}`, `--fsize=${FILE_SIZE_MAX}`, '--'];
 
-const DEFAULT_FILTER = fileURLToPath(new URL('../seccomp/filter.bpf', import.meta.url));
+export const DEFAULT_FILTER = fileURLToPath(new URL('../seccomp/filter.bpf', import.meta.url));
 /** The fd the filter is passed on: 0–2 are stdio, 3 is the frame channel. */
 const SECCOMP_FD = 4;
 
@@ -74,6 +77,7 @@ export class ProcessRunner implements Runner {
 
   start(spec: FunctionSpec, code: FunctionCode): SandboxProcess {
     const { config } = spec;
+    if (config.runtime === 'python' && this.opts.zygote?.available) return this.opts.zygote.start(spec, code);
     return this.launch(['--ro-bind', code.hostPath, code.mountPath], config.env, this.command(config.runtime, config.memoryMb, { spec, code }), config.memoryMb);
   }
 
@@ -138,6 +142,7 @@ export class ProcessRunner implements Runner {
     });
     return {
       pid: child.pid ?? -1,
+      via: 'bwrap',
       channel: child.stdio[3] as Duplex,
       output: [child.stdout as Readable, child.stderr as Readable],
       // bwrap's init is pid 1 of the sandbox's PID namespace: when the outer bwrap dies, the

@@ -8,8 +8,10 @@ import type { FunctionSpec, Runtime } from '../src/protocol/messages.js';
 import type { FunctionCode } from './function-code.js';
 
 export interface SandboxProcess {
-  /** Host pid of the sandbox's outermost process (for /proc sampling and killing). */
+  /** Host pid of the sandbox's outermost process (for /proc sampling and killing); -1 until known. */
   readonly pid: number;
+  /** What started it, for the log: bwrap, the python zygote, runc, … */
+  readonly via: string;
   /**
    * The host's end of the frame channel: fd 3 inside a process sandbox (there at once), or a
    * Unix socket a container connects to once it runs (a promise until then).

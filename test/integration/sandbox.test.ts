@@ -2,6 +2,8 @@
 // unprivileged, no network (no namespace to reach one, and no socket but AF_UNIX under
 // seccomp), none of the host's environment, a read-only system, a private writable /tmp, no
 // new namespaces. Nothing is left on the host afterwards.
+import fs from 'node:fs';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually, fn, expectNoResidue, hostResidue, MODES, startGateway, type Gateway } from './harness.js';
 
@@ -14,7 +16,10 @@ beforeAll(async () => {
   gw = await startGateway([], { workers: 1 });
   port = new URL(gw.http).port;
   const insert = gw.sql().prepare('INSERT INTO functions(k, v) VALUES (?, ?)');
+  const probeFile = path.join(gw.dir, 'probe.py');
+  fs.writeFileSync(probeFile, pythonProbe, { mode: 0o644 });
   for (const mode of MODES) {
+    insert.run(`GET:/${mode}/probe/python-path`, fn({ runtime: 'python', mode, env: { GREETING: 'hi' }, path: probeFile }));
     insert.run(`GET:/${mode}/probe/node`, fn({ runtime: 'node', mode, env: { GREETING: 'hi' }, code: nodeProbe }));
     insert.run(`GET:/${mode}/probe/python`, fn({ runtime: 'python', mode, env: { GREETING: 'hi' }, code: pythonProbe }));
   }
@@ -80,6 +85,23 @@ def connect(port):
     s.settimeout(2)
     s.connect(("127.0.0.1", int(port)))
 
+def status(field):
+    for line in open("/proc/self/status"):
+        if line.startswith(field + ":"):
+            return line.split()[1]
+
+def unshare():
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    return 0 if libc.unshare(0x10000000) == 0 else ctypes.get_errno()  # CLONE_NEWUSER
+
+def errno_of(f):
+    try:
+        f()
+        return 0
+    except OSError as e:
+        return e.errno
+
 def handle(request):
     return {
         "uid": os.getuid(),
@@ -89,6 +111,10 @@ def handle(request):
         "writeCode": attempt(lambda: write("/fn/x")),
         "connectGateway": attempt(lambda: connect(request.query["port"])),
         "pids": len([p for p in os.listdir("/proc") if p.isdigit()]),
+        "seccomp": status("Seccomp"),
+        "capabilities": status("CapEff"),
+        "unshare": unshare(),
+        "shadow": errno_of(lambda: open("/etc/shadow")),
     }
 `;
 
@@ -127,6 +153,25 @@ describe.each(MODES)('%s sandbox', (mode) => {
     expect(p.writeCode).toMatch(/^(OSError:30|PermissionError:13|FileNotFoundError:2)$/);
     expect(p.connectGateway).toBe('PermissionError:13');
     expect(p.pids).toBeLessThanOrEqual(3);
+  });
+
+  it('python by path (a sandbox of its own; in process mode a fork of the python zygote): the same', async () => {
+    const res = await fetch(`${gw.http}/${mode}/probe/python-path?port=${port}`);
+    if (res.status !== 200) throw new Error(await res.text());
+    const p = await res.json();
+    expect(p.uid).toBe(65534);
+    expect(p.env).toEqual({ PATH: '/usr/bin:/bin', HOME: '/tmp', LANG: 'C.UTF-8', PWD: '/tmp', GREETING: 'hi' });
+    expect(p.writeEtc).toMatch(/^(OSError:30|PermissionError:13)$/);
+    expect(p.writeTmp).toBe('ok');
+    expect(p.writeCode).toMatch(/^(OSError:30|PermissionError:13)$/); // code deployed by path is read-only
+    expect(p.connectGateway).toBe('PermissionError:13');
+    expect(p.pids).toBeLessThanOrEqual(3);
+    expect(p.seccomp).toBe('2');
+    expect(p.capabilities).toBe('0000000000000000');
+    expect(p.unshare).toBe(1); // EPERM
+    expect(p.shadow).toBe(2); // ENOENT: no host /etc
+    const started = gw.logs().split('\n').filter((l) => l.includes('"msg":"instance started"') && l.includes(`GET:/${mode}/probe/python-path#`));
+    expect(JSON.parse(started[0]!).via).toBe(mode === 'process' && process.getuid?.() === 0 ? 'python zygote' : mode === 'process' ? 'bwrap' : 'runc');
   });
 
   it('the host environment never reaches a function', async () => {

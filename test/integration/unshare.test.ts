@@ -59,7 +59,7 @@ export default {
 `;
 
 const pythonProbe = `
-import os, socket
+import multiprocessing, os, socket
 
 def attempt(f):
     try:
@@ -90,6 +90,7 @@ def handle(request):
         "writeUsr": attempt(lambda: write("/usr/x")),
         "writeRoot": attempt(lambda: write("/x")),
         "writeTmp": attempt(lambda: write("/tmp/x")),
+        "semaphore": attempt(lambda: multiprocessing.Lock()),
         "writeCode": attempt(lambda: write(__file__)),
         "readShadow": attempt(lambda: open("/etc/shadow")),
         "inet": attempt(lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM)),
@@ -144,9 +145,9 @@ afterAll(async () => {
 describe.skipIf(!asRoot)('unshare + setpriv sandbox (FAAS_SANDBOX=unshare)', () => {
   it('is the one the worker chose, and the worker says so', async () => {
     await fetch(`${gw.http}/inline/python?port=${port}`);
-    expect(gw.logs()).toMatch(/FAAS_SANDBOX=unshare: process sandboxes use unshare \+ setpriv/);
-    expect(gw.logs()).toMatch(/"runner":"unshare"/);
-    expect(gw.logs()).not.toMatch(/"runner":"process"/);
+    expect(gw.logs()).toMatch(/--sandbox unshare \(FAAS_SANDBOX\): process sandboxes use unshare \+ setpriv/);
+    expect(gw.logs()).toMatch(/"via":"unshare"/);
+    expect(gw.logs()).not.toMatch(/"via":"bwrap"/);
   });
 
   it.each(['inline', 'path'])('node (%s): uid 65534, no capabilities, seccomp, read-only system, private /tmp, no network', async (how) => {
@@ -190,6 +191,7 @@ describe.skipIf(!asRoot)('unshare + setpriv sandbox (FAAS_SANDBOX=unshare)', () 
     expect(p.writeUsr).toMatch(/^(OSError:30|PermissionError:13)$/);
     expect(p.writeRoot).toMatch(/^(OSError:30|PermissionError:13)$/);
     expect(p.writeTmp).toBe('ok');
+    expect(p.semaphore).toBe('ok'); // POSIX semaphores need a writable /dev/shm
     // by path: the mounted file is read-only; inline: read-only too, or a spare's own copy in its /tmp
     if (how === 'path') expect(p.writeCode).toBe('OSError:30');
     else expect(p.writeCode).toMatch(/^(OSError:30|ok)$/);

@@ -37,4 +37,10 @@ describe('loadWorkerConfig', () => {
     expect(loadWorkerConfig(['--id', 'w-1.a'], {}).id).toBe('w-1.a');
     expect(() => loadWorkerConfig(['--id', 'bad id'], {})).toThrow(/--id must be 1–64 characters/);
   });
+
+  it('takes the process sandbox from --sandbox or FAAS_SANDBOX, and refuses another', () => {
+    expect(loadWorkerConfig([], {}).sandbox).toBe('auto');
+    expect(loadWorkerConfig([], { FAAS_SANDBOX: 'unshare' }).sandbox).toBe('unshare');
+    expect(() => loadWorkerConfig(['--sandbox', 'chroot'], {})).toThrow('--sandbox must be one of auto, bwrap, unshare (got "chroot")');
+  });
 });

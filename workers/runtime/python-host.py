@@ -3,6 +3,7 @@
 # workers/instance-frames.ts), one call at a time.
 # Usage: python3 python-host.py ENTRY_FILE [HANDLER]
 #    or: python3 python-host.py          (pre-started: the first frame is a `load` with the code)
+# The python zygote (python-zygote.py) imports it instead and calls serve() in each child.
 import importlib.util
 import json
 import os
@@ -15,18 +16,9 @@ from urllib.parse import parse_qsl
 
 LOG_CAP_BYTES = 8 * 1024
 
-# The worker stops an instance with SIGTERM, then SIGKILL after a grace period. In a container
-# this host is pid 1, which the kernel spares signals it has no handler for: hence one here.
-signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
-
-channel = os.environ.pop("FAAS_CHANNEL", None)  # the worker's, not the function's
-if channel:
-    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    conn.connect(channel)
-else:
-    conn = socket.socket(fileno=3)
-entry = sys.argv[1] if len(sys.argv) > 1 else ""
-handler_name = sys.argv[2] if len(sys.argv) > 2 and sys.argv[2] else "handle"
+conn = None  # the frame channel to the worker
+entry = ""  # the function's file; empty for a pre-started host until its `load` frame
+handler_name = "handle"
 
 
 def send(meta, body=b""):
@@ -56,9 +48,6 @@ class CallOutput:
     def flush(self):
         pass
 
-
-sys.stdout = CallOutput("stdout")
-sys.stderr = CallOutput("stderr")
 
 
 class Request:
@@ -155,6 +144,15 @@ def adopt():
     os.environ.update(meta["env"])
 
 
+def serve(connection, entry_file, handler):
+    """Serves one function over `connection` until the worker closes it."""
+    global conn, entry, handler_name
+    conn, entry, handler_name = connection, entry_file, handler or "handle"
+    sys.stdout = CallOutput("stdout")
+    sys.stderr = CallOutput("stderr")
+    main()
+
+
 def main():
     if not entry:
         adopt()
@@ -184,4 +182,14 @@ def main():
         send({"t": "result", "id": meta["id"], "status": status, "headers": headers}, out)
 
 
-main()
+if __name__ == "__main__":
+    # The worker stops an instance with SIGTERM, then SIGKILL after a grace period. In a
+    # container this host is pid 1, which the kernel spares signals it has no handler for.
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+    channel = os.environ.pop("FAAS_CHANNEL", None)  # the worker's, not the function's
+    if channel:
+        connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        connection.connect(channel)
+    else:
+        connection = socket.socket(fileno=3)
+    serve(connection, sys.argv[1] if len(sys.argv) > 1 else "", sys.argv[2] if len(sys.argv) > 2 else "")
