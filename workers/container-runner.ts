@@ -30,7 +30,7 @@ import { processAlive, type Cgroups, type InstanceCgroup } from './cgroups.js';
 import { listenForChannel } from './channel-socket.js';
 import type { FunctionCode } from './function-code.js';
 import {
-  BASE_ENV, FILE_SIZE_MAX, hostCommand, OPEN_FILES_MAX, PIDS_MAX,
+  BASE_ENV, FILE_SIZE_MAX, hostCommand, OPEN_FILES_MAX, PIDS_MAX, SHM_BYTES,
   type Interpreters, type Runner, type SandboxExit, type SandboxProcess,
 } from './runner.js';
 
@@ -151,6 +151,7 @@ export class ContainerRunner implements Runner {
       mounts: [
         { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
         { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
+        { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', `size=${SHM_BYTES}`] },
         { destination: '/tmp', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'mode=1777', `size=${this.tmpBytes}`] },
         readOnly(this.opts.runtimeDir, '/faas'),
         { destination: CHANNEL_DIR, type: 'bind', source: channelDir, options: ['rbind', 'nosuid', 'nodev', 'noexec'] },

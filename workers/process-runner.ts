@@ -6,17 +6,17 @@
 // namespaces, no ptrace, mount, keyctl, bpf, io_uring, …), and --die-with-parent so no
 // sandbox outlives its worker; with cgroups (cgroups.ts), `memory_mb` and a pids limit per
 // instance, and a kill that reaches every process the instance made.
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Duplex, Readable } from 'node:stream';
 import type { FunctionSpec, Runtime } from '../src/protocol/messages.js';
 import type { FunctionCode } from './function-code.js';
-import type { Cgroups } from './cgroups.js';
+import type { Cgroups, InstanceCgroup } from './cgroups.js';
 import type { PythonZygote } from './python-zygote.js';
 import {
-  BASE_ENV, FILE_SIZE_MAX, hostCommand, OPEN_FILES_MAX, PIDS_MAX,
+  BASE_ENV, FILE_SIZE_MAX, hostCommand, OPEN_FILES_MAX, PIDS_MAX, SHM_BYTES,
   type Runner, type SandboxExit, type SandboxProcess,
 } from './runner.js';
 
@@ -102,8 +102,10 @@ export class ProcessRunner implements Runner {
       ...this.bindOutsideUsr(this.node),
       '--ro-bind', this.opts.runtimeDir, '/faas',
       ...binds,
-      '--size', String(this.tmpBytes), '--tmpfs', '/tmp',
-      '--proc', '/proc', '--dev', '/dev',
+      '--size', String(this.tmpBytes), '--perms', '1777', '--tmpfs', '/tmp',
+      // bwrap's /dev is a tmpfs the sandbox could write to: read-only but for its own /dev/shm
+      // (device nodes stay writable on a read-only mount).
+      '--proc', '/proc', '--dev', '/dev', '--size', String(SHM_BYTES), '--tmpfs', '/dev/shm', '--remount-ro', '/dev',
       '--remount-ro', '/',
       '--chdir', '/tmp',
       '--seccomp', String(SECCOMP_FD),
@@ -129,36 +131,15 @@ export class ProcessRunner implements Runner {
     } finally {
       fs.closeSync(filter);
     }
-    const exited = new Promise<SandboxExit>((resolve) => {
-      const done = (code: number | null, signal: NodeJS.Signals | null): void => {
-        if (!cg) return resolve({ code, signal });
-        const limit = cgroups!.limitHit(cg);
-        cgroups!.killAll(cg);
-        void cgroups!.remove(cg).catch(() => {});
-        resolve({ code, signal, ...(limit ? { limit } : {}) });
-      };
-      child.once('exit', done);
-      child.once('error', () => done(null, null));
-    });
-    return {
-      pid: child.pid ?? -1,
-      via: 'bwrap',
-      channel: child.stdio[3] as Duplex,
-      output: [child.stdout as Readable, child.stderr as Readable],
-      // bwrap's init is pid 1 of the sandbox's PID namespace: when the outer bwrap dies, the
-      // kernel kills everything in the namespace (and --die-with-parent covers the rest).
-      // Not bwrap itself: it would die of it and take the runtime host down without its turn.
-      // The host exits; bwrap follows with its exit status.
-      terminate: () => {
-        if (cg) cgroups!.terminateAll(cg, (pid) => !isBwrap(pid));
-        else child.kill('SIGTERM');
-      },
-      kill: () => {
-        child.kill('SIGKILL');
-        if (cg) cgroups!.killAll(cg);
-      },
-      exited,
+    // Not bwrap itself: it would die of it and take the runtime host down without its turn.
+    // The host exits; bwrap follows with its exit status.
+    const terminate = (): void => {
+      if (cg) cgroups!.terminateAll(cg, (pid) => !isBwrap(pid));
+      else child.kill('SIGTERM');
     };
+    // bwrap's init is pid 1 of the sandbox's PID namespace: when the outer bwrap dies, the
+    // kernel kills everything in the namespace (and --die-with-parent covers the rest).
+    return spawnedSandbox(child, 'bwrap', terminate, cgroups && cg ? { cgroups, cg } : undefined);
   }
 
   /** The runtime host's command line, behind the rlimits; no function means a spare awaiting `load`. */
@@ -170,6 +151,37 @@ export class ProcessRunner implements Runner {
   private bindOutsideUsr(binary: string): string[] {
     return binary.startsWith('/usr/') ? [] : ['--ro-bind', path.dirname(binary), path.dirname(binary)];
   }
+}
+
+/**
+ * The SandboxProcess of a sandbox the worker spawned (bwrap, unshare): fd 3 is the channel,
+ * killing it kills its outermost process and its cgroup, and its exit says whether the kernel
+ * stopped it at a limit (read before the cgroup is removed).
+ */
+export function spawnedSandbox(child: ChildProcess, via: string, terminate: () => void, limits?: { cgroups: Cgroups; cg: InstanceCgroup }): SandboxProcess {
+  const exited = new Promise<SandboxExit>((resolve) => {
+    const done = (code: number | null, signal: NodeJS.Signals | null): void => {
+      if (!limits) return resolve({ code, signal });
+      const limit = limits.cgroups.limitHit(limits.cg);
+      limits.cgroups.killAll(limits.cg);
+      void limits.cgroups.remove(limits.cg).catch(() => {});
+      resolve({ code, signal, ...(limit ? { limit } : {}) });
+    };
+    child.once('exit', done);
+    child.once('error', () => done(null, null));
+  });
+  return {
+    pid: child.pid ?? -1,
+    via,
+    channel: child.stdio[3] as Duplex,
+    output: [child.stdout as Readable, child.stderr as Readable],
+    terminate,
+    kill: () => {
+      child.kill('SIGKILL');
+      if (limits) limits.cgroups.killAll(limits.cg);
+    },
+    exited,
+  };
 }
 
 function isBwrap(pid: number): boolean {

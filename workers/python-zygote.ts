@@ -19,7 +19,7 @@ import type { FunctionSpec } from '../src/protocol/messages.js';
 import type { Cgroups, InstanceCgroup } from './cgroups.js';
 import { listenForChannel } from './channel-socket.js';
 import type { FunctionCode } from './function-code.js';
-import { BASE_ENV, FILE_SIZE_MAX, GENERIC_MEMORY_MB, OPEN_FILES_MAX, PIDS_MAX, type SandboxExit, type SandboxProcess } from './runner.js';
+import { BASE_ENV, FILE_SIZE_MAX, GENERIC_MEMORY_MB, OPEN_FILES_MAX, PIDS_MAX, SHM_BYTES, type SandboxExit, type SandboxProcess } from './runner.js';
 
 export interface PythonZygoteOptions {
   /** Holds python-host.py and python-zygote.py (the worker's RUN_DIR/runtime). */
@@ -109,7 +109,7 @@ export class PythonZygote {
     this.send({
       t: 'start', id, ...(cell ? { cell: cell.id } : {}), channel: listener.path, entry: code.entry, handler: config.handler ?? '',
       mounts: [[code.hostPath, code.mountPath]], env: { ...BASE_ENV, ...config.env }, cgroups: Object.values(cg.dirs),
-      tmpBytes: this.opts.tmpBytes ?? 64 * 1024 * 1024, openFiles: OPEN_FILES_MAX, fileSize: FILE_SIZE_MAX,
+      tmpBytes: this.opts.tmpBytes ?? 64 * 1024 * 1024, shmBytes: SHM_BYTES, openFiles: OPEN_FILES_MAX, fileSize: FILE_SIZE_MAX,
     });
     const notMonitor = (p: number): boolean => p !== pid;
     return {

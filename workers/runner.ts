@@ -53,6 +53,8 @@ export const BASE_ENV: Readonly<Record<string, string>> = { PATH: '/usr/bin:/bin
 export const PIDS_MAX = 64;
 /** Largest file a function may write (its private /tmp is 64 MiB; this makes one oversized write EFBIG). */
 export const FILE_SIZE_MAX = 32 * 1024 * 1024;
+/** Size of a sandbox's private /dev/shm (POSIX semaphores and shared memory: python's multiprocessing locks). */
+export const SHM_BYTES = 16 * 1024 * 1024;
 /** Open files per instance (node needs ≥ 32). */
 export const OPEN_FILES_MAX = 1024;
 

@@ -27,12 +27,11 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Duplex, Readable } from 'node:stream';
 import type { FunctionSpec, Runtime } from '../src/protocol/messages.js';
 import type { Cgroups } from './cgroups.js';
 import type { FunctionCode } from './function-code.js';
-import { ProcessRunner, RLIMITS, type ProcessRunnerOptions } from './process-runner.js';
-import { BASE_ENV, hostCommand, PIDS_MAX, type Interpreters, type Runner, type SandboxExit, type SandboxProcess } from './runner.js';
+import { ProcessRunner, RLIMITS, spawnedSandbox, type ProcessRunnerOptions } from './process-runner.js';
+import { BASE_ENV, hostCommand, PIDS_MAX, type Interpreters, type Runner, type SandboxProcess } from './runner.js';
 
 export interface UnshareRunnerOptions {
   /** Host folder holding node-host.mjs and python-host.py; mounted read-only at /faas. */
@@ -181,33 +180,13 @@ export class UnshareRunner implements Runner {
     const cg = cgroups?.create(memoryMb * 1024 * 1024, PIDS_MAX);
     const launch = () => spawn('/usr/bin/setpriv', args, { env: {}, stdio: ['ignore', 'pipe', 'pipe', 'pipe'] });
     const child = cg ? cgroups!.spawnInside(cg, launch) : launch();
-    const exited = new Promise<SandboxExit>((resolve) => {
-      const done = (code: number | null, signal: NodeJS.Signals | null): void => {
-        if (!cg) return resolve({ code, signal });
-        const limit = cgroups!.limitHit(cg);
-        cgroups!.killAll(cg);
-        void cgroups!.remove(cg).catch(() => {});
-        resolve({ code, signal, ...(limit ? { limit } : {}) });
-      };
-      child.once('exit', done);
-      child.once('error', () => done(null, null));
-    });
-    return {
-      pid: child.pid ?? -1,
-      via: 'unshare',
-      channel: child.stdio[3] as Duplex,
-      output: [child.stdout as Readable, child.stderr as Readable],
-      // The runtime host is the namespace's init: it handles SIGTERM and exits, and the kernel
-      // ends the namespace with it. Not unshare: it would die of it and SIGKILL the host.
-      terminate: () => {
-        if (child.pid !== undefined) signalInit(child.pid, 'SIGTERM');
-      },
-      kill: () => {
-        child.kill('SIGKILL'); // unshare: --kill-child takes the PID namespace with it
-        if (cg) cgroups!.killAll(cg);
-      },
-      exited,
+    // The runtime host is the namespace's init: it handles SIGTERM and exits, and the kernel
+    // ends the namespace with it. Not unshare: it would die of it and SIGKILL the host.
+    const terminate = (): void => {
+      if (child.pid !== undefined) signalInit(child.pid, 'SIGTERM');
     };
+    // SIGKILL to unshare: --kill-child takes the PID namespace with it.
+    return spawnedSandbox(child, 'unshare', terminate, cgroups && cg ? { cgroups, cg } : undefined);
   }
 
   /** The mount points to create under the new root and the fstab that mounts onto them. */

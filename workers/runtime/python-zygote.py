@@ -20,7 +20,7 @@
 #   stdin:  {"t": "cell", "id", "cgroups": [dir]}
 #           {"t": "start", "id", "cell" (an id, optional), "channel", "entry", "handler",
 #            "mounts": [[host, inside]], "env" (all of it), "cgroups": [dir], "tmpBytes",
-#            "openFiles", "fileSize"}
+#            "shmBytes", "openFiles", "fileSize"}
 #   stdout: {"t": "cell", "id", "pid"}
 #           {"t": "started", "id", "pid"} | {"t": "failed", "id", "message"}
 #           {"t": "exit", "pid", "code", "signal"}   (pid: the child the worker was given)
@@ -47,7 +47,8 @@ libc = ctypes.CDLL(None, use_errno=True)
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWPID, CLONE_NEWNET = 0x20000, 0x4000000, 0x8000000, 0x20000000, 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 8, 32, 4096, 16384, 1 << 18
 MNT_DETACH = 2
-PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 1, 4, 38, 22, 2
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 1, 4, 24, 38, 22, 2
+PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 47, 4
 SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}[os.uname().machine]
 NOBODY = 65534
 
@@ -97,6 +98,9 @@ def build_root(req):
     for dev in ("null", "zero", "full", "random", "urandom"):
         bind("/dev/" + dev, "/dev/" + dev, read_only=False)
     os.symlink("/proc/self/fd", ROOT + "/dev/fd")
+    os.mkdir(ROOT + "/dev/shm")
+    mount("tmpfs", ROOT + "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=%d,mode=1777" % req["shmBytes"])
+    mount(None, ROOT + "/dev", None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NOEXEC)  # device nodes stay writable
 
 
 def isolate_and_serve(req):
@@ -115,6 +119,10 @@ def isolate_and_serve(req):
     socket.sethostname("faas")
     resource.setrlimit(resource.RLIMIT_NOFILE, (req["openFiles"], req["openFiles"]))
     resource.setrlimit(resource.RLIMIT_FSIZE, (req["fileSize"], req["fileSize"]))
+    for cap in range(64):  # the bounding set too, not only what setuid clears
+        if libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
+            break  # EINVAL: past the last capability this kernel has
+    libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
     os.setgroups([])
     os.setresgid(NOBODY, NOBODY, NOBODY)
     os.setresuid(NOBODY, NOBODY, NOBODY)  # from root to 65534: every capability is dropped
