@@ -2,8 +2,9 @@
 // Cold and warm start of a function per runtime and mode, beside a plain spawn of the same
 // interpreter measured in the same run. Cold samples are 300 ms apart, so a cold start finds
 // the worker's pre-started sandbox of its mode ready, as a first call usually does; the "own
-// sandbox" rows deploy the code by `path`, which no pre-started sandbox takes, so each cold
-// start starts a sandbox or a container of its own. A cold sample is the first call after the route's
+// sandbox" rows deploy the code by `path` (python: a file, which the python zygote starts in
+// process mode; node: a folder, which no pre-started sandbox takes), so each cold start starts a
+// sandbox, a zygote fork or a container of its own. A cold sample is the first call after the route's
 // code changed (a new version gets a new instance); its cost is the worker's own time for the
 // call (server-timing `function;dur`: instance start + the call) and the client's round trip.
 //
@@ -104,9 +105,15 @@ async function main() {
       const url = `http://127.0.0.1:${port}/cold/${slug}`;
       const config = (nonce) => {
         if (!byPath) return JSON.stringify({ runtime, mode, code: spec.code(nonce) });
-        const file = path.join(dir, `${slug}${nonce}.${runtime === 'python' ? 'py' : 'mjs'}`);
-        fs.writeFileSync(file, spec.code(nonce), { mode: 0o644 });
-        return JSON.stringify({ runtime, mode, path: file });
+        if (runtime === 'python') {
+          const file = path.join(dir, `${slug}${nonce}.py`);
+          fs.writeFileSync(file, spec.code(nonce), { mode: 0o644 });
+          return JSON.stringify({ runtime, mode, path: file });
+        }
+        const folder = path.join(dir, `${slug}${nonce}`);
+        fs.mkdirSync(folder, { mode: 0o755 });
+        fs.writeFileSync(path.join(folder, 'index.mjs'), spec.code(nonce), { mode: 0o644 });
+        return JSON.stringify({ runtime, mode, path: folder });
       };
       db.prepare('INSERT INTO functions(k, v) VALUES (?, ?)').run(key, config('n0'));
       const cold = { fn: [], total: [] };

@@ -6,9 +6,13 @@
 // frame. Each spare serves one function only, for its whole life, so nothing of one function is
 // ever visible to another.
 //
+// Python code deployed by `path` is left to the python zygote (python-zygote.ts), which mounts it
+// read-only as a sandbox of its own does; node code deployed as one file is sent like inline code.
+//
 // Which spares: one per runtime at the default memory_mb from the start, and one per runtime
 // and memory_mb that a cold start asked for and found none of, for the MAX_EXTRA_SHAPES most
 // recently asked (a shape not asked for again is dropped when a newer one comes).
+import fs from 'node:fs';
 import type { Log } from '../src/protocol/log.js';
 import type { FunctionSpec, Runtime } from '../src/protocol/messages.js';
 import { nodeModuleExtension } from './function-code.js';
@@ -33,6 +37,31 @@ interface Shape {
 
 const shapeKey = (runtime: Runtime, memoryMb: number): string => `${runtime}:${memoryMb}`;
 
+/** `.mjs` and `.cjs` files are what they say; other node code (`.js`, inline) is told by its content. */
+function nodeExtension(file: string | undefined, code: string): '.mjs' | '.cjs' {
+  if (file?.endsWith('.mjs')) return '.mjs';
+  if (file?.endsWith('.cjs')) return '.cjs';
+  return nodeModuleExtension(code);
+}
+
+/** Node code deployed by `path` that a spare can take: one file, not too large to send in a frame. */
+const NODE_FILE_MAX_BYTES = 1024 * 1024;
+
+/**
+ * The code of a node function deployed as a single file, or undefined (a folder, a large or
+ * unreadable file: those start a sandbox of their own, with the path mounted read-only). Node
+ * cannot fork a warm runtime as the python zygote does, so a spare taking the file's text is
+ * what makes such a cold start fast; the function then runs a copy in its own /tmp.
+ */
+function nodeFileCode(file: string): string | undefined {
+  try {
+    const stat = fs.statSync(file);
+    return stat.isFile() && stat.size <= NODE_FILE_MAX_BYTES ? fs.readFileSync(file, 'utf8') : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export class Spares {
   /** Default shapes first, then extra ones from least to most recently asked. */
   private readonly shapes = new Map<string, Shape>();
@@ -50,13 +79,15 @@ export class Spares {
   /** A spare and the frame that makes it this function's, if the function can adopt one. */
   take(spec: FunctionSpec): { sandbox: SandboxProcess; load: HostLoad } | undefined {
     const { config } = spec;
-    if (config.code === undefined || config.image !== undefined || !RUNTIMES.includes(config.runtime)) return undefined;
+    if (config.image !== undefined || !RUNTIMES.includes(config.runtime)) return undefined;
+    const code = config.code ?? (config.runtime === 'node' ? nodeFileCode(config.path!) : undefined);
+    if (code === undefined) return undefined;
     const shape = this.want(config.runtime, config.memoryMb);
     const sandbox = shape.ready.shift();
     setTimeout(() => this.refill(), REFILL_DELAY_MS).unref(); // replaces it, or starts this shape's first
     if (!sandbox) return undefined;
-    const ext = config.runtime === 'python' ? '.py' : nodeModuleExtension(config.code);
-    return { sandbox, load: { t: 'load', code: config.code, ext, handler: config.handler ?? '', key: spec.key, memoryMb: config.memoryMb, env: config.env } };
+    const ext = config.runtime === 'python' ? '.py' : nodeExtension(config.path, code);
+    return { sandbox, load: { t: 'load', code, ext, handler: config.handler ?? '', key: spec.key, memoryMb: config.memoryMb, env: config.env } };
   }
 
   pids(): number[] {
