@@ -96,7 +96,8 @@ async function main() {
         { runtime, mode, label: `${runtime}, ${mode}`, extra: {} },
         { runtime, mode, label: `${runtime}, ${mode}, own sandbox`, byPath: true },
       ])),
-      { runtime: 'wasm', mode: 'process', label: 'wasm, thread', extra: {} },
+      { runtime: 'wasm', mode: 'thread', label: 'wasm, thread' },
+      { runtime: 'wasm', mode: 'process', label: 'wasm, process' },
     ];
     for (const { runtime, mode, label, byPath } of cases) {
       const spec = RUNTIMES[runtime];

@@ -27,14 +27,14 @@ export function nodeModuleExtension(code: string): '.mjs' | '.cjs' {
 
 export function materialize(config: FunctionConfig, codeDir: string): FunctionCode {
   if (config.code !== undefined) {
-    const ext = config.runtime === 'python' ? '.py' : nodeModuleExtension(config.code);
+    const ext = config.runtime === 'python' ? '.py' : config.runtime === 'wasm' ? '.wasm' : nodeModuleExtension(config.code);
     const hash = createHash('sha256').update(config.runtime).update('\0').update(config.code).digest('hex').slice(0, 24);
     const dir = path.join(codeDir, hash);
     const file = path.join(dir, `index${ext}`);
     if (!fs.existsSync(file)) {
       fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
       const tmp = `${file}.${process.pid}.tmp`;
-      fs.writeFileSync(tmp, config.code, { mode: 0o644 });
+      fs.writeFileSync(tmp, config.runtime === 'wasm' ? Buffer.from(config.code, 'base64') : config.code, { mode: 0o644 });
       fs.renameSync(tmp, file);
     }
     return { hostPath: dir, mountPath: '/fn', entry: `/fn/index${ext}` };
@@ -45,6 +45,7 @@ export function materialize(config: FunctionConfig, codeDir: string): FunctionCo
     const base = path.basename(hostPath);
     return { hostPath, mountPath: `/fn/${base}`, entry: `/fn/${base}` };
   }
+  if (config.runtime === 'wasm') throw new Error(`${hostPath} is a folder; a WebAssembly function's path must be the module's file`);
   const candidates = config.runtime === 'python' ? PYTHON_DIR_ENTRIES : NODE_DIR_ENTRIES;
   const found = candidates.find((name) => fs.existsSync(path.join(hostPath, name)));
   if (!found) throw new Error(`${hostPath} is a folder without an entry file (one of ${candidates.join(', ')})`);

@@ -12,7 +12,9 @@ export type HostMessage =
   | { t: 'load_error'; message: string }
   | { t: 'result'; id: number; status: number; headers: string[] }
   | { t: 'error'; id: number; code: 'FUNCTION_ERROR' | 'FUNCTION_RESPONSE_INVALID'; message: string }
-  | { t: 'log'; id: number; stream: 'stdout' | 'stderr'; text: string };
+  | { t: 'log'; id: number; stream: 'stdout' | 'stderr'; text: string }
+  /** A WebAssembly module's run: its stdout (the body of the frame) is a CGI response (cgi.ts). */
+  | { t: 'cgi'; id: number; exitCode: number; stderr: string };
 
 export interface HostInvoke {
   t: 'invoke';
@@ -23,6 +25,8 @@ export interface HostInvoke {
   query: string;
   headers: string[];
   deadlineMs: number;
+  /** For a WebAssembly module: its whole environment (CGI variables and the function's env) and stdout cap. */
+  cgi?: { env: Record<string, string>; stdoutCap: number };
 }
 
 /** To a pre-started host: become this function (`adopt` in node-host.mjs and python-host.py). */

@@ -3,7 +3,8 @@
 import type { Duplex } from 'node:stream';
 import type { WorkerErrorCode } from '../src/protocol/messages.js';
 import { encodeInstanceFrame, InstanceFrameDecoder, type HostInvoke, type HostLoad, type HostMessage } from './instance-frames.js';
-import type { SandboxProcess } from './runner.js';
+import { toOutcome } from './cgi.js';
+import { MAX_RESPONSE_BYTES, type SandboxProcess } from './runner.js';
 import type { Log } from '../src/protocol/log.js';
 
 export type CallOutcome =
@@ -20,8 +21,6 @@ interface PendingCall {
 const OUTPUT_TAIL_BYTES = 2048;
 /** How long a stopped instance (idle, evicted, replaced, worker stopping) has to exit on SIGTERM. */
 export const STOP_GRACE_MS = 1000;
-/** Largest response body a function may return (Lambda's synchronous limit). */
-export const MAX_RESPONSE_BYTES = 6 * 1024 * 1024;
 
 export class Instance {
   readonly ready: Promise<void>;
@@ -197,6 +196,9 @@ export class Instance {
         return;
       case 'error':
         this.settle(meta.id, { ok: false, code: meta.code, message: meta.message });
+        return;
+      case 'cgi':
+        this.settle(meta.id, toOutcome({ exitCode: meta.exitCode, stdout: body, stderr: meta.stderr }));
         return;
       case 'log': {
         const requestId = this.pending.get(meta.id)?.requestId;

@@ -97,15 +97,24 @@ function attempt<T>(make: () => T): T | string {
   }
 }
 
-/** Copies the runtime hosts where the sandbox user can read them (the checkout may not be). */
+/**
+ * Copies the runtime hosts where the sandbox user can read them (the checkout may not be), with
+ * the compiled WebAssembly task the node host runs modules with.
+ */
 function installRuntimeHosts(runDir: string): string {
   const dir = path.join(runDir, 'runtime');
   fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
-  for (const name of ['node-host.mjs', 'python-host.py', 'python-zygote.py']) {
+  const sources = [
+    ...['node-host.mjs', 'python-host.py', 'python-zygote.py'].map((name) => path.join(RUNTIME_SOURCES, name)),
+    ...['wasm-task.js', 'wasm-limits.js'].map((name) => fileURLToPath(new URL(`./${name}`, import.meta.url))),
+  ];
+  for (const source of sources) {
+    const name = path.basename(source);
     const tmp = path.join(dir, `.${name}.${process.pid}`);
-    fs.copyFileSync(path.join(RUNTIME_SOURCES, name), tmp);
+    fs.copyFileSync(source, tmp);
     fs.chmodSync(tmp, 0o644);
     fs.renameSync(tmp, path.join(dir, name));
   }
+  fs.writeFileSync(path.join(dir, 'package.json'), '{ "type": "module" }\n', { mode: 0o644 }); // the .js files are ES modules
   return dir;
 }

@@ -4,18 +4,20 @@
 // are reaped after the idle TTL.
 //
 // Node hosts run many calls at once (like Workers isolates): one instance per version, with
-// max_concurrency slots. Python hosts run one call at a time (like Lambda): up to
-// PYTHON_MAX_INSTANCES instances of one slot each, and calls past that wait.
+// max_concurrency slots. Python hosts run one call at a time (like Lambda), and so does a node
+// host running a WebAssembly module: up to PYTHON_MAX_INSTANCES instances of one slot each, and
+// calls past that wait. Modules in threads (mode "thread") go to the WasmRunner instead.
 //
 // Instances live within a memory budget per worker (the sum of their memory_mb): starting one
 // past it first stops the least recently used idle instances; if every instance is busy, the
 // call is refused with FUNCTION_AT_CAPACITY rather than overcommitting the host. Spare
 // sandboxes (spares.ts) are a fixed overhead outside the budget.
 import type { Log } from '../src/protocol/log.js';
-import type { FunctionSpec, Mode } from '../src/protocol/messages.js';
+import type { FunctionSpec, SandboxMode } from '../src/protocol/messages.js';
+import { cgiEnv, HEADER_ROOM_BYTES } from './cgi.js';
 import { materialize } from './function-code.js';
 import { Instance, type CallOutcome } from './instance.js';
-import type { Runner, SandboxProcess } from './runner.js';
+import { MAX_RESPONSE_BYTES, type Runner, type SandboxProcess } from './runner.js';
 import { Spares } from './spares.js';
 import type { WasmRunner } from './wasm-runner.js';
 
@@ -46,18 +48,18 @@ export class InstancePool {
   private readonly latestByKey = new Map<string, number>();
   /** Functions to keep min_warm instances of, by key: the gateway's latest WarmMessage. */
   private warm = new Map<string, FunctionSpec>();
-  private readonly spares: Readonly<Record<Mode, Spares>>;
+  private readonly spares: Readonly<Record<SandboxMode, Spares>>;
   private instanceSeq = 0;
 
   constructor(
     /** A runner per mode this worker can run; a mode without one is refused per call, with the reason. */
-    private readonly runners: Readonly<Record<Mode, Runner | string>>,
+    private readonly runners: Readonly<Record<SandboxMode, Runner | string>>,
     private readonly codeDir: string,
     private readonly limits: { readonly idleTtlMs: number; readonly memoryBudgetMb: number },
     private readonly log: Log,
     private readonly wasm?: WasmRunner,
   ) {
-    const runner = (mode: Mode): Runner | undefined => (typeof runners[mode] === 'string' ? undefined : runners[mode] as Runner);
+    const runner = (mode: SandboxMode): Runner | undefined => (typeof runners[mode] === 'string' ? undefined : runners[mode] as Runner);
     this.spares = { process: new Spares(runner('process'), log), container: new Spares(runner('container'), log, { lazy: true }) };
   }
 
@@ -72,15 +74,17 @@ export class InstancePool {
     }
     fp.inFlight++;
     try {
-      if (spec.config.runtime === 'wasm') {
+      if (spec.config.mode === 'thread') {
         if (!this.wasm) return { outcome: { ok: false, code: 'FUNCTION_UNAVAILABLE', message: 'this worker runs no WebAssembly' }, cold: false };
         return await this.wasm.invoke(spec, req, body);
       }
       const acquired = await this.acquire(fp, timeoutMs);
       if ('outcome' in acquired) return { outcome: acquired.outcome, cold: acquired.cold };
       const { instance, cold } = acquired;
+      // A module in a sandbox gets what it would get in a thread: the CGI environment, the stdout cap.
+      const call = spec.config.runtime === 'wasm' ? { ...req, cgi: { env: cgiEnv(spec, req, body), stdoutCap: MAX_RESPONSE_BYTES + HEADER_ROOM_BYTES } } : req;
       try {
-        return { outcome: await instance.invoke(req, body, timeoutMs), cold };
+        return { outcome: await instance.invoke(call, body, timeoutMs), cold };
       } finally {
         instance.claims--;
       }
@@ -237,15 +241,16 @@ export class InstancePool {
       return { outcome: { ok: false, code: 'FUNCTION_AT_CAPACITY', message:
         `this worker's memory budget of ${this.limits.memoryBudgetMb} MiB is held by instances in use; ${fp.spec.key} needs ${config.memoryMb} MiB` }, cold: false };
     }
-    const runner = this.runners[config.mode];
+    const mode = config.mode as SandboxMode; // modules in threads never get here (invoke)
+    const runner = this.runners[mode];
     if (typeof runner === 'string') {
       return { outcome: { ok: false, code: 'FUNCTION_UNAVAILABLE', message: `${fp.spec.key} cannot run in mode "${config.mode}" on this worker: ${runner}` }, cold: true };
     }
-    const spare = this.spares[config.mode].take(fp.spec);
+    const spare = this.spares[mode].take(fp.spec);
     let sandbox: SandboxProcess;
     try {
       sandbox = spare?.sandbox ?? runner.start(fp.spec, materialize(config, this.codeDir));
-      const capacity = config.runtime === 'python' ? 1 : config.maxConcurrency;
+      const capacity = config.runtime === 'node' ? config.maxConcurrency : 1;
       instance = new Instance(name, sandbox, capacity, START_TIMEOUT_MS, this.log);
       if (spare) instance.load(spare.load);
       void sandbox.exited.then(() => {
@@ -277,9 +282,12 @@ export class InstancePool {
   }
 }
 
-/** Instances of one version a worker runs at most: python hosts run one call each, a node host many. */
+/**
+ * Instances of one version a worker runs at most: a node host runs many calls at once; python
+ * hosts, and node hosts running a WebAssembly module (a synchronous run), one call each.
+ */
 function maxInstances(config: FunctionSpec['config']): number {
-  return config.runtime === 'python' ? Math.min(PYTHON_MAX_INSTANCES, config.maxConcurrency) : 1;
+  return config.runtime === 'node' ? 1 : Math.min(PYTHON_MAX_INSTANCES, config.maxConcurrency);
 }
 
 async function settled(p: Promise<void>): Promise<{ ok: true } | { ok: false; error: Error }> {

@@ -53,6 +53,8 @@ export const BASE_ENV: Readonly<Record<string, string>> = { PATH: '/usr/bin:/bin
 export const PIDS_MAX = 64;
 /** Largest file a function may write (its private /tmp is 64 MiB; this makes one oversized write EFBIG). */
 export const FILE_SIZE_MAX = 32 * 1024 * 1024;
+/** Largest response body a function may return (Lambda's synchronous limit). */
+export const MAX_RESPONSE_BYTES = 6 * 1024 * 1024;
 /** Size of a sandbox's private /dev/shm (POSIX semaphores and shared memory: python's multiprocessing locks). */
 export const SHM_BYTES = 16 * 1024 * 1024;
 /** Open files per instance (node needs ≥ 32). */
@@ -68,13 +70,15 @@ export interface Interpreters {
  * /faas): with a function, or, for `spec` undefined, a spare that waits for a `load` frame.
  */
 export function hostCommand(runtime: Runtime, bin: Interpreters, memoryMb: number, fn?: { spec: FunctionSpec; code: FunctionCode }): string[] {
-  if (runtime === 'node') {
+  if (runtime === 'node' || runtime === 'wasm') {
+    // A WebAssembly module runs in the node host (node:wasi; its warning said once is not output).
     const args = fn ? [fn.code.entry, fn.spec.config.handler ?? '', fn.spec.key, String(memoryMb), JSON.stringify(fn.spec.config.env)] : [];
-    return [bin.node, `--max-old-space-size=${memoryMb}`, '/faas/node-host.mjs', ...args];
+    const flags = runtime === 'wasm' ? ['--disable-warning=ExperimentalWarning'] : [];
+    return [bin.node, `--max-old-space-size=${memoryMb}`, ...flags, '/faas/node-host.mjs', ...args];
   }
   if (runtime === 'python') {
     const args = fn ? [fn.code.entry, fn.spec.config.handler ?? ''] : [];
     return [bin.python, '-B', '-u', '/faas/python-host.py', ...args];
   }
-  throw new Error(`runtime "${runtime}" runs in threads, not in a sandboxed process`);
+  throw new Error(`no runtime host for runtime "${runtime}"`);
 }

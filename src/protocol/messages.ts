@@ -3,7 +3,10 @@
 // else from src/.
 
 export type Runtime = 'node' | 'python' | 'wasm';
-export type Mode = 'process' | 'container';
+/** `thread`: a WebAssembly module in a worker thread (piscina), wasm's default; wasm only. */
+export type Mode = 'process' | 'container' | 'thread';
+/** The modes that run a sandboxed process (a runner each, workers/runner.ts). */
+export type SandboxMode = Exclude<Mode, 'thread'>;
 
 /** A function's config after validation: CONTRACT §2, with defaults applied. */
 export interface FunctionConfig {

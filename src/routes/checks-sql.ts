@@ -55,6 +55,7 @@ function configChecks(): Check[] {
     [`${present('path')} AND NOT (${isText('path')} AND ${value('path')} GLOB '/*')`, `v.path ${RULES.path}`],
     [`${present('image')} AND NOT (${isText('image')} AND ${value('image')} GLOB '/*')`, `v.image ${RULES.image}`],
     [`${present('image')} AND NOT (${isText('mode')} AND ${value('mode')} = 'container')`, `v.image ${RULES.imageMode}`],
+    [`${value('mode')} = 'thread' AND ${value('runtime')} <> 'wasm'`, `v.mode ${RULES.threadMode}`],
     [`${present('handler')} AND NOT (${isText('handler')} AND ${value('handler')} GLOB '[A-Za-z_$]*'
         AND NOT ${value('handler')} GLOB '*[^A-Za-z0-9_$]*' AND length(${value('handler')}) <= ${HANDLER_MAX_CHARS})`, `v.handler ${RULES.handler}`],
     ...integers,

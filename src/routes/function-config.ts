@@ -12,7 +12,7 @@ import { IMAGE_INTERPRETERS, type FunctionConfig, type Mode, type Runtime } from
 import { quote } from './route-key.js';
 
 export const RUNTIMES = ['node', 'python', 'wasm'] as const satisfies readonly Runtime[];
-export const MODES = ['process', 'container'] as const satisfies readonly Mode[];
+export const MODES = ['process', 'container', 'thread'] as const satisfies readonly Mode[];
 export const AUTHS = ['none', 'api-key'] as const satisfies readonly FunctionConfig['auth'][];
 export const FIELDS = [
   'runtime', 'mode', 'code', 'path', 'handler', 'timeout_ms', 'memory_mb', 'max_concurrency',
@@ -42,6 +42,7 @@ export const RULES = {
   path: 'must be an absolute path (a string starting with "/")',
   image: 'must be the absolute path of a root file system folder (a string starting with "/")',
   imageMode: 'needs "mode": "container"',
+  threadMode: '"thread" is for runtime "wasm" only',
   handler: `must be an identifier: a letter, "_" or "$", then letters, digits, "_" or "$" (at most ${HANDLER_MAX_CHARS})`,
   integer: (min: number, max: number) => `must be an integer between ${min} and ${max}`,
   env: 'must be an object whose values are strings',
@@ -83,8 +84,10 @@ export function parseFunctionConfig(v: string): FunctionConfigResult {
   const runtime = get('runtime');
   if (runtime === undefined) problems.push(`v.runtime is required and ${RULES.runtime}`);
   else if (!includes(RUNTIMES, runtime)) bad('runtime', RULES.runtime, runtime);
-  const mode = get('mode') ?? 'process';
+  // A WebAssembly module runs in a worker thread unless asked to run in a sandboxed process.
+  const mode = get('mode') ?? (runtime === 'wasm' ? 'thread' : 'process');
   if (!includes(MODES, mode)) bad('mode', RULES.mode, mode);
+  else if (mode === 'thread' && runtime !== 'wasm' && runtime !== undefined) bad('mode', RULES.threadMode, mode);
 
   const code = get('code');
   const path = get('path');
@@ -139,7 +142,6 @@ export function parseFunctionConfig(v: string): FunctionConfigResult {
  * served, or undefined when it can. Reads the filesystem; keep it out of the pure path.
  */
 export function checkUsable(config: FunctionConfig): string | undefined {
-  if (config.mode === 'container' && config.runtime === 'wasm') return 'runtime "wasm" runs in threads; mode "container" is for node and python';
   // Fail closed: a route an operator meant to protect is not served unprotected.
   if (config.auth === 'api-key') return 'auth "api-key" is not enforced yet in this build; the route is not served until it is';
   if (config.rateLimit) return 'rate_limit is not enforced yet in this build; the route is not served until it is';

@@ -1,4 +1,5 @@
-// WebAssembly functions: WASI modules, CGI style, in piscina worker threads.
+// WebAssembly functions: WASI modules, CGI style, in piscina worker threads (the default mode for
+// wasm, "thread"), and in a process sandbox or a container when the route asks for one.
 import fs from 'node:fs';
 import path from 'node:path';
 import wabtInit from 'wabt';
@@ -81,5 +82,29 @@ describe('wasm', () => {
     const body = await res.json();
     expect(body.code).toBe('FUNCTION_ERROR');
     expect(body.message).toMatch(/^function failed to load: /);
+  });
+});
+
+describe('wasm in a process sandbox and in a container ("mode": "process" / "container")', () => {
+  it.each(['process', 'container'] as const)('%s: runs the module CGI style, and says how it was started', async (mode) => {
+    const code = (await assemble('echo.wat')).toString('base64');
+    const first = await deploy(gw, `POST:/wasm/${mode}/echo`, { runtime: 'wasm', mode, code });
+    expect(first.status).toBe(201);
+    const res = await fetch(`${gw.http}/wasm/${mode}/echo`, { method: 'POST', body: 'ping' });
+    expect(res.status).toBe(201);
+    expect(res.headers.get('server-timing')).toContain('start;desc=warm');
+    expect(await res.text()).toBe('wasm got: ping');
+    const started = gw.logs().split('\n').find((l) => l.includes('"msg":"instance started"') && l.includes(`POST:/wasm/${mode}/echo#`));
+    expect(JSON.parse(started!).via).toBe(mode === 'process' ? 'bwrap' : 'runc');
+  });
+
+  it.each(['process', 'container'] as const)('%s: the same limits: memory_mb, output, timeout', async (mode) => {
+    // 96 MiB: the node host itself needs some of it here. 1 + 16·95 pages; 16 more would pass 1536.
+    const bomb = await deploy(gw, `GET:/wasm/${mode}/bomb`, { runtime: 'wasm', mode, code: (await assemble('memory-bomb.wat')).toString('base64'), memory_mb: 96 });
+    expect(await bomb.text()).toBe('pages=1521');
+    const flood = await deploy(gw, `GET:/wasm/${mode}/flood`, { runtime: 'wasm', mode, code: (await assemble('output-flood.wat')).toString('base64') });
+    expect((await flood.json()).message).toBe('the module exited with status 22');
+    const spin = await deploy(gw, `GET:/wasm/${mode}/spin`, { runtime: 'wasm', mode, code: (await assemble('spin.wat')).toString('base64'), timeout_ms: 300 });
+    expect(spin.status).toBe(504);
   });
 });

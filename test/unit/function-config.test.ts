@@ -49,7 +49,7 @@ describe('parseFunctionConfig', () => {
     expect(errorOf({ runtime: 'node', code: 'x', timeout_ms: '5s' })).toBe('v.timeout_ms must be an integer between 1 and 900000 (got "5s")');
     expect(errorOf({ runtime: 'ruby', code: 'x' })).toBe('v.runtime must be one of "node", "python", "wasm" (got "ruby")');
     expect(errorOf({ code: 'x' })).toBe('v.runtime is required and must be one of "node", "python", "wasm"');
-    expect(errorOf({ runtime: 'node', code: 'x', mode: 'vm' })).toBe('v.mode must be one of "process", "container" (got "vm")');
+    expect(errorOf({ runtime: 'node', code: 'x', mode: 'vm' })).toBe('v.mode must be one of "process", "container", "thread" (got "vm")');
     expect(errorOf({ runtime: 'node', code: 'x', memory_mb: 8 })).toBe('v.memory_mb must be an integer between 16 and 16384 (got 8)');
     expect(errorOf({ runtime: 'node', code: 'x', max_concurrency: 1.5 })).toBe('v.max_concurrency must be an integer between 1 and 10000 (got 1.5)');
     expect(errorOf({ runtime: 'node', code: 'x', auth: 'jwt' })).toBe('v.auth must be one of "none", "api-key" (got "jwt")');
@@ -114,10 +114,16 @@ describe('checkUsable', () => {
     expect(checkUsable({ ...base, runtime: 'python' })).toBeUndefined();
   });
 
-  it('runs node and python in containers, wasm in threads only', () => {
+  it('runs every runtime in containers', () => {
     expect(checkUsable({ ...base, runtime: 'wasm' })).toBeUndefined();
     expect(checkUsable({ ...base, mode: 'container' })).toBeUndefined();
-    expect(checkUsable({ ...base, runtime: 'wasm', mode: 'container' })).toBe('runtime "wasm" runs in threads; mode "container" is for node and python');
+    expect(checkUsable({ ...base, runtime: 'wasm', mode: 'container' })).toBeUndefined();
+  });
+
+  it('runs wasm in a thread unless a mode is given; "thread" is for wasm only', () => {
+    expect(configOf({ runtime: 'wasm', code: 'AGFzbQ==' }).mode).toBe('thread');
+    expect(configOf({ runtime: 'wasm', mode: 'process', code: 'AGFzbQ==' }).mode).toBe('process');
+    expect(errorOf({ runtime: 'node', mode: 'thread', code: 'x' })).toBe('v.mode "thread" is for runtime "wasm" only (got "thread")');
   });
 
   it('fails closed on auth and rate_limit until they are enforced', () => {

@@ -88,6 +88,14 @@ describe('schema triggers', () => {
     expect(() => db.exec("UPDATE functions SET k = 'GET:/a?b' WHERE k = 'GET:/hello'")).toThrow(/^functions\.k path must not contain "\?"/);
   });
 
+  it('refuses mode "thread" but for wasm, and image but with mode "container"', () => {
+    const db = fresh();
+    expect(refusal(db, 'GET:/t', V({ mode: 'thread' }))).toBe('v.mode "thread" is for runtime "wasm" only');
+    expect(refusal(db, 'GET:/t', JSON.stringify({ runtime: 'wasm', mode: 'thread', code: 'AGFzbQ==' }))).toBeUndefined();
+    expect(refusal(db, 'GET:/i', V({ image: '/srv/img' }))).toBe('v.image needs "mode": "container"');
+    expect(refusal(db, 'GET:/i', V({ mode: 'container', image: 'img' }))).toMatch(/^v\.image must be the absolute path/);
+  });
+
   it('keeps updated current in ms, whatever the operator writes', () => {
     const db = fresh();
     const before = Date.now();

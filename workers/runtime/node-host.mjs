@@ -62,6 +62,14 @@ function errorMessage(err) {
 }
 
 async function load() {
+  if (entry.endsWith('.wasm')) {
+    // A WebAssembly module (runtime "wasm" in a sandboxed process): run per call CGI style, by
+    // the same code and under the same limits as in a worker thread (wasm-task.js, wasm-limits.js).
+    const { default: run } = await import('/faas/wasm-task.js');
+    const { withMemoryLimit } = await import('/faas/wasm-limits.js');
+    const module = await WebAssembly.compile(withMemoryLimit(fs.readFileSync(entry), Number(memoryMb) * 1024 * 1024));
+    return { style: 'wasm', module, run };
+  }
   const mod = await import(pathToFileURL(entry).href);
   const cands = [mod, mod.default].filter((m) => m && (typeof m === 'object' || typeof m === 'function'));
   const find = (name) => cands.map((m) => m[name]).find((f) => typeof f === 'function');
@@ -202,7 +210,17 @@ else {
   await import('data:text/javascript,export default 1');
 }
 
+function runWasm(call, body) {
+  try {
+    const r = fn.run({ module: fn.module, args: [functionName], env: call.cgi.env, stdin: body, stdoutCap: call.cgi.stdoutCap });
+    send({ t: 'cgi', id: call.id, exitCode: r.exitCode, stderr: r.stderr }, Buffer.from(r.stdout));
+  } catch (err) {
+    send({ t: 'error', id: call.id, code: 'FUNCTION_ERROR', message: `the module trapped: ${err instanceof Error ? err.message : format(err)}` });
+  }
+}
+
 async function invoke(call, body) {
+  if (fn.style === 'wasm') return runWasm(call, body);
   try {
     const out = fn.style === 'fetch' ? await runFetch(fn.fn, fn.self, call, body) : await runLambda(fn.fn, call, body);
     if (out.invalid) send({ t: 'error', id: call.id, code: 'FUNCTION_RESPONSE_INVALID', message: out.invalid });
