@@ -4,6 +4,8 @@
 # of container mode) and the sqlite3
 # command-line client (how operators edit routes). Installed with apt-get when run
 # as root on Debian/Ubuntu; otherwise a message names the package to install.
+# --test (npm test) adds podman: the suite runs container functions from image names with it.
+# Operators who want image names need Docker or Podman themselves; the gateway runs without.
 set -e
 missing=""
 command -v bwrap >/dev/null 2>&1 || missing="$missing bubblewrap"
@@ -12,6 +14,7 @@ command -v runc >/dev/null 2>&1 || missing="$missing runc"
 command -v cc >/dev/null 2>&1 || missing="$missing gcc"
 [ -f /usr/include/seccomp.h ] || missing="$missing libseccomp-dev"
 [ -x /usr/bin/python3 ] || missing="$missing python3"
+if [ "${1:-}" = "--test" ]; then command -v podman >/dev/null 2>&1 || missing="$missing podman"; fi
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "host-deps: installing$missing with apt-get" >&2

@@ -25,6 +25,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Readable } from 'node:stream';
+import { findContainerEngine } from '../src/protocol/container-engine.js';
 import { IMAGE_INTERPRETERS, type FunctionSpec, type Runtime } from '../src/protocol/messages.js';
 import { processAlive, type Cgroups, type InstanceCgroup } from './cgroups.js';
 import { listenForChannel } from './channel-socket.js';
@@ -57,6 +58,12 @@ const CHANNEL = `${CHANNEL_DIR}/channel.sock`;
 /** What the OCI runtime spec (1.0) calls the default masked and read-only /proc paths. */
 const MASKED = ['/proc/acpi', '/proc/asound', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list',
   '/proc/timer_stats', '/proc/sched_debug', '/proc/scsi', '/sys/firmware'];
+/**
+ * RLIMIT_NPROC for a container an engine runs. Podman 4.3 otherwise asks runc for a limit it
+ * cannot set once the capabilities are gone ("error setting rlimit type 6"; 65536 fails here,
+ * 4096 works). It counts every process of uid 65534 on the host; --pids-limit bounds the container.
+ */
+const ENGINE_NPROC = 4096;
 const READ_ONLY = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];
 
 /** The first OCI runtime found, or undefined: container mode then refuses to start instances. */
@@ -71,6 +78,9 @@ export class ContainerRunner implements Runner {
   private readonly python: string;
   private readonly tmpBytes: number;
   private readonly seccomp: unknown;
+  private readonly seccompProfile: string;
+  /** Docker or Podman, for functions whose `image` is an image name. */
+  private readonly engine = findContainerEngine();
   /** runc's --root: this worker's containers' state, apart from anyone else's. */
   private readonly stateRoot: string;
   private readonly rootfs: string;
@@ -89,6 +99,7 @@ export class ContainerRunner implements Runner {
       throw new Error(`container runner: the seccomp profile ${profile} is missing; run npm run build (needs cc and libseccomp-dev)`);
     }
     this.seccomp = JSON.parse(fs.readFileSync(profile, 'utf8'));
+    this.seccompProfile = profile;
     this.stateRoot = path.join(opts.stateDir, 'runc');
     this.rootfs = path.join(opts.stateDir, 'rootfs');
     this.prefix = `faas-${opts.workerId}-${process.pid}-`;
@@ -99,6 +110,7 @@ export class ContainerRunner implements Runner {
 
   start(spec: FunctionSpec, code: FunctionCode): SandboxProcess {
     const { config } = spec;
+    if (config.image !== undefined && !config.image.startsWith('/')) return this.launchEngine(spec, code, config.image);
     const root = config.image === undefined ? this.hostRoot() : imageRoot(config.image);
     return this.launch(config.memoryMb, config.env, { ...root, mounts: [...root.mounts, readOnly(code.hostPath, code.mountPath)] },
       hostCommand(config.runtime, root.interpreters, config.memoryMb, { spec, code }));
@@ -196,9 +208,61 @@ export class ContainerRunner implements Runner {
       via: path.basename(this.runtime),
       channel: listener.channel,
       output: [child.stdout as Readable, child.stderr as Readable],
-      terminate: () => {
-        spawn(this.runtime, ['--root', this.stateRoot, 'kill', '--all', id, 'TERM'], { stdio: 'ignore' }).once('error', () => {});
-      },
+      terminate: () => void run(this.runtime, ['--root', this.stateRoot, 'kill', '--all', id, 'TERM']),
+      kill: () => void remove(),
+      exited,
+    };
+  }
+
+  /**
+   * A function whose `image` is an image name: the host's Docker or Podman runs the same host
+   * with the same isolation and limits as a runc bundle (its own cgroups, in the engine's place).
+   * A memory kill shows as exit code 137: the engine removes the container, and with it the count.
+   */
+  private launchEngine(spec: FunctionSpec, code: FunctionCode, image: string): SandboxProcess {
+    const engine = this.engine;
+    if (!engine) throw new Error(`image ${JSON.stringify(image)} names an image, but this host has no Docker daemon or Podman to run it`);
+    const { config } = spec;
+    const id = `${this.prefix}${++this.seq}`;
+    const bundle = path.join(this.opts.stateDir, id);
+    const channelDir = path.join(bundle, 'channel');
+    const listener = listenForChannel(channelDir, NOBODY);
+    const memory = `${config.memoryMb}m`;
+    // The image's own interpreter, wherever its PATH has it.
+    const env = { ...BASE_ENV, PATH: '/usr/local/bin:/usr/bin:/bin', ...config.env, FAAS_CHANNEL: CHANNEL };
+    const args = [
+      'run', '--rm', '--name', id, '--network', 'none', '--cap-drop', 'all', '--hostname', 'faas',
+      '--security-opt', 'no-new-privileges', '--security-opt', `seccomp=${this.seccompProfile}`,
+      '--user', `${NOBODY}:${NOBODY}`, '--read-only', '--workdir', '/tmp',
+      '--tmpfs', `/tmp:size=${this.tmpBytes},mode=1777`, '--shm-size', String(SHM_BYTES),
+      '--memory', memory, '--memory-swap', memory, '--pids-limit', String(PIDS_MAX),
+      '--ulimit', `nofile=${OPEN_FILES_MAX}:${OPEN_FILES_MAX}`, '--ulimit', `fsize=${FILE_SIZE_MAX}:${FILE_SIZE_MAX}`,
+      '--ulimit', `nproc=${ENGINE_NPROC}:${ENGINE_NPROC}`,
+      '-v', `${this.opts.runtimeDir}:/faas:ro`, '-v', `${code.hostPath}:${code.mountPath}:ro`, '-v', `${channelDir}:${CHANNEL_DIR}`,
+      ...(engine.name === 'podman' ? ['--unsetenv-all'] : []), // no TERM, no container=podman: only ours (and HOSTNAME)
+      ...Object.entries(env).flatMap(([k, v]) => ['-e', `${k}=${v}`]),
+      image, ...hostCommand(config.runtime, { node: 'node', python: 'python3' }, config.memoryMb, { spec, code }),
+    ];
+    const child = spawn(engine.path, args, { env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let removed: Promise<void> | undefined;
+    const remove = (): Promise<void> => (removed ??= run(engine.path, ['rm', '--force', id]));
+    const exited = new Promise<SandboxExit>((resolve) => {
+      const done = (code: number | null, signal: NodeJS.Signals | null): void => {
+        listener.close();
+        void remove().finally(() => {
+          fs.rmSync(bundle, { recursive: true, force: true });
+          resolve({ code, signal });
+        });
+      };
+      child.once('exit', done);
+      child.once('error', () => done(null, null));
+    });
+    return {
+      pid: child.pid ?? -1,
+      via: engine.name,
+      channel: listener.channel,
+      output: [child.stdout as Readable, child.stderr as Readable],
+      terminate: () => void run(engine.path, ['kill', '--signal', 'TERM', id]),
       kill: () => void remove(),
       exited,
     };
@@ -206,22 +270,22 @@ export class ContainerRunner implements Runner {
 
   /** Kills the container and everything in it, and removes its state and cgroups. */
   private async delete(id: string, cg: InstanceCgroup): Promise<void> {
-    await new Promise<void>((resolve) => {
-      const rm = spawn(this.runtime, ['--root', this.stateRoot, 'delete', '--force', id], { stdio: 'ignore' });
-      rm.once('exit', () => resolve());
-      rm.once('error', () => resolve());
-    });
+    await run(this.runtime, ['--root', this.stateRoot, 'delete', '--force', id]);
     this.opts.cgroups.killAll(cg); // whatever runc could not reach (it should have)
   }
 
   /** Containers and bundles of an earlier worker with this id that died without cleaning up. */
   private removeStale(): void {
-    const listed = spawnSync(this.runtime, ['--root', this.stateRoot, 'list', '--quiet'], { encoding: 'utf8' });
     const mine = new RegExp(`^faas-${escapeRegExp(this.opts.workerId)}-(\\d+)-\\d+$`);
     const stale = (id: string): boolean => {
       const m = mine.exec(id);
       return m !== null && !processAlive(Number(m[1]));
     };
+    if (this.engine) {
+      const names = spawnSync(this.engine.path, ['ps', '--all', '--format', '{{.Names}}', '--filter', `name=faas-${this.opts.workerId}-`], { encoding: 'utf8', timeout: 10_000 });
+      for (const name of (names.stdout ?? '').split('\n').filter(stale)) spawnSync(this.engine.path, ['rm', '--force', name], { stdio: 'ignore', timeout: 10_000 });
+    }
+    const listed = spawnSync(this.runtime, ['--root', this.stateRoot, 'list', '--quiet'], { encoding: 'utf8' });
     for (const id of (listed.stdout ?? '').split('\n').filter(stale)) {
       spawnSync(this.runtime, ['--root', this.stateRoot, 'delete', '--force', id], { stdio: 'ignore' });
     }
@@ -241,6 +305,15 @@ interface Root {
 function imageRoot(image: string): Root {
   const find = (runtime: 'node' | 'python'): string => IMAGE_INTERPRETERS[runtime].find((p) => fs.existsSync(`${image}${p}`)) ?? IMAGE_INTERPRETERS[runtime][0]!;
   return { path: image, interpreters: { node: find('node'), python: find('python') }, mounts: [] };
+}
+
+/** Runs a command of the OCI runtime or engine to its end; its failure is not ours to report. */
+function run(command: string, args: string[]): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const child = spawn(command, args, { stdio: 'ignore' });
+    child.once('exit', () => resolve());
+    child.once('error', () => resolve());
+  });
 }
 
 function readOnly(source: string, destination: string): object {

@@ -53,7 +53,8 @@ function configChecks(): Check[] {
     [`${present('code')} AND ${present('path')}`, `v ${RULES.source}; it has both`],
     [`${present('code')} AND NOT (${isText('code')} AND length(${value('code')}) > 0)`, `v.code ${RULES.code}`],
     [`${present('path')} AND NOT (${isText('path')} AND ${value('path')} GLOB '/*')`, `v.path ${RULES.path}`],
-    [`${present('image')} AND NOT (${isText('image')} AND ${value('image')} GLOB '/*')`, `v.image ${RULES.image}`],
+    [`${present('image')} AND NOT (${isText('image')} AND (${value('image')} GLOB '/*'
+        OR (${value('image')} GLOB '[A-Za-z0-9]*' AND NOT ${value('image')} GLOB '*[^A-Za-z0-9._/:@-]*' AND length(${value('image')}) <= 255)))`, `v.image ${RULES.image}`],
     [`${present('image')} AND NOT (${isText('mode')} AND ${value('mode')} = 'container')`, `v.image ${RULES.imageMode}`],
     [`${value('mode')} = 'thread' AND ${value('runtime')} <> 'wasm'`, `v.mode ${RULES.threadMode}`],
     [`${present('handler')} AND NOT (${isText('handler')} AND ${value('handler')} GLOB '[A-Za-z_$]*'

@@ -9,6 +9,7 @@
 // absent optional field in both places. Every problem is listed at once, as STYLE.md asks.
 import fs from 'node:fs';
 import { IMAGE_INTERPRETERS, type FunctionConfig, type Mode, type Runtime } from '../protocol/messages.js';
+import { findContainerEngine, IMAGE_NAME } from '../protocol/container-engine.js';
 import { quote } from './route-key.js';
 
 export const RUNTIMES = ['node', 'python', 'wasm'] as const satisfies readonly Runtime[];
@@ -40,7 +41,7 @@ export const RULES = {
   source: 'must have exactly one of "code" (the source inline) or "path" (an absolute path)',
   code: 'must be a non-empty string',
   path: 'must be an absolute path (a string starting with "/")',
-  image: 'must be the absolute path of a root file system folder (a string starting with "/")',
+  image: 'must be the absolute path of a root file system folder (a string starting with "/"), or a Docker/Podman image name (letters, digits and . _ / : @ -, at most 255)',
   imageMode: 'needs "mode": "container"',
   threadMode: '"thread" is for runtime "wasm" only',
   handler: `must be an identifier: a letter, "_" or "$", then letters, digits, "_" or "$" (at most ${HANDLER_MAX_CHARS})`,
@@ -99,7 +100,7 @@ export function parseFunctionConfig(v: string): FunctionConfigResult {
 
   const image = get('image');
   if (image !== undefined) {
-    if (typeof image !== 'string' || !image.startsWith('/')) bad('image', RULES.image, image);
+    if (typeof image !== 'string' || !(image.startsWith('/') || IMAGE_NAME.test(image))) bad('image', RULES.image, image);
     else if (mode !== 'container') bad('image', RULES.imageMode, mode);
   }
 
@@ -162,6 +163,10 @@ export function checkUsable(config: FunctionConfig): string | undefined {
 }
 
 function imageProblem(image: string, runtime: Runtime): string | undefined {
+  if (!image.startsWith('/')) {
+    // The image itself is looked for when an instance starts: asking the engine here would stall the sync.
+    return findContainerEngine() ? undefined : `v.image ${quote(image)} names an image, but this host has no Docker daemon or Podman to run it`;
+  }
   let stat: fs.Stats;
   try {
     stat = fs.statSync(image);
@@ -169,9 +174,9 @@ function imageProblem(image: string, runtime: Runtime): string | undefined {
     return `v.image ${quote(image)} does not exist on this host`;
   }
   if (!stat.isDirectory()) return `v.image ${quote(image)} must be a folder holding a root file system`;
-  if (runtime === 'wasm') return undefined;
-  const candidates = IMAGE_INTERPRETERS[runtime];
-  if (!candidates.some((p) => fs.existsSync(`${image}${p}`))) return `v.image ${quote(image)} has no ${runtime} interpreter (looked for ${candidates.join(', ')})`;
+  const interpreter = runtime === 'python' ? 'python' : 'node'; // a wasm module runs in the node host
+  const candidates = IMAGE_INTERPRETERS[interpreter];
+  if (!candidates.some((p) => fs.existsSync(`${image}${p}`))) return `v.image ${quote(image)} has no ${interpreter} interpreter (looked for ${candidates.join(', ')})`;
   return undefined;
 }
 

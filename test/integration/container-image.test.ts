@@ -6,7 +6,9 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { findContainerEngine } from '../../src/protocol/container-engine.js';
 import { deploy, expectNoResidue, hostResidue, startGateway, type Gateway } from './harness.js';
+import { NO_CAPS, pythonProbe } from './probes.js';
 
 let gw: Gateway;
 let image: string;
@@ -53,6 +55,8 @@ function buildPythonImage(root: string): void {
   }
   fs.mkdirSync(path.join(root, 'etc'), { recursive: true });
   fs.writeFileSync(path.join(root, 'etc/image-release'), 'faas-test-image 1\n');
+  fs.mkdirSync(path.join(root, 'tmp'));
+  fs.chmodSync(path.join(root, 'tmp'), 0o1777); // as in every image: the tmpfs over it takes its mode
 }
 
 beforeAll(async () => {
@@ -112,5 +116,55 @@ describe('container mode with an image', () => {
       return undefined;
     })();
     expect(row).toMatchObject({ state: 'error', error: `v.image ${JSON.stringify(image)} has no node interpreter (looked for /usr/local/bin/node, /usr/bin/node)` });
+  });
+});
+
+const engine = findContainerEngine();
+
+describe.skipIf(!engine)('container mode with an image name, run by Docker or Podman', () => {
+  const name = `localhost/faas-test-python:${process.pid}`;
+  beforeAll(() => {
+    // The same distroless-style image, imported into the engine (no registry needed).
+    const tar = path.join(gw.dir, 'image.tar');
+    execFileSync('tar', ['-C', image, '-cf', tar, '.']);
+    execFileSync(engine!.path, ['import', tar, name], { stdio: 'pipe' });
+  });
+  afterAll(() => {
+    execFileSync(engine!.path, ['rmi', '--force', name], { stdio: 'pipe' });
+  });
+
+  it('runs the function in the image, isolated and limited as a runc bundle is', async () => {
+    await deploy(gw, 'GET:/engine/probe', { runtime: 'python', mode: 'container', image: name, env: { GREETING: 'hi' }, code: pythonProbe });
+    const res = await fetch(`${gw.http}/engine/probe?port=${new URL(gw.http).port}`);
+    if (res.status !== 200) throw new Error(await res.text());
+    const p = await res.json();
+    expect(p.uid).toBe(65534);
+    expect(p.caps).toEqual(NO_CAPS);
+    expect(p.seccomp).toBe('2');
+    // Ours, and the HOSTNAME every engine sets; nothing of the host's.
+    expect(p.env).toEqual({ PATH: '/usr/local/bin:/usr/bin:/bin', HOME: '/tmp', LANG: 'C.UTF-8', PWD: '/tmp', GREETING: 'hi', HOSTNAME: 'faas' });
+    expect(p.writeEtc).toMatch(/^(OSError:30|PermissionError:13)$/);
+    expect(p.writeRoot).toMatch(/^(OSError:30|PermissionError:13)$/);
+    expect(p.writeTmp).toBe('ok');
+    expect(p.inet).toBe('PermissionError:13');
+    expect(p.readShadow).toBe('FileNotFoundError:2');
+    const started = gw.logs().split('\n').find((l) => l.includes('"msg":"instance started"') && l.includes('"instance":"GET:/engine/probe#'));
+    expect(JSON.parse(started!).via).toBe(engine!.name);
+  });
+
+  it('a memory bomb is killed (exit 137), and a missing image is a clear 503', async () => {
+    const bomb = await deploy(gw, 'GET:/engine/bomb', { runtime: 'python', mode: 'container', image: name, memory_mb: 64,
+      code: 'def handle(r):\n    x = b"x" * (512 * 1024 * 1024)\n    return "alive"\n' });
+    expect(bomb.status).toBe(502);
+    expect((await bomb.json()).message).toMatch(/code 137/);
+    const missing = await deploy(gw, 'GET:/engine/missing', { runtime: 'python', mode: 'container', image: 'localhost/faas-no-such-image:1', code: 'x' });
+    expect(missing.status).toBe(503);
+    expect((await missing.json()).message).toMatch(/faas-no-such-image/);
+  });
+
+  it('leaves no container behind once the gateway stops', async () => {
+    await gw.stop();
+    const left = execFileSync(engine!.path, ['ps', '--all', '--format', '{{.Names}}', '--filter', 'name=faas-'], { encoding: 'utf8' });
+    expect(left.trim()).toBe('');
   });
 });
