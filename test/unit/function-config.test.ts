@@ -80,10 +80,11 @@ describe('parseFunctionConfig', () => {
     expect(Object.getPrototypeOf(env)).toBe(Object.prototype);
   });
 
-  it('checks image: an absolute path, and only with container mode', () => {
+  it('checks image: an absolute path or an image name, and only with container mode', () => {
     expect(configOf({ runtime: 'python', mode: 'container', image: '/srv/images/py', code: 'x' }).image).toBe('/srv/images/py');
-    expect(errorOf({ runtime: 'python', mode: 'container', image: 'py:3.12', code: 'x' }))
-      .toBe('v.image must be the absolute path of a root file system folder (a string starting with "/") (got "py:3.12")');
+    expect(configOf({ runtime: 'python', mode: 'container', image: 'docker.io/library/python:3.12-slim', code: 'x' }).image).toBe('docker.io/library/python:3.12-slim');
+    expect(errorOf({ runtime: 'python', mode: 'container', image: 'python 3.12', code: 'x' })).toBe('v.image must be the absolute path of a root '
+      + 'file system folder (a string starting with "/"), or a Docker/Podman image name (letters, digits and . _ / : @ -, at most 255) (got "python 3.12")');
     expect(errorOf({ runtime: 'python', image: '/srv/images/py', code: 'x' })).toBe('v.image needs "mode": "container" (got "process")');
   });
 

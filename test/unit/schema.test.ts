@@ -93,7 +93,9 @@ describe('schema triggers', () => {
     expect(refusal(db, 'GET:/t', V({ mode: 'thread' }))).toBe('v.mode "thread" is for runtime "wasm" only');
     expect(refusal(db, 'GET:/t', JSON.stringify({ runtime: 'wasm', mode: 'thread', code: 'AGFzbQ==' }))).toBeUndefined();
     expect(refusal(db, 'GET:/i', V({ image: '/srv/img' }))).toBe('v.image needs "mode": "container"');
-    expect(refusal(db, 'GET:/i', V({ mode: 'container', image: 'img' }))).toMatch(/^v\.image must be the absolute path/);
+    expect(refusal(db, 'GET:/i', V({ mode: 'container', image: 'python 3' }))).toMatch(/^v\.image must be the absolute path/);
+    expect(refusal(db, 'GET:/i', V({ mode: 'container', image: '-rm' }))).toMatch(/^v\.image must be the absolute path/); // no flag for the engine
+    expect(refusal(db, 'GET:/i', V({ mode: 'container', image: 'python:3.12-slim' }))).toBeUndefined();
   });
 
   it('keeps updated current in ms, whatever the operator writes', () => {
