@@ -44,6 +44,8 @@ export interface ProcessRunnerOptions {
  */
 export const RLIMITS = ['/usr/bin/prlimit', `--nofile=${OPEN_FILES_MAX}:${OPEN_FILES_MAX}`, `--fsize=${FILE_SIZE_MAX}`, '--'];
 
+/** Address space a python interpreter and its host take beyond the function's memory_mb (~25 MiB seen). */
+const PYTHON_AS_ROOM_MB = 32;
 export const DEFAULT_FILTER = fileURLToPath(new URL('../seccomp/filter.bpf', import.meta.url));
 /** The fd the filter is passed on: 0–2 are stdio, 3 is the frame channel. */
 const SECCOMP_FD = 4;
@@ -144,7 +146,10 @@ export class ProcessRunner implements Runner {
 
   /** The runtime host's command line, behind the rlimits; no function means a spare awaiting `load`. */
   private command(runtime: Runtime, memoryMb: number, fn?: { spec: FunctionSpec; code: FunctionCode }): string[] {
-    return [...RLIMITS, ...hostCommand(runtime, { node: this.node, python: this.python }, memoryMb, fn)];
+    // Without cgroups (a pure cgroup2 host, say), python's memory_mb is its address space, with
+    // room for the interpreter; node's is its heap flag (node needs far more address space than it uses).
+    const addressSpace = !this.opts.cgroups && runtime === 'python' ? [`--as=${(memoryMb + PYTHON_AS_ROOM_MB) * 1024 * 1024}`] : [];
+    return [...RLIMITS.slice(0, -1), ...addressSpace, '--', ...hostCommand(runtime, { node: this.node, python: this.python }, memoryMb, fn)];
   }
 
   /** A node binary outside /usr (nvm, /opt) must be mounted where it is. */

@@ -2,6 +2,11 @@
 // bomb with a clear 502, pids.max stops a fork bomb, and nothing the function started
 // outlives its instance or the gateway.
 import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { materialize } from '../../workers/function-code.js';
+import { Instance } from '../../workers/instance.js';
+import { ProcessRunner } from '../../workers/process-runner.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deploy, eventually, expectNoResidue, hostResidue, MODES, sandboxProcesses, startGateway, type Gateway } from './harness.js';
 
@@ -54,5 +59,33 @@ describe.skipIf(!cgroupsV1).each(MODES)('cgroup limits, %s mode', (mode) => {
     expect((await res.json()).code).toBe('FUNCTION_TIMEOUT');
     await eventually(async () => sandboxProcesses() <= before, 5000);
     expect((await fetch(`${gw.http}/hello`)).status).toBe(200);
+  });
+});
+
+describe('without cgroups (a pure cgroup2 host): python is held to memory_mb by its address space', () => {
+  it('a python memory bomb gets MemoryError: 500, and the instance keeps serving', async () => {
+    // The real process runner and instance, as a worker without cgroups builds them.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'faas-nocg-'));
+    fs.chmodSync(dir, 0o755);
+    try {
+      const runtimeDir = path.join(dir, 'runtime');
+      fs.mkdirSync(runtimeDir, { mode: 0o755 });
+      for (const name of ['python-host.py', 'node-host.mjs']) fs.copyFileSync(path.join('workers/runtime', name), path.join(runtimeDir, name));
+      for (const name of fs.readdirSync(runtimeDir)) fs.chmodSync(path.join(runtimeDir, name), 0o644);
+      const runner = new ProcessRunner({ runtimeDir, seccompFilter: path.resolve('dist/seccomp/filter.bpf') });
+      const config = { runtime: 'python', mode: 'process', memoryMb: 64, timeoutMs: 10_000, maxConcurrency: 1, minWarm: 0, env: {}, auth: 'none',
+        code: 'def handle(r):\n    if r.query.get("go"):\n        x = b"x" * (512 * 1024 * 1024)\n    return "alive"\n' } as const;
+      const spec = { key: 'GET:/nocg', version: 1, config };
+      const instance = new Instance('GET:/nocg#1', runner.start(spec, materialize(config, path.join(dir, 'code'))), 1, 10_000, () => {});
+      await instance.ready;
+      const call = (query: string) => instance.invoke({ requestId: 'r', method: 'GET', path: '/nocg', query, headers: [] }, Buffer.alloc(0), 10_000);
+      const bomb = await call('go=1');
+      expect(bomb).toMatchObject({ ok: false, code: 'FUNCTION_ERROR', message: expect.stringMatching(/^MemoryError/) });
+      expect(await call('')).toMatchObject({ ok: true, status: 200 });
+      instance.kill();
+      await instance.gone;
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
