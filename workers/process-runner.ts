@@ -60,6 +60,7 @@ export class ProcessRunner implements Runner {
   private readonly python: string;
   private readonly tmpBytes: number;
   private readonly seccompFilter: string;
+  private readonly slots = new SlotUids(SLOT_UID_BASE + (process.pid % 100_000) * SLOTS_PER_WORKER);
 
   constructor(private readonly opts: ProcessRunnerOptions) {
     this.uid = opts.sandboxUid ?? NOBODY;
@@ -117,13 +118,16 @@ export class ProcessRunner implements Runner {
     ];
     // As root, bwrap itself is started as the sandbox user. As anyone else we cannot change
     // uid, but bwrap is then unprivileged already; --uid maps the function to 65534 inside.
+    // Without cgroups, as root, each sandbox gets a host uid of its own (65534 inside), so that
+    // RLIMIT_NPROC (which counts a uid's processes host-wide) is a pids limit per sandbox.
     const asRoot = process.getuid?.() === 0;
-    if (!asRoot) args.unshift('--uid', String(this.uid), '--gid', String(this.uid));
     const cgroups = this.opts.cgroups;
+    const slotUid = asRoot && !cgroups ? this.slots.take() : undefined;
+    if (!asRoot || slotUid !== undefined) args.unshift('--uid', String(this.uid), '--gid', String(this.uid));
     const cg = cgroups?.create(memoryMb * 1024 * 1024, PIDS_MAX);
     const filter = fs.openSync(this.seccompFilter, 'r'); // one fd per sandbox: bwrap reads it to the end
     const launch = () => spawn(this.bwrap, args, {
-      ...(asRoot ? { uid: this.uid, gid: this.uid } : {}),
+      ...(asRoot ? { uid: slotUid ?? this.uid, gid: this.uid } : {}),
       env: {},
       stdio: ['ignore', 'pipe', 'pipe', 'pipe', filter],
     });
@@ -139,6 +143,7 @@ export class ProcessRunner implements Runner {
       if (cg) cgroups!.terminateAll(cg, (pid) => !isBwrap(pid));
       else child.kill('SIGTERM');
     };
+    if (slotUid !== undefined) child.once('exit', () => this.slots.release(slotUid));
     // bwrap's init is pid 1 of the sandbox's PID namespace: when the outer bwrap dies, the
     // kernel kills everything in the namespace (and --die-with-parent covers the rest).
     return spawnedSandbox(child, 'bwrap', terminate, cgroups && cg ? { cgroups, cg } : undefined);
@@ -149,7 +154,9 @@ export class ProcessRunner implements Runner {
     // Without cgroups (a pure cgroup2 host, say), python's memory_mb is its address space, with
     // room for the interpreter; node's is its heap flag (node needs far more address space than it uses).
     const addressSpace = !this.opts.cgroups && runtime === 'python' ? [`--as=${(memoryMb + PYTHON_AS_ROOM_MB) * 1024 * 1024}`] : [];
-    return [...RLIMITS.slice(0, -1), ...addressSpace, '--', ...hostCommand(runtime, { node: this.node, python: this.python }, memoryMb, fn)];
+    // …and its pids limit is RLIMIT_NPROC on a uid of its own (see launch()).
+    const processes = !this.opts.cgroups && process.getuid?.() === 0 ? [`--nproc=${PIDS_MAX}:${PIDS_MAX}`] : [];
+    return [...RLIMITS.slice(0, -1), ...addressSpace, ...processes, '--', ...hostCommand(runtime, { node: this.node, python: this.python }, memoryMb, fn)];
   }
 
   /** A node binary outside /usr (nvm, /opt) must be mounted where it is. */
@@ -187,6 +194,26 @@ export function spawnedSandbox(child: ChildProcess, via: string, terminate: () =
     },
     exited,
   };
+}
+
+/** Host uids for sandboxes without cgroups: high above any real user's or subuid range. */
+const SLOT_UID_BASE = 1_900_000_000;
+const SLOTS_PER_WORKER = 1024;
+
+/** A host uid per live sandbox, reused once it exits. */
+class SlotUids {
+  private readonly free: number[] = [];
+  private next = 0;
+
+  constructor(private readonly base: number) {}
+
+  take(): number {
+    return this.free.pop() ?? this.base + (this.next++ % SLOTS_PER_WORKER);
+  }
+
+  release(uid: number): void {
+    this.free.push(uid);
+  }
 }
 
 function isBwrap(pid: number): boolean {

@@ -62,8 +62,23 @@ describe.skipIf(!cgroupsV1).each(MODES)('cgroup limits, %s mode', (mode) => {
   });
 });
 
-describe('without cgroups (a pure cgroup2 host): python is held to memory_mb by its address space', () => {
-  it('a python memory bomb gets MemoryError: 500, and the instance keeps serving', async () => {
+/** Processes on the host whose uid is one of the process runner's per-sandbox uids (≥ 1.9e9). */
+function slotUidProcesses(): number {
+  let n = 0;
+  for (const name of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const uid = /^Uid:\s+(\d+)/m.exec(fs.readFileSync(`/proc/${name}/status`, 'utf8'))?.[1];
+      if (Number(uid) >= 1_900_000_000) n++;
+    } catch {
+      /* gone */
+    }
+  }
+  return n;
+}
+
+describe.skipIf(process.getuid?.() !== 0)('without cgroups (a pure cgroup2 host): memory_mb by address space, pids by a uid of its own', () => {
+  it('a python memory bomb gets MemoryError: 500, a fork bomb EAGAIN at the pids limit, and nothing is left', async () => {
     // The real process runner and instance, as a worker without cgroups builds them.
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'faas-nocg-'));
     fs.chmodSync(dir, 0o755);
@@ -74,7 +89,21 @@ describe('without cgroups (a pure cgroup2 host): python is held to memory_mb by 
       for (const name of fs.readdirSync(runtimeDir)) fs.chmodSync(path.join(runtimeDir, name), 0o644);
       const runner = new ProcessRunner({ runtimeDir, seccompFilter: path.resolve('dist/seccomp/filter.bpf') });
       const config = { runtime: 'python', mode: 'process', memoryMb: 64, timeoutMs: 10_000, maxConcurrency: 1, minWarm: 0, env: {}, auth: 'none',
-        code: 'def handle(r):\n    if r.query.get("go"):\n        x = b"x" * (512 * 1024 * 1024)\n    return "alive"\n' } as const;
+        code: [
+          'import os, time',
+          'def handle(r):',
+          '    if r.query.get("go"):',
+          '        x = b"x" * (512 * 1024 * 1024)',
+          '    if r.query.get("fork"):',
+          '        for n in range(200):',
+          '            try:',
+          '                if os.fork() == 0:',
+          '                    time.sleep(60)',
+          '                    os._exit(0)',
+          '            except OSError as e:',
+          '                return {"uid": os.getuid(), "forked": n, "errno": e.errno}',
+          '    return "alive"',
+        ].join('\n') } as const;
       const spec = { key: 'GET:/nocg', version: 1, config };
       const instance = new Instance('GET:/nocg#1', runner.start(spec, materialize(config, path.join(dir, 'code'))), 1, 10_000, () => {});
       await instance.ready;
@@ -82,8 +111,17 @@ describe('without cgroups (a pure cgroup2 host): python is held to memory_mb by 
       const bomb = await call('go=1');
       expect(bomb).toMatchObject({ ok: false, code: 'FUNCTION_ERROR', message: expect.stringMatching(/^MemoryError/) });
       expect(await call('')).toMatchObject({ ok: true, status: 200 });
+      const fork = await call('fork=1');
+      if (!fork.ok) throw new Error(fork.message);
+      const forked = JSON.parse(fork.body.toString());
+      expect(forked.uid).toBe(65534); // inside; outside, a uid of its own
+      expect(forked.errno).toBe(11); // EAGAIN: RLIMIT_NPROC
+      expect(forked.forked).toBeGreaterThan(10);
+      expect(forked.forked).toBeLessThan(64); // PIDS_MAX, bwrap and the host included
+      expect(slotUidProcesses()).toBeGreaterThan(10);
       instance.kill();
       await instance.gone;
+      await eventually(async () => slotUidProcesses() === 0, 5000); // the PID namespace died with bwrap
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
