@@ -3,8 +3,8 @@
 // interpreter measured in the same run. Cold samples are 300 ms apart, so a cold start finds
 // the worker's pre-started sandbox of its mode ready, as a first call usually does; the "own
 // sandbox" rows deploy the code by `path` (python: a file, which the python zygote starts in
-// process mode; node: a folder, which no pre-started sandbox takes), so each cold start starts a
-// sandbox, a zygote fork or a container of its own. A cold sample is the first call after the route's
+// process mode; node: a folder with a 5 MiB asset, more than a pre-started sandbox takes), so
+// each cold start starts a sandbox, a zygote fork or a container of its own. A cold sample is the first call after the route's
 // code changed (a new version gets a new instance); its cost is the worker's own time for the
 // call (server-timing `function;dur`: instance start + the call) and the client's round trip.
 //
@@ -114,6 +114,7 @@ async function main() {
         const folder = path.join(dir, `${slug}${nonce}`);
         fs.mkdirSync(folder, { mode: 0o755 });
         fs.writeFileSync(path.join(folder, 'index.mjs'), spec.code(nonce), { mode: 0o644 });
+        fs.writeFileSync(path.join(folder, 'asset.bin'), Buffer.alloc(5 * 1024 * 1024), { mode: 0o644 });
         return JSON.stringify({ runtime, mode, path: folder });
       };
       db.prepare('INSERT INTO functions(k, v) VALUES (?, ?)').run(key, config('n0'));

@@ -15,7 +15,7 @@ export interface FunctionCode {
   readonly entry: string;
 }
 
-const NODE_DIR_ENTRIES = ['index.mjs', 'index.js', 'index.cjs'];
+export const NODE_DIR_ENTRIES = ['index.mjs', 'index.js', 'index.cjs'];
 const PYTHON_DIR_ENTRIES = ['main.py', 'handler.py'];
 
 /** ES module or CommonJS? Lambda code is often CommonJS (exports.handler = …). */

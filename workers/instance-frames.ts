@@ -29,11 +29,15 @@ export interface HostInvoke {
   cgi?: { env: Record<string, string>; stdoutCap: number };
 }
 
-/** To a pre-started host: become this function (`adopt` in node-host.mjs and python-host.py). */
+/**
+ * To a pre-started host: become this function (`adopt` in node-host.mjs and python-host.py).
+ * The function's files travel in the frame's body, one after another, as `files` lists them
+ * (paths relative to the host's code folder, /tmp/.fn); `entry` is the one to load.
+ */
 export interface HostLoad {
   t: 'load';
-  code: string;
-  ext: '.mjs' | '.cjs' | '.py';
+  files: Array<{ path: string; bytes: number }>;
+  entry: string;
   handler: string;
   key: string;
   memoryMb: number;

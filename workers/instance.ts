@@ -142,8 +142,8 @@ export class Instance {
   }
 
   /** Hands a pre-started sandbox its function; `ready` resolves once it has loaded. */
-  load(msg: HostLoad): void {
-    this.write(encodeInstanceFrame(msg));
+  load(msg: HostLoad, files: Buffer): void {
+    this.write(encodeInstanceFrame(msg, files));
   }
 
   /** No new calls; the sandbox is stopped once the calls already running are settled. */

@@ -252,7 +252,7 @@ export class InstancePool {
       sandbox = spare?.sandbox ?? runner.start(fp.spec, materialize(config, this.codeDir));
       const capacity = config.runtime === 'node' ? config.maxConcurrency : 1;
       instance = new Instance(name, sandbox, capacity, START_TIMEOUT_MS, this.log);
-      if (spare) instance.load(spare.load);
+      if (spare) instance.load(spare.load, spare.files);
       void sandbox.exited.then(() => {
         const at = fp.instances.indexOf(instance);
         if (at >= 0) fp.instances.splice(at, 1);

@@ -15,7 +15,8 @@
 import fs from 'node:fs';
 import type { Log } from '../src/protocol/log.js';
 import type { FunctionSpec, Runtime } from '../src/protocol/messages.js';
-import { nodeModuleExtension } from './function-code.js';
+import path from 'node:path';
+import { NODE_DIR_ENTRIES, nodeModuleExtension } from './function-code.js';
 import type { HostLoad } from './instance-frames.js';
 import { GENERIC_MEMORY_MB, type Runner, type SandboxProcess } from './runner.js';
 
@@ -37,28 +38,64 @@ interface Shape {
 
 const shapeKey = (runtime: Runtime, memoryMb: number): string => `${runtime}:${memoryMb}`;
 
-/** `.mjs` and `.cjs` files are what they say; other node code (`.js`, inline) is told by its content. */
-function nodeExtension(file: string | undefined, code: string): '.mjs' | '.cjs' {
-  if (file?.endsWith('.mjs')) return '.mjs';
-  if (file?.endsWith('.cjs')) return '.cjs';
-  return nodeModuleExtension(code);
+/** A function's code as a spare takes it: files (relative paths) and their bytes, and the entry. */
+interface SpareCode {
+  readonly files: Array<{ path: string; bytes: number }>;
+  readonly entry: string;
+  readonly body: Buffer;
 }
 
-/** Node code deployed by `path` that a spare can take: one file, not too large to send in a frame. */
-const NODE_FILE_MAX_BYTES = 1024 * 1024;
+/** Node code deployed by `path` that a spare can take: small enough to send in one frame. */
+const NODE_PATH_MAX_BYTES = 4 * 1024 * 1024;
+const NODE_PATH_MAX_FILES = 1000;
+
+function inlineCode(runtime: Runtime, code: string): SpareCode {
+  const name = runtime === 'python' ? 'main.py' : `index${nodeModuleExtension(code)}`;
+  const body = Buffer.from(code);
+  return { files: [{ path: name, bytes: body.length }], entry: name, body };
+}
 
 /**
- * The code of a node function deployed as a single file, or undefined (a folder, a large or
- * unreadable file: those start a sandbox of their own, with the path mounted read-only). Node
- * cannot fork a warm runtime as the python zygote does, so a spare taking the file's text is
- * what makes such a cold start fast; the function then runs a copy in its own /tmp.
+ * The files of a node function deployed by `path` (a file, or a folder with its index), or
+ * undefined when there are too many or too large (those start a sandbox of their own, with the
+ * path mounted read-only). Node cannot fork a warm runtime as the python zygote does, so a spare
+ * taking a copy is what makes such a cold start fast; the function runs the copy in its own /tmp.
+ * Symbolic links are not followed: in a sandbox of its own they would point outside it too.
  */
-function nodeFileCode(file: string): string | undefined {
+function nodePathCode(root: string): SpareCode | undefined {
+  const files: Array<{ path: string; bytes: number }> = [];
+  const chunks: Buffer[] = [];
+  let total = 0;
+  const add = (file: string, rel: string): boolean => {
+    const bytes = fs.readFileSync(file);
+    total += bytes.length;
+    if (total > NODE_PATH_MAX_BYTES || files.length >= NODE_PATH_MAX_FILES) return false;
+    files.push({ path: rel, bytes: bytes.length });
+    chunks.push(bytes);
+    return true;
+  };
+  const walk = (dir: string, prefix: string): boolean => {
+    for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+      const rel = prefix ? `${prefix}/${e.name}` : e.name;
+      if (e.isDirectory() ? !walk(path.join(dir, e.name), rel) : e.isFile() && !add(path.join(dir, e.name), rel)) return false;
+    }
+    return true;
+  };
   try {
-    const stat = fs.statSync(file);
-    return stat.isFile() && stat.size <= NODE_FILE_MAX_BYTES ? fs.readFileSync(file, 'utf8') : undefined;
+    const stat = fs.statSync(root);
+    if (stat.isFile()) {
+      const name = path.basename(root);
+      const text = fs.readFileSync(root, 'utf8');
+      // `.mjs` and `.cjs` are what they say; `.js` is told by its content, as inline code is.
+      const entry = /\.[mc]js$/.test(name) ? name : `index${nodeModuleExtension(text)}`;
+      if (!add(root, entry)) return undefined;
+      return { files, entry, body: Buffer.concat(chunks) };
+    }
+    const entry = NODE_DIR_ENTRIES.find((name) => fs.existsSync(path.join(root, name)));
+    if (!entry || !walk(root, '')) return undefined;
+    return { files, entry, body: Buffer.concat(chunks) };
   } catch {
-    return undefined;
+    return undefined; // unreadable: its own sandbox will say why
   }
 }
 
@@ -76,18 +113,19 @@ export class Spares {
     if (!opts.lazy) this.refill();
   }
 
-  /** A spare and the frame that makes it this function's, if the function can adopt one. */
-  take(spec: FunctionSpec): { sandbox: SandboxProcess; load: HostLoad } | undefined {
+  /** A spare and the frame (and files) that make it this function's, if the function can adopt one. */
+  take(spec: FunctionSpec): { sandbox: SandboxProcess; load: HostLoad; files: Buffer } | undefined {
     const { config } = spec;
     if (config.image !== undefined || !RUNTIMES.includes(config.runtime)) return undefined;
-    const code = config.code ?? (config.runtime === 'node' ? nodeFileCode(config.path!) : undefined);
+    const code = config.code !== undefined ? inlineCode(config.runtime, config.code)
+      : config.runtime === 'node' ? nodePathCode(config.path!) : undefined;
     if (code === undefined) return undefined;
     const shape = this.want(config.runtime, config.memoryMb);
     const sandbox = shape.ready.shift();
     setTimeout(() => this.refill(), REFILL_DELAY_MS).unref(); // replaces it, or starts this shape's first
     if (!sandbox) return undefined;
-    const ext = config.runtime === 'python' ? '.py' : nodeExtension(config.path, code);
-    return { sandbox, load: { t: 'load', code, ext, handler: config.handler ?? '', key: spec.key, memoryMb: config.memoryMb, env: config.env } };
+    const load: HostLoad = { t: 'load', files: code.files, entry: code.entry, handler: config.handler ?? '', key: spec.key, memoryMb: config.memoryMb, env: config.env };
+    return { sandbox, load, files: code.body };
   }
 
   pids(): number[] {

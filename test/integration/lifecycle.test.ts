@@ -1,6 +1,9 @@
 // Stopping instances: a replaced, idle or evicted instance gets SIGTERM and a grace period
 // (STOP_GRACE_MS), then SIGKILL for its whole tree; a timed-out one is killed at once. In
 // each mode, and nothing is left on the host once the gateway stops.
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deploy, eventually, expectNoResidue, hostResidue, MODES, startGateway, type Gateway } from './harness.js';
 
@@ -80,5 +83,21 @@ describe('pre-started sandboxes', () => {
     await eventually(async () => (await (await fetch(`${gw.http}/shaped`)).text()) === 'v2', 8000);
     const started = instanceLog(key).filter((l) => l.msg === 'instance started');
     expect(started.map((l) => l.prestarted)).toEqual([false, true]);
+  });
+
+  it('takes node code deployed as a folder (copied into its /tmp), but not a folder too large to send', async () => {
+    const small = path.join(gw.dir, 'fn-small');
+    fs.mkdirSync(path.join(small, 'lib'), { recursive: true });
+    fs.writeFileSync(path.join(small, 'index.mjs'), "import { greet } from './lib/greet.mjs';\nexport default { fetch: () => new Response(greet()) };\n");
+    fs.writeFileSync(path.join(small, 'lib', 'greet.mjs'), "export const greet = () => 'hello from lib';\n");
+    const large = path.join(gw.dir, 'fn-large');
+    fs.cpSync(small, large, { recursive: true });
+    fs.writeFileSync(path.join(large, 'blob.bin'), Buffer.alloc(5 * 1024 * 1024)); // past the 4 MiB a spare takes
+    for (const dir of [gw.dir, small, large]) execFileSync('chmod', ['-R', 'a+rX', dir]);
+    expect(await (await deploy(gw, 'GET:/folder/small', { runtime: 'node', path: small })).text()).toBe('hello from lib');
+    expect(await (await deploy(gw, 'GET:/folder/large', { runtime: 'node', path: large })).text()).toBe('hello from lib');
+    const prestarted = (key: string) => instanceLog(key).find((l) => l.msg === 'instance started')?.prestarted;
+    expect(prestarted('GET:/folder/small')).toBe(true);
+    expect(prestarted('GET:/folder/large')).toBe(false);
   });
 });

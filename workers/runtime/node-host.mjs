@@ -4,6 +4,7 @@
 // Usage: node node-host.mjs ENTRY_FILE HANDLER FUNCTION_NAME MEMORY_MB ENV_JSON
 //    or: node node-host.mjs          (pre-started: the first frame is a `load` with the code)
 import fs from 'node:fs';
+import path from 'node:path';
 import net from 'node:net';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { pathToFileURL } from 'node:url';
@@ -174,11 +175,17 @@ async function start() {
   }
 }
 
-/** A pre-started sandbox becomes one function's: its code in the private /tmp, its env alone. */
-function adopt(msg) {
-  fs.mkdirSync('/tmp/.fn', { recursive: true });
-  entry = `/tmp/.fn/index${msg.ext}`;
-  fs.writeFileSync(entry, msg.code);
+/** A pre-started sandbox becomes one function's: its files in the private /tmp, its env alone. */
+function adopt(msg, body) {
+  let at = 0;
+  for (const file of msg.files) {
+    const dest = path.resolve('/tmp/.fn', file.path);
+    if (!dest.startsWith('/tmp/.fn/')) throw new Error(`load frame: a file outside the code folder: ${file.path}`);
+    fs.mkdirSync(path.dirname(dest), { recursive: true });
+    fs.writeFileSync(dest, body.subarray(at, at + file.bytes));
+    at += file.bytes;
+  }
+  entry = path.resolve('/tmp/.fn', msg.entry);
   handlerName = msg.handler;
   functionName = msg.key;
   memoryMb = String(msg.memoryMb);
@@ -197,7 +204,7 @@ conn.on('data', (chunk) => {
     const msg = JSON.parse(buf.subarray(8, 8 + metaBytes).toString('utf8'));
     const body = Buffer.from(buf.subarray(8 + metaBytes, 4 + frameBytes));
     buf = buf.subarray(4 + frameBytes);
-    if (msg.t === 'load' && !entry) adopt(msg);
+    if (msg.t === 'load' && !entry) adopt(msg, body);
     else if (msg.t === 'invoke' && fn) current.run(msg.id, () => invoke(msg, body));
   }
 });

@@ -133,13 +133,19 @@ def adopt():
     global entry, handler_name
     frame_bytes, meta_bytes = struct.unpack(">II", recv_exact(8))
     meta = json.loads(recv_exact(meta_bytes))
-    recv_exact(frame_bytes - 4 - meta_bytes)
+    body = recv_exact(frame_bytes - 4 - meta_bytes)
     if meta.get("t") != "load":
         raise SystemExit("expected a load frame")
-    os.makedirs("/tmp/.fn", exist_ok=True)
-    entry = "/tmp/.fn/main.py"
-    with open(entry, "w") as f:
-        f.write(meta["code"])
+    at = 0
+    for file in meta["files"]:  # the function's files, one after another in the body
+        dest = os.path.normpath(os.path.join("/tmp/.fn", file["path"]))
+        if not dest.startswith("/tmp/.fn/"):
+            raise SystemExit("load frame: a file outside the code folder: %s" % file["path"])
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        with open(dest, "wb") as f:
+            f.write(body[at:at + file["bytes"]])
+        at += file["bytes"]
+    entry = os.path.join("/tmp/.fn", meta["entry"])
     handler_name = meta["handler"] or "handle"
     os.environ.update(meta["env"])
 
