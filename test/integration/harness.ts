@@ -158,7 +158,7 @@ export function sandboxProcesses(): number {
 }
 
 /** Worker cgroup folders (faas-WORKER-PID) in any hierarchy, under the folders this process is in. */
-function cgroupFolders(): string[] {
+export function cgroupFolders(): string[] {
   const found: string[] = [];
   let lines: string[];
   try {

@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { deploy, eventually, expectNoResidue, hostResidue, MODES, startGateway, type Gateway } from './harness.js';
+import { cgroupFolders, deploy, eventually, expectNoResidue, hostResidue, MODES, startGateway, type Gateway } from './harness.js';
 
 let gw: Gateway;
 let residueBefore: ReturnType<typeof hostResidue>;
@@ -101,3 +101,41 @@ describe('pre-started sandboxes', () => {
     expect(prestarted('GET:/folder/large')).toBe(false);
   });
 });
+
+describe('a worker killed with SIGKILL', () => {
+  it('leaves none of its sandboxes, zygote forks, containers or cgroups behind once it is replaced', async () => {
+    const dir = path.join(gw.dir, 'killed');
+    fs.mkdirSync(dir, { mode: 0o755 });
+    fs.writeFileSync(path.join(dir, 'p.py'), 'def handle(request):\n    return "py"\n', { mode: 0o644 });
+    await deploy(gw, 'GET:/killed/bwrap', { runtime: 'node', memory_mb: 200, code: 'export default { fetch: () => new Response("n") }' });
+    await deploy(gw, 'GET:/killed/zygote', { runtime: 'python', path: path.join(dir, 'p.py') });
+    await deploy(gw, 'GET:/killed/runc', { runtime: 'python', mode: 'container', code: 'def handle(r):\n    return "c"\n' });
+    const workers = async () => (await (await fetch(`${gw.admin}/workers`)).json()) as Array<{ id: string; pid: number }>;
+    const victim = (await workers())[0]!;
+    const sandboxes = pidsOfUid(65534);
+    expect(sandboxes.length).toBeGreaterThan(3);
+    const mine = (): string[] => cgroupFolders().filter((f) => path.basename(f) === `faas-${victim.id}-${victim.pid}`);
+    expect(mine().length).toBeGreaterThan(0);
+    process.kill(victim.pid, 'SIGKILL');
+    await eventually(async () => (await workers()).some((w) => w.id === victim.id && w.pid !== victim.pid && w.pid > 0), 15_000);
+    await eventually(async () => sandboxes.every((pid) => !fs.existsSync(`/proc/${pid}`)), 5000);
+    await eventually(async () => mine().length === 0, 5000);
+    const runc = execFileSync('runc', ['--root', path.join(gw.runDir, 'containers', 'runc'), 'list', '--quiet'], { encoding: 'utf8' });
+    expect(runc.split('\n').filter((id) => id.startsWith(`faas-${victim.id}-${victim.pid}-`))).toEqual([]);
+    expect(await (await fetch(`${gw.http}/killed/runc`)).text()).toBe('c'); // and the new worker serves
+  });
+});
+
+/** Pids of the host's processes owned by `uid`. */
+function pidsOfUid(uid: number): number[] {
+  const pids: number[] = [];
+  for (const name of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      if (new RegExp(`^Uid:\\s+${uid}\\b`, 'm').test(fs.readFileSync(`/proc/${name}/status`, 'utf8'))) pids.push(Number(name));
+    } catch {
+      /* gone */
+    }
+  }
+  return pids;
+}
