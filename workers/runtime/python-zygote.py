@@ -216,6 +216,45 @@ def reply(msg):
     sys.stdout.flush()
 
 
+def fork(req, sel, then):
+    """Forks: the child closes the zygote's selector and runs `then` (never returns); the parent gets the pid, or None once it has said why not."""
+    try:
+        pid = os.fork()
+    except OSError as err:
+        reply({"t": "failed", "id": req["id"], "message": "fork: %s" % err})
+        return None
+    if pid == 0:
+        sel.close()
+        then()
+    return pid
+
+
+def handle(req, cells, sel):
+    if req["t"] == "cell":
+        r, w = os.pipe()
+        pid = fork(req, sel, lambda: (os.close(w), cell(req["cgroups"], r)))
+        os.close(r)
+        if pid is None:
+            os.close(w)
+        else:
+            cells[req["id"]] = (pid, w)
+            reply({"t": "cell", "id": req["id"], "pid": pid})
+        return
+    ready = cells.pop(req.get("cell"), None)
+    if ready is not None:
+        pid, w = ready
+        try:
+            os.write(w, json.dumps(req).encode() + b"\n")  # well under a pipe's 64 KiB
+            os.close(w)
+            reply({"t": "started", "id": req["id"], "pid": pid})
+            return
+        except OSError:
+            os.close(w)  # the cell died: start without one
+    pid = fork(req, sel, lambda: child(req))
+    if pid is not None:
+        reply({"t": "started", "id": req["id"], "pid": pid})
+
+
 def main():
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # the worker gone, even by SIGKILL: so are we
     os.makedirs(ROOT, exist_ok=True)
@@ -248,41 +287,7 @@ def main():
             pending += chunk
             while b"\n" in pending:
                 line, pending = pending.split(b"\n", 1)
-                req = json.loads(line)
-                if req["t"] == "cell":
-                    r, w = os.pipe()
-                    try:
-                        pid = os.fork()
-                    except OSError as err:
-                        reply({"t": "failed", "id": req["id"], "message": "fork: %s" % err})
-                        continue
-                    if pid == 0:
-                        sel.close()
-                        os.close(w)
-                        cell(req["cgroups"], r)
-                    os.close(r)
-                    cells[req["id"]] = (pid, w)
-                    reply({"t": "cell", "id": req["id"], "pid": pid})
-                    continue
-                ready = cells.pop(req.get("cell"), None)
-                if ready is not None:
-                    pid, w = ready
-                    try:
-                        os.write(w, json.dumps(req).encode() + b"\n")  # well under a pipe's 64 KiB
-                        os.close(w)
-                        reply({"t": "started", "id": req["id"], "pid": pid})
-                        continue
-                    except OSError:
-                        os.close(w)  # the cell died: start without one
-                try:
-                    pid = os.fork()
-                except OSError as err:
-                    reply({"t": "failed", "id": req["id"], "message": "fork: %s" % err})
-                    continue
-                if pid == 0:
-                    sel.close()
-                    child(req)
-                reply({"t": "started", "id": req["id"], "pid": pid})
+                handle(json.loads(line), cells, sel)
 
 
 main()
