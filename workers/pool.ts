@@ -134,7 +134,7 @@ export class InstancePool {
   /** Starts instances of the functions the gateway wants warm, up to their min_warm. */
   private fillWarm(): void {
     for (const spec of this.warm.values()) {
-      if (spec.config.runtime === 'wasm') continue; // no instance to keep: a module is compiled on first call
+      if (spec.config.mode === 'thread') continue; // no instance to keep: a module in a thread is compiled on first call
       if ((this.latestByKey.get(spec.key) ?? -1) > spec.version) continue; // a newer version already serves
       const fp = this.poolFor(spec);
       const target = Math.min(spec.config.minWarm, maxInstances(spec.config));

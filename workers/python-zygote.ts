@@ -1,6 +1,6 @@
 // The worker's side of the python zygote (runtime/python-zygote.py): a root fork server with
 // python-host.py and much of the standard library imported, so a python process sandbox starts
-// as a fork that isolates itself (~5 ms) instead of bwrap plus a new interpreter (~40 ms). The
+// as a fork that isolates itself (~8 ms to a first answer) instead of bwrap plus a new interpreter (~40 ms). The
 // process runner uses it for python instances of their own (code by `path`, or no pre-started
 // sandbox of the function's memory_mb) when the worker runs as root with cgroups; otherwise,
 // or while the zygote is down, bwrap.
