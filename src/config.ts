@@ -2,6 +2,7 @@
 // every problem listed at once. A bad value is an error, never a silent default.
 import os from 'node:os';
 import path from 'node:path';
+import { POLICY_NAMES, type PolicyName } from './scheduler/policies.js';
 
 export interface GatewayConfig {
   readonly db: string;
@@ -13,6 +14,8 @@ export interface GatewayConfig {
   readonly syncMs: number;
   readonly reportMs: number;
   readonly maxBodyBytes: number;
+  /** How the gateway picks a worker for each call (src/scheduler/policies.ts, SCHEDULING.md). */
+  readonly policy: PolicyName;
 }
 
 export interface WorkerConfig {
@@ -46,6 +49,8 @@ export const int = (min: number, max: number): Parser<number> => (raw) => {
 };
 const text = (rule: RegExp, describe: string): Parser<string> => (raw) =>
   (rule.test(raw) ? { value: raw } : { error: `must be ${describe}` });
+const oneOf = <T extends string>(values: readonly T[]): Parser<T> => (raw) =>
+  ((values as readonly string[]).includes(raw) ? { value: raw as T } : { error: `must be one of ${values.join(', ')}` });
 const dir: Parser<string> = (raw) => (raw.length > 0 ? { value: path.resolve(raw) } : { error: 'must be a non-empty path' });
 
 const GATEWAY_OPTIONS = {
@@ -58,6 +63,7 @@ const GATEWAY_OPTIONS = {
   syncMs: { flag: '--sync-ms', env: 'FAAS_SYNC_MS', fallback: 5000, parse: int(50, 3_600_000) },
   reportMs: { flag: '--report-ms', env: 'FAAS_REPORT_MS', fallback: 500, parse: int(50, 60_000) },
   maxBodyBytes: { flag: '--max-body-bytes', env: 'FAAS_MAX_BODY_BYTES', fallback: 6 * 1024 * 1024, parse: int(0, 15 * 1024 * 1024) },
+  policy: { flag: '--policy', env: 'FAAS_POLICY', fallback: 'least-loaded', parse: oneOf(POLICY_NAMES) },
 } satisfies Record<keyof GatewayConfig, Option<unknown>>;
 
 const WORKER_OPTIONS = {
@@ -68,7 +74,7 @@ const WORKER_OPTIONS = {
   // Half the host's memory shared by one worker per core (the default fleet).
   memoryBudgetMb: { flag: '--memory-budget-mb', env: 'FAAS_MEMORY_BUDGET_MB',
     fallback: Math.floor(os.totalmem() / 1048576 / 2 / os.availableParallelism()), parse: int(64, 1_048_576) },
-  sandbox: { flag: '--sandbox', env: 'FAAS_SANDBOX', fallback: 'auto', parse: text(/^(auto|bwrap|unshare)$/, 'one of auto, bwrap, unshare') },
+  sandbox: { flag: '--sandbox', env: 'FAAS_SANDBOX', fallback: 'auto', parse: oneOf(['auto', 'bwrap', 'unshare'] as const) },
 } satisfies Record<keyof WorkerConfig, Option<unknown>>;
 
 export function loadGatewayConfig(argv: readonly string[], env: NodeJS.ProcessEnv): GatewayConfig {

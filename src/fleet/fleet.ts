@@ -8,7 +8,7 @@ import type { Invocation, InvocationResult } from '../http/server.js';
 import type { Log } from '../protocol/log.js';
 import type { FunctionSpec, WorkerReport } from '../protocol/messages.js';
 import type { DropReason } from '../protocol/report.js';
-import { LowestScoreScheduler, type Scheduler, type WorkerView } from '../scheduler/score-scheduler.js';
+import { createPolicy, type Policy, type PolicyName, type WorkerView } from '../scheduler/policies.js';
 import { MetricsSocket } from './metrics-socket.js';
 import { Supervisor } from './supervisor.js';
 import { WorkerConnection } from './worker-connection.js';
@@ -41,6 +41,7 @@ export interface FleetOptions {
   readonly log: Log;
   readonly now?: () => number;
   readonly random?: () => number;
+  readonly policy?: PolicyName;
 }
 
 export class Fleet {
@@ -48,7 +49,7 @@ export class Fleet {
   readonly staleAfterMs: number;
   private readonly supervisor: Supervisor;
   private readonly metrics: MetricsSocket;
-  private readonly scheduler: Scheduler;
+  readonly policy: Policy;
   private readonly now: () => number;
   private readonly random: () => number;
   private list: WorkerState[] = [];
@@ -59,7 +60,7 @@ export class Fleet {
     this.random = opts.random ?? Math.random;
     // "A worker that stops reporting for ~2 periods is not chosen."
     this.staleAfterMs = 2 * opts.reportMs + 100;
-    this.scheduler = new LowestScoreScheduler(this.staleAfterMs);
+    this.policy = createPolicy(opts.policy ?? 'least-loaded', this.staleAfterMs);
     this.supervisor = new Supervisor({
       count: opts.workers,
       runDir: opts.runDir,
@@ -101,7 +102,7 @@ export class Fleet {
   }
 
   async invoke(inv: Invocation): Promise<InvocationResult> {
-    const w = this.scheduler.pick(this.list, this.now(), this.random) as WorkerState | undefined;
+    const w = this.policy.pick(this.list, this.now(), this.random) as WorkerState | undefined;
     if (!w || !w.conn) throw new GatewayError('NO_WORKER_AVAILABLE', 'no worker is connected and reporting; retry shortly');
     const { route } = inv;
     w.inFlight++;

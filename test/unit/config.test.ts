@@ -27,6 +27,13 @@ describe('loadGatewayConfig', () => {
     }
   });
 
+  it('takes the scheduling policy from --policy or FAAS_POLICY, and refuses another', () => {
+    expect(loadGatewayConfig([], {}).policy).toBe('least-loaded');
+    expect(loadGatewayConfig([], { FAAS_POLICY: 'round-robin' }).policy).toBe('round-robin');
+    expect(() => loadGatewayConfig(['--policy', 'fastest'], {}))
+      .toThrow('--policy must be one of least-loaded, lowest-score, least-in-flight, round-robin, random (got "fastest")');
+  });
+
   it('needs a value after a flag', () => {
     expect(() => loadGatewayConfig(['--port'], {})).toThrow(/--port needs a value/);
   });

@@ -1,0 +1,105 @@
+// Every scheduling policy against one contract (candidates, determinism, a million seeded picks),
+// then what each one is for.
+import { describe, expect, it } from 'vitest';
+import { createPolicy, IN_FLIGHT_WEIGHT, POLICY_NAMES, type PolicyName, type WorkerView } from '../../src/scheduler/policies.js';
+
+const NOW = 10_000;
+const STALE_AFTER_MS = 1100;
+const w = (id: string, score: number, inFlight = 0, ageMs = 100, connected = true): WorkerView =>
+  ({ id, score, inFlight, lastReportMs: NOW - ageMs, connected });
+
+/** Deterministic random source (mulberry32). */
+function seeded(seed: number): () => number {
+  let a = seed;
+  return () => {
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Share of `n` picks each worker gets, with a fresh policy and a seeded random source. */
+function shares(name: PolicyName, workers: readonly WorkerView[], n: number, seed = 42): Map<string, number> {
+  const policy = createPolicy(name, STALE_AFTER_MS);
+  const random = seeded(seed);
+  const counts = new Map<string, number>();
+  for (let i = 0; i < n; i++) {
+    const id = policy.pick(workers, NOW, random)!.id;
+    counts.set(id, (counts.get(id) ?? 0) + 1);
+  }
+  return new Map([...counts].map(([id, c]) => [id, c / n]));
+}
+
+describe.each(POLICY_NAMES)('policy %s: the contract', (name) => {
+  it('returns undefined when no worker is a candidate', () => {
+    const policy = createPolicy(name, STALE_AFTER_MS);
+    expect(policy.pick([], NOW, Math.random)).toBeUndefined();
+    expect(policy.pick([w('stale', 0, 0, 5000), w('gone', 0, 0, 100, false)], NOW, Math.random)).toBeUndefined();
+  });
+
+  it('never picks a stale or disconnected worker, and always one of those given (10k random snapshots)', () => {
+    const policy = createPolicy(name, STALE_AFTER_MS);
+    const random = seeded(7);
+    for (let i = 0; i < 10_000; i++) {
+      const workers = Array.from({ length: 1 + Math.floor(random() * 8) }, (_, k) =>
+        w(`w${k}`, random() * 100, Math.floor(random() * 5), random() * 2 * STALE_AFTER_MS, random() > 0.2));
+      const picked = policy.pick(workers, NOW, random);
+      const candidates = workers.filter((x) => x.connected && NOW - x.lastReportMs <= STALE_AFTER_MS);
+      if (candidates.length === 0) expect(picked).toBeUndefined();
+      else expect(candidates).toContain(picked);
+    }
+  });
+
+  it('is deterministic: the same snapshots and random source give the same picks', () => {
+    const run = (): string[] => {
+      const policy = createPolicy(name, STALE_AFTER_MS);
+      const random = seeded(3);
+      const workers = [w('a', 10, 1), w('b', 12), w('c', 11, 0, 900), w('d', 60)];
+      return Array.from({ length: 200 }, () => policy.pick(workers, NOW, random)!.id);
+    };
+    expect(run()).toEqual(run());
+  });
+});
+
+describe('what each policy is for (1M seeded picks where it is a distribution)', () => {
+  const N = 1_000_000;
+  const idle = [w('a', 5), w('b', 5), w('c', 5), w('d', 5)];
+
+  it('least-loaded: the lowest score plus in-flight charge; near-equal costs share evenly', () => {
+    const policy = createPolicy('least-loaded', STALE_AFTER_MS);
+    expect(policy.pick([w('a', 40), w('b', 10), w('c', 30)], NOW, Math.random)!.id).toBe('b');
+    expect(policy.pick([w('a', 10, 2), w('b', 40)], NOW, Math.random)!.id).toBe('b'); // 10 + 2·25 > 40
+    expect(policy.pick([w('a', 50, 1), w('b', 0, 2)], NOW, Math.random)!.id).toBe('b'); // a busy core against calls waiting on I/O
+    expect(IN_FLIGHT_WEIGHT).toBe(25);
+    const s = shares('least-loaded', [w('a', 5), w('b', 5.5), w('c', 4.8), w('d', 40)], N);
+    expect(s.get('d')).toBeUndefined();
+    for (const id of ['a', 'b', 'c']) expect(Math.abs(s.get(id)! - 1 / 3)).toBeLessThan(0.005);
+  });
+
+  it('lowest-score (the C original): everything to the first lowest score, in-flight or not', () => {
+    expect(shares('lowest-score', idle, 10_000).get('a')).toBe(1); // herding
+    const policy = createPolicy('lowest-score', STALE_AFTER_MS);
+    expect(policy.pick([w('a', 10, 50), w('b', 11)], NOW, Math.random)!.id).toBe('a');
+  });
+
+  it('least-in-flight: the fewest calls in flight, ties evenly', () => {
+    const policy = createPolicy('least-in-flight', STALE_AFTER_MS);
+    expect(policy.pick([w('a', 0, 3), w('b', 90, 1), w('c', 0, 2)], NOW, Math.random)!.id).toBe('b');
+    const s = shares('least-in-flight', idle, N);
+    for (const id of ['a', 'b', 'c', 'd']) expect(Math.abs(s.get(id)! - 0.25)).toBeLessThan(0.005);
+  });
+
+  it('round-robin: each candidate in turn, skipping the others', () => {
+    const policy = createPolicy('round-robin', STALE_AFTER_MS);
+    const workers = [w('a', 0), w('b', 0, 0, 5000), w('c', 99), w('d', 0, 0, 100, false)];
+    expect(Array.from({ length: 6 }, () => policy.pick(workers, NOW, Math.random)!.id)).toEqual(['a', 'c', 'a', 'c', 'a', 'c']);
+    const s = shares('round-robin', idle, N);
+    for (const id of ['a', 'b', 'c', 'd']) expect(s.get(id)).toBe(0.25);
+  });
+
+  it('random: uniformly, whatever the load', () => {
+    const s = shares('random', [w('a', 0), w('b', 90, 9), w('c', 50), w('d', 5)], N);
+    for (const id of ['a', 'b', 'c', 'd']) expect(Math.abs(s.get(id)! - 0.25)).toBeLessThan(0.005);
+  });
+});
