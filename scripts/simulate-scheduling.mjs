@@ -56,6 +56,7 @@ const SCENARIOS = [
   { name: 'skew + one worker hangs at 5 s', workers: 4, heavyShare: 0.02, load: 0.6, diesAtMs: { 1: 5000 } },
   { name: 'light only, 2 workers, 30% load (small score gaps)', workers: 2, heavyShare: 0, load: 0.3 },
   { name: 'skew + 40% of calls waiting 100 ms on I/O (in flight, no CPU)', workers: 4, heavyShare: 0.02, waitShare: 0.4, load: 0.6 },
+  { name: 'skew, 100 workers, 70% load', workers: 100, heavyShare: 0.02, load: 0.7 },
 ];
 
 /** The arrivals of a scenario: the same for every policy. */

@@ -6,11 +6,14 @@
 // to, whose last report is at most staleAfterMs old. (The C original kept sending to a worker
 // that had stopped reporting; no policy here does.) Among them:
 //
-//   least-loaded     (default) cost = score + IN_FLIGHT_WEIGHT · inFlight; the lowest wins, costs
-//                    within TIE_EPSILON share the call at random. The in-flight term is fresh (the
-//                    gateway counts it), so a burst spreads out between reports instead of herding
-//                    onto the worker that looked idlest 500 ms ago (Mitzenmacher, "How useful is
-//                    old information?").
+//   least-loaded     (default) the fewest calls in flight (fresh: the gateway counts them); among
+//                    those, the lowest reported score, scores within TIE_EPSILON sharing the call
+//                    at random. cost = score + IN_FLIGHT_WEIGHT · inFlight, with the weight above
+//                    any score, so a report (up to 500 ms old) never outweighs a call in flight:
+//                    a burst spreads out between reports instead of herding onto the worker that
+//                    looked idlest at the last one (Mitzenmacher, "How useful is old information?").
+//   two-choices      the same cost over two workers drawn at random (power of two choices): O(1).
+//                    For fleets too large to scan; measurably worse at the sizes we run.
 //   lowest-score     the C original: the lowest reported score, the first one on a tie; nothing
 //                    fresh, so everything between two reports goes to one worker.
 //   least-in-flight  the fewest calls in flight, ties at random (Envoy's least_request, full scan).
@@ -34,17 +37,17 @@ export interface Policy {
   pick(workers: readonly WorkerView[], nowMs: number, random: () => number): WorkerView | undefined;
 }
 
-export const POLICY_NAMES = ['least-loaded', 'lowest-score', 'least-in-flight', 'round-robin', 'random'] as const;
+export const POLICY_NAMES = ['least-loaded', 'two-choices', 'lowest-score', 'least-in-flight', 'round-robin', 'random'] as const;
 export type PolicyName = (typeof POLICY_NAMES)[number];
 
 /**
- * One call in flight costs as much as 25 score points: half a fully busy core (cpu 100 → 50).
- * Fresh in-flight counts then decide, and a report (up to 500 ms old) moves the pick only where
- * it says something in-flight counts cannot: a core busy with CPU-bound calls, against one whose
- * calls wait on I/O. Costs within 12 points (a quarter core) are a tie, shared at random: smaller
- * score gaps are noise, and following them herds (SCHEDULING.md, the simulation).
+ * One call in flight costs more than any score (0–100) and the tie margin together, so fresh
+ * in-flight counts decide and a report only orders workers with as many calls: a stale score outweighing a call sent work to
+ * workers that had just finished a heavy call and looked busy (SCHEDULING.md, the simulation).
+ * Scores within 12 points (a quarter of a core) are a tie, shared at random: smaller gaps are
+ * noise, and following them herds.
  */
-export const IN_FLIGHT_WEIGHT = 25;
+export const IN_FLIGHT_WEIGHT = 125;
 export const TIE_EPSILON = 12;
 
 export function createPolicy(name: PolicyName, staleAfterMs: number): Policy {
@@ -52,6 +55,8 @@ export function createPolicy(name: PolicyName, staleAfterMs: number): Policy {
   switch (name) {
     case 'least-loaded':
       return { name, pick: (workers, nowMs, random) => lowest(workers, nowMs, candidate, (w) => w.score + IN_FLIGHT_WEIGHT * w.inFlight, TIE_EPSILON, random) };
+    case 'two-choices':
+      return { name, pick: (workers, nowMs, random) => twoChoices(workers, nowMs, candidate, (w) => w.score + IN_FLIGHT_WEIGHT * w.inFlight, random) };
     case 'lowest-score':
       return { name, pick: (workers, nowMs) => lowest(workers, nowMs, candidate, (w) => w.score, 0, undefined) };
     case 'least-in-flight':
@@ -80,6 +85,27 @@ export function createPolicy(name: PolicyName, staleAfterMs: number): Policy {
         },
       };
   }
+}
+
+/** Tries at sampling a candidate before a pick falls back to a full scan. */
+const SAMPLE_TRIES = 8;
+
+/**
+ * Power of two choices (Mitzenmacher): the cheaper of two candidates drawn at random, O(1) when
+ * most workers are candidates; a full scan when sampling keeps missing (few candidates left).
+ */
+function twoChoices(workers: readonly WorkerView[], nowMs: number, candidate: (w: WorkerView, nowMs: number) => boolean,
+  cost: (w: WorkerView) => number, random: () => number): WorkerView | undefined {
+  const drawn: WorkerView[] = [];
+  for (let tries = 0; tries < SAMPLE_TRIES && drawn.length < 2; tries++) {
+    const w = workers[Math.floor(random() * workers.length)];
+    if (w && candidate(w, nowMs) && w !== drawn[0]) drawn.push(w);
+  }
+  if (drawn.length < 2) return lowest(workers, nowMs, candidate, cost, TIE_EPSILON, random);
+  const [a, b] = drawn as [WorkerView, WorkerView];
+  const diff = cost(a) - cost(b);
+  if (Math.abs(diff) <= TIE_EPSILON) return random() < 0.5 ? a : b;
+  return diff < 0 ? a : b;
 }
 
 /**

@@ -31,7 +31,7 @@ describe('loadGatewayConfig', () => {
     expect(loadGatewayConfig([], {}).policy).toBe('least-loaded');
     expect(loadGatewayConfig([], { FAAS_POLICY: 'round-robin' }).policy).toBe('round-robin');
     expect(() => loadGatewayConfig(['--policy', 'fastest'], {}))
-      .toThrow('--policy must be one of least-loaded, lowest-score, least-in-flight, round-robin, random (got "fastest")');
+      .toThrow('--policy must be one of least-loaded, two-choices, lowest-score, least-in-flight, round-robin, random (got "fastest")');
   });
 
   it('needs a value after a flag', () => {

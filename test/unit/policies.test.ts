@@ -1,7 +1,7 @@
 // Every scheduling policy against one contract (candidates, determinism, a million seeded picks),
 // then what each one is for.
 import { describe, expect, it } from 'vitest';
-import { createPolicy, IN_FLIGHT_WEIGHT, POLICY_NAMES, type PolicyName, type WorkerView } from '../../src/scheduler/policies.js';
+import { createPolicy, IN_FLIGHT_WEIGHT, POLICY_NAMES, TIE_EPSILON, type PolicyName, type WorkerView } from '../../src/scheduler/policies.js';
 
 const NOW = 10_000;
 const STALE_AFTER_MS = 1100;
@@ -66,15 +66,24 @@ describe('what each policy is for (1M seeded picks where it is a distribution)',
   const N = 1_000_000;
   const idle = [w('a', 5), w('b', 5), w('c', 5), w('d', 5)];
 
-  it('least-loaded: the lowest score plus in-flight charge; near-equal costs share evenly', () => {
+  it('least-loaded: the fewest calls in flight, then the lowest score; near-equal scores share evenly', () => {
     const policy = createPolicy('least-loaded', STALE_AFTER_MS);
     expect(policy.pick([w('a', 40), w('b', 10), w('c', 30)], NOW, Math.random)!.id).toBe('b');
-    expect(policy.pick([w('a', 10, 2), w('b', 40)], NOW, Math.random)!.id).toBe('b'); // 10 + 2·25 > 40
-    expect(policy.pick([w('a', 50, 1), w('b', 0, 2)], NOW, Math.random)!.id).toBe('b'); // a busy core against calls waiting on I/O
-    expect(IN_FLIGHT_WEIGHT).toBe(25);
+    expect(policy.pick([w('a', 0, 1), w('b', 100)], NOW, Math.random)!.id).toBe('b'); // no score outweighs a call in flight
+    expect(policy.pick([w('a', 60, 2), w('b', 20, 2), w('c', 5, 3)], NOW, Math.random)!.id).toBe('b');
+    expect(IN_FLIGHT_WEIGHT).toBeGreaterThan(100 + TIE_EPSILON);
     const s = shares('least-loaded', [w('a', 5), w('b', 5.5), w('c', 4.8), w('d', 40)], N);
     expect(s.get('d')).toBeUndefined();
     for (const id of ['a', 'b', 'c']) expect(Math.abs(s.get(id)! - 1 / 3)).toBeLessThan(0.005);
+  });
+
+  it('two-choices: the cheaper of two drawn at random, so never the dearest of several; even among equals', () => {
+    const s = shares('two-choices', [w('a', 0), w('b', 0, 1), w('c', 0, 2), w('d', 0, 3)], N);
+    expect(s.get('d')).toBeUndefined(); // it loses to whichever other worker is drawn with it
+    expect(s.get('a')!).toBeGreaterThan(s.get('b')!);
+    expect(s.get('b')!).toBeGreaterThan(s.get('c')!);
+    const even = shares('two-choices', idle, N);
+    for (const id of ['a', 'b', 'c', 'd']) expect(Math.abs(even.get(id)! - 0.25)).toBeLessThan(0.005);
   });
 
   it('lowest-score (the C original): everything to the first lowest score, in-flight or not', () => {
