@@ -1,6 +1,6 @@
 // Faults a client can see: a function or worker dying mid-call (502), a function at its
-// max_concurrency (503 + Retry-After), a worker that goes silent (skipped), a row the gateway
-// cannot use (the last good config keeps serving).
+// max_concurrency (503 + Retry-After), a worker busy with a long call or gone silent (avoided),
+// a row the gateway cannot use (the last good config keeps serving).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually, fn, sleep, startGateway, type Gateway } from './harness.js';
 
@@ -15,6 +15,8 @@ beforeAll(async () => {
   insert.run('GET:/exit', fn({ runtime: 'node', code: 'export default { fetch() { process.exit(3) } }' }));
   insert.run('GET:/sleep', fn({ runtime: 'node', code:
     'export default { async fetch(r) { await new Promise((ok) => setTimeout(ok, Number(new URL(r.url).searchParams.get("ms")))); return new Response("slept") } }' }));
+  insert.run('GET:/spin', fn({ runtime: 'node', code:
+    'export default { fetch(r) { const end = Date.now() + Number(new URL(r.url).searchParams.get("ms")); while (Date.now() < end); return new Response("spun") } }' }));
   insert.run('GET:/one-at-a-time', fn({ runtime: 'node', max_concurrency: 1, code:
     'export default { async fetch() { await new Promise((ok) => setTimeout(ok, 400)); return new Response("done") } }' }));
   await eventually(async () => (await fetch(`${gw.http}/sleep?ms=1`)).status === 200);
@@ -56,6 +58,21 @@ describe('faults', () => {
       expect(r.headers.get('retry-after')).toBe('1');
       expect((await r.json()).code).toBe('FUNCTION_AT_CAPACITY');
     }
+  });
+
+  // With --policy lowest-score (the C original) none of them went elsewhere here; round-robin, half.
+  it('while one worker runs a long CPU-bound call, at least 90 % of light calls go elsewhere', async () => {
+    await fetch(`${gw.http}/spin?ms=1`); // started where it will run
+    const long = fetch(`${gw.http}/spin?ms=3000`);
+    const busy = await eventually(async () => (await workers()).find((w) => w.inFlight > 0), 2000);
+    const served: string[] = [];
+    for (let i = 0; i < 40; i++) {
+      const r = await fetch(`${gw.http}/sleep?ms=1`);
+      expect(r.status).toBe(200);
+      served.push(r.headers.get('x-faas-worker')!);
+    }
+    expect((await long).status).toBe(200);
+    expect(served.filter((id) => id !== busy.id).length / served.length).toBeGreaterThanOrEqual(0.9);
   });
 
   it('a worker that stops reporting gets no calls within 1.5 s', async () => {
