@@ -20,7 +20,7 @@
 // leave the container running, so kill() is `runc delete --force`. If the worker dies
 // abruptly, the runtime host sees its channel close and exits, which ends the container's pid
 // namespace; the next worker with the same id deletes what is left of the old one's containers.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -28,7 +28,7 @@ import type { Readable } from 'node:stream';
 import { findContainerEngine } from '../src/protocol/container-engine.js';
 import { IMAGE_INTERPRETERS, type FunctionSpec, type Runtime } from '../src/protocol/messages.js';
 import { processAlive, type Cgroups, type InstanceCgroup } from './cgroups.js';
-import { listenForChannel } from './channel-socket.js';
+import { listenForChannel, type ChannelSocket } from './channel-socket.js';
 import type { FunctionCode } from './function-code.js';
 import {
   BASE_ENV, FILE_SIZE_MAX, hostCommand, OPEN_FILES_MAX, PIDS_MAX, SHM_BYTES,
@@ -189,29 +189,11 @@ export class ContainerRunner implements Runner {
       env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    let deleted: Promise<void> | undefined;
-    const remove = (): Promise<void> => (deleted ??= this.delete(id, cg));
-    const exited = new Promise<SandboxExit>((resolve) => {
-      const done = (code: number | null, signal: NodeJS.Signals | null): void => {
-        const limit = this.opts.cgroups.limitHit(cg);
-        listener.close();
-        void remove().finally(() => {
-          fs.rmSync(bundle, { recursive: true, force: true });
-          resolve({ code, signal, ...(limit ? { limit } : {}) });
-        });
-      };
-      child.once('exit', done);
-      child.once('error', () => done(null, null));
+    return containerSandbox(child, path.basename(this.runtime), listener, bundle, {
+      remove: () => this.delete(id, cg),
+      terminate: () => run(this.runtime, ['--root', this.stateRoot, 'kill', '--all', id, 'TERM']),
+      limitHit: () => this.opts.cgroups.limitHit(cg),
     });
-    return {
-      pid: child.pid ?? -1,
-      via: path.basename(this.runtime),
-      channel: listener.channel,
-      output: [child.stdout as Readable, child.stderr as Readable],
-      terminate: () => void run(this.runtime, ['--root', this.stateRoot, 'kill', '--all', id, 'TERM']),
-      kill: () => void remove(),
-      exited,
-    };
   }
 
   /**
@@ -244,28 +226,10 @@ export class ContainerRunner implements Runner {
       image, ...hostCommand(config.runtime, { node: 'node', python: 'python3' }, config.memoryMb, { spec, code }),
     ];
     const child = spawn(engine.path, args, { env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let removed: Promise<void> | undefined;
-    const remove = (): Promise<void> => (removed ??= run(engine.path, ['rm', '--force', id]));
-    const exited = new Promise<SandboxExit>((resolve) => {
-      const done = (code: number | null, signal: NodeJS.Signals | null): void => {
-        listener.close();
-        void remove().finally(() => {
-          fs.rmSync(bundle, { recursive: true, force: true });
-          resolve({ code, signal });
-        });
-      };
-      child.once('exit', done);
-      child.once('error', () => done(null, null));
+    return containerSandbox(child, engine.name, listener, bundle, {
+      remove: () => run(engine.path, ['rm', '--force', id]),
+      terminate: () => run(engine.path, ['kill', '--signal', 'TERM', id]),
     });
-    return {
-      pid: child.pid ?? -1,
-      via: engine.name,
-      channel: listener.channel,
-      output: [child.stdout as Readable, child.stderr as Readable],
-      terminate: () => void run(engine.path, ['kill', '--signal', 'TERM', id]),
-      kill: () => void remove(),
-      exited,
-    };
   }
 
   /** Kills the container and everything in it, and removes its state and cgroups. */
@@ -305,6 +269,39 @@ interface Root {
 function imageRoot(image: string): Root {
   const find = (runtime: 'node' | 'python'): string => IMAGE_INTERPRETERS[runtime].find((p) => fs.existsSync(`${image}${p}`)) ?? IMAGE_INTERPRETERS[runtime][0]!;
   return { path: image, interpreters: { node: find('node'), python: find('python') }, mounts: [] };
+}
+
+/**
+ * The SandboxProcess of a container whose runtime or engine runs in `child` (in the foreground):
+ * killing it is removing the container (killing `child` would leave the container running);
+ * when it has exited, the limit it hit is read (where there is a count to read), the container
+ * removed, once, and its bundle folder with it.
+ */
+function containerSandbox(child: ChildProcess, via: string, listener: ChannelSocket, bundle: string,
+  how: { remove: () => Promise<void>; terminate: () => Promise<void>; limitHit?: () => string | undefined }): SandboxProcess {
+  let removed: Promise<void> | undefined;
+  const remove = (): Promise<void> => (removed ??= how.remove());
+  const exited = new Promise<SandboxExit>((resolve) => {
+    const done = (code: number | null, signal: NodeJS.Signals | null): void => {
+      const limit = how.limitHit?.();
+      listener.close();
+      void remove().finally(() => {
+        fs.rmSync(bundle, { recursive: true, force: true });
+        resolve({ code, signal, ...(limit ? { limit } : {}) });
+      });
+    };
+    child.once('exit', done);
+    child.once('error', () => done(null, null));
+  });
+  return {
+    pid: child.pid ?? -1,
+    via,
+    channel: listener.channel,
+    output: [child.stdout as Readable, child.stderr as Readable],
+    terminate: () => void how.terminate(),
+    kill: () => void remove(),
+    exited,
+  };
 }
 
 /** Runs a command of the OCI runtime or engine to its end; its failure is not ours to report. */
