@@ -60,9 +60,15 @@ export class ProcessRunner implements Runner {
   private readonly python: string;
   private readonly tmpBytes: number;
   private readonly seccompFilter: string;
-  private readonly slots = new SlotUids(SLOT_UID_BASE + (process.pid % 100_000) * SLOTS_PER_WORKER);
+  private readonly asRoot = process.getuid?.() === 0;
+  /**
+   * Without cgroups, as root, each sandbox gets a host uid of its own (65534 inside), so that
+   * RLIMIT_NPROC (which counts a uid's processes host-wide) is a pids limit per sandbox.
+   */
+  private readonly slots: SlotUids | undefined;
 
   constructor(private readonly opts: ProcessRunnerOptions) {
+    this.slots = this.asRoot && !opts.cgroups ? new SlotUids(SLOT_UID_BASE + (process.pid % 100_000) * SLOTS_PER_WORKER) : undefined;
     this.uid = opts.sandboxUid ?? NOBODY;
     this.bwrap = opts.bwrapPath ?? '/usr/bin/bwrap';
     this.node = opts.nodePath ?? process.execPath;
@@ -116,13 +122,12 @@ export class ProcessRunner implements Runner {
       ...Object.entries({ ...BASE_ENV, ...env }).flatMap(([k, v]) => ['--setenv', k, v]),
       ...command,
     ];
-    // As root, bwrap itself is started as the sandbox user. As anyone else we cannot change
-    // uid, but bwrap is then unprivileged already; --uid maps the function to 65534 inside.
-    // Without cgroups, as root, each sandbox gets a host uid of its own (65534 inside), so that
-    // RLIMIT_NPROC (which counts a uid's processes host-wide) is a pids limit per sandbox.
-    const asRoot = process.getuid?.() === 0;
+    // As root, bwrap itself is started as the sandbox user (or a slot's uid, see `slots`). As
+    // anyone else we cannot change uid, but bwrap is then unprivileged already; --uid maps the
+    // function to 65534 inside.
+    const asRoot = this.asRoot;
     const cgroups = this.opts.cgroups;
-    const slotUid = asRoot && !cgroups ? this.slots.take() : undefined;
+    const slotUid = this.slots?.take();
     if (!asRoot || slotUid !== undefined) args.unshift('--uid', String(this.uid), '--gid', String(this.uid));
     const cg = cgroups?.create(memoryMb * 1024 * 1024, PIDS_MAX);
     const filter = fs.openSync(this.seccompFilter, 'r'); // one fd per sandbox: bwrap reads it to the end
@@ -143,7 +148,7 @@ export class ProcessRunner implements Runner {
       if (cg) cgroups!.terminateAll(cg, (pid) => !isBwrap(pid));
       else child.kill('SIGTERM');
     };
-    if (slotUid !== undefined) child.once('exit', () => this.slots.release(slotUid));
+    if (slotUid !== undefined) child.once('exit', () => this.slots!.release(slotUid));
     // bwrap's init is pid 1 of the sandbox's PID namespace: when the outer bwrap dies, the
     // kernel kills everything in the namespace (and --die-with-parent covers the rest).
     return spawnedSandbox(child, 'bwrap', terminate, cgroups && cg ? { cgroups, cg } : undefined);
@@ -154,8 +159,8 @@ export class ProcessRunner implements Runner {
     // Without cgroups (a pure cgroup2 host, say), python's memory_mb is its address space, with
     // room for the interpreter; node's is its heap flag (node needs far more address space than it uses).
     const addressSpace = !this.opts.cgroups && runtime === 'python' ? [`--as=${(memoryMb + PYTHON_AS_ROOM_MB) * 1024 * 1024}`] : [];
-    // …and its pids limit is RLIMIT_NPROC on a uid of its own (see launch()).
-    const processes = !this.opts.cgroups && process.getuid?.() === 0 ? [`--nproc=${PIDS_MAX}:${PIDS_MAX}`] : [];
+    // …and its pids limit is RLIMIT_NPROC on a uid of its own (see `slots`).
+    const processes = this.slots ? [`--nproc=${PIDS_MAX}:${PIDS_MAX}`] : [];
     return [...RLIMITS.slice(0, -1), ...addressSpace, ...processes, '--', ...hostCommand(runtime, { node: this.node, python: this.python }, memoryMb, fn)];
   }
 
