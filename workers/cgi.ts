@@ -8,10 +8,15 @@ import { MAX_RESPONSE_BYTES } from './runner.js';
 import type { WasmTaskResult } from './wasm-task.js';
 
 /** What a module may write to stdout besides the body: its CGI header lines. */
-export const HEADER_ROOM_BYTES = 64 * 1024;
+const HEADER_ROOM_BYTES = 64 * 1024;
+
+/** What a module gets for one call, in a thread or a sandbox: its environment and how much it may write to stdout. */
+export function cgiCall(spec: FunctionSpec, req: CallRequest, body: Buffer): { env: Record<string, string>; stdoutCap: number } {
+  return { env: cgiEnv(spec, req, body), stdoutCap: MAX_RESPONSE_BYTES + HEADER_ROOM_BYTES };
+}
 
 /** The CGI/1.1 meta-variables, then the function's own env. */
-export function cgiEnv(spec: FunctionSpec, req: CallRequest, body: Buffer): Record<string, string> {
+function cgiEnv(spec: FunctionSpec, req: CallRequest, body: Buffer): Record<string, string> {
   const env: Record<string, string> = {
     GATEWAY_INTERFACE: 'CGI/1.1',
     REQUEST_METHOD: req.method,

@@ -14,10 +14,10 @@
 // sandboxes (spares.ts) are a fixed overhead outside the budget.
 import type { Log } from '../src/protocol/log.js';
 import type { FunctionSpec, SandboxMode } from '../src/protocol/messages.js';
-import { cgiEnv, HEADER_ROOM_BYTES } from './cgi.js';
+import { cgiCall } from './cgi.js';
 import { materialize } from './function-code.js';
 import { Instance, type CallOutcome } from './instance.js';
-import { MAX_RESPONSE_BYTES, type Runner, type SandboxProcess } from './runner.js';
+import type { Runner, SandboxProcess } from './runner.js';
 import { Spares } from './spares.js';
 import type { WasmRunner } from './wasm-runner.js';
 
@@ -82,7 +82,7 @@ export class InstancePool {
       if ('outcome' in acquired) return { outcome: acquired.outcome, cold: acquired.cold };
       const { instance, cold } = acquired;
       // A module in a sandbox gets what it would get in a thread: the CGI environment, the stdout cap.
-      const call = spec.config.runtime === 'wasm' ? { ...req, cgi: { env: cgiEnv(spec, req, body), stdoutCap: MAX_RESPONSE_BYTES + HEADER_ROOM_BYTES } } : req;
+      const call = spec.config.runtime === 'wasm' ? { ...req, cgi: cgiCall(spec, req, body) } : req;
       try {
         return { outcome: await instance.invoke(call, body, timeoutMs), cold };
       } finally {

@@ -10,9 +10,8 @@ import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import type { FunctionSpec } from '../src/protocol/messages.js';
-import { cgiEnv, HEADER_ROOM_BYTES, toOutcome } from './cgi.js';
+import { cgiCall, toOutcome } from './cgi.js';
 import type { CallOutcome } from './instance.js';
-import { MAX_RESPONSE_BYTES } from './runner.js';
 import type { CallRequest } from './pool.js';
 import { withMemoryLimit } from './wasm-limits.js';
 import type { WasmTask, WasmTaskResult } from './wasm-task.js';
@@ -38,7 +37,7 @@ export class WasmRunner {
       this.modules.delete(spec.version);
       return { outcome: { ok: false, code: 'FUNCTION_ERROR', message: `function failed to load: ${(err as Error).message}` }, cold };
     }
-    const task: WasmTask = { module, args: [spec.key], env: cgiEnv(spec, req, body), stdin: body, stdoutCap: MAX_RESPONSE_BYTES + HEADER_ROOM_BYTES };
+    const task: WasmTask = { module, args: [spec.key], stdin: body, ...cgiCall(spec, req, body) };
     const abort = new AbortController();
     const timer = setTimeout(() => abort.abort(), spec.config.timeoutMs);
     try {
