@@ -261,7 +261,6 @@ export type ProcessSandbox = 'bwrap' | 'unshare';
 
 export interface ProcessRunnerChoice {
   readonly runner: Runner;
-  readonly sandbox: ProcessSandbox;
   /** A line for the worker's log when the choice is not the recommended bwrap; undefined otherwise. */
   readonly notice?: string;
 }
@@ -273,12 +272,11 @@ export interface ProcessRunnerChoice {
 export function createProcessRunner(opts: ProcessRunnerOptions & UnshareRunnerOptions, choice: 'auto' | ProcessSandbox): ProcessRunnerChoice {
   const bwrap = opts.bwrapPath ?? '/usr/bin/bwrap';
   const sandbox: ProcessSandbox = choice === 'auto' ? (fs.existsSync(bwrap) ? 'bwrap' : 'unshare') : choice;
-  if (sandbox === 'bwrap') return { runner: new ProcessRunner(opts), sandbox };
+  if (sandbox === 'bwrap') return { runner: new ProcessRunner(opts) };
   const runner = new UnshareRunner(opts);
   const why = choice === 'unshare' ? '--sandbox unshare (FAAS_SANDBOX)' : `bwrap is absent (${bwrap})`;
   return {
     runner,
-    sandbox,
     notice: `${why}: process sandboxes use unshare + setpriv (util-linux; same namespaces, uid 65534, no capabilities, `
       + 'seccomp filter and read-only root as bwrap; ~10 ms more per sandbox start); install the Debian package bubblewrap for the recommended sandbox',
   };
