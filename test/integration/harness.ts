@@ -145,16 +145,22 @@ export async function expectNoResidue(before: ReturnType<typeof hostResidue>): P
 
 /** Processes on the host owned by the sandbox user (uid 65534). */
 export function sandboxProcesses(): number {
-  let n = 0;
+  return pidsOfUid((uid) => uid === 65534).length;
+}
+
+/** Pids of the host's processes whose real uid `which` picks. */
+export function pidsOfUid(which: (uid: number) => boolean): number[] {
+  const pids: number[] = [];
   for (const name of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     try {
-      if (/^Uid:\s+65534\b/m.test(fs.readFileSync(`/proc/${name}/status`, 'utf8'))) n++;
+      const uid = /^Uid:\s+(\d+)/m.exec(fs.readFileSync(`/proc/${name}/status`, 'utf8'))?.[1];
+      if (uid !== undefined && which(Number(uid))) pids.push(Number(name));
     } catch {
       /* gone */
     }
   }
-  return n;
+  return pids;
 }
 
 /** Worker cgroup folders (faas-WORKER-PID) in any hierarchy, under the folders this process is in. */

@@ -8,7 +8,7 @@ import { materialize } from '../../workers/function-code.js';
 import { Instance } from '../../workers/instance.js';
 import { ProcessRunner } from '../../workers/process-runner.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { deploy, eventually, expectNoResidue, hostResidue, MODES, sandboxProcesses, startGateway, type Gateway } from './harness.js';
+import { deploy, eventually, expectNoResidue, hostResidue, MODES, pidsOfUid, sandboxProcesses, startGateway, type Gateway } from './harness.js';
 
 const cgroupsV1 = fs.existsSync('/sys/fs/cgroup/memory/memory.limit_in_bytes') || fs.existsSync('/sys/fs/cgroup/pids') && process.getuid?.() === 0;
 let gw: Gateway;
@@ -63,19 +63,7 @@ describe.skipIf(!cgroupsV1).each(MODES)('cgroup limits, %s mode', (mode) => {
 });
 
 /** Processes on the host whose uid is one of the process runner's per-sandbox uids (≥ 1.9e9). */
-function slotUidProcesses(): number {
-  let n = 0;
-  for (const name of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const uid = /^Uid:\s+(\d+)/m.exec(fs.readFileSync(`/proc/${name}/status`, 'utf8'))?.[1];
-      if (Number(uid) >= 1_900_000_000) n++;
-    } catch {
-      /* gone */
-    }
-  }
-  return n;
-}
+const slotUidProcesses = (): number => pidsOfUid((uid) => uid >= 1_900_000_000).length;
 
 describe.skipIf(process.getuid?.() !== 0)('without cgroups (a pure cgroup2 host): memory_mb by address space, pids by a uid of its own', () => {
   it('a python memory bomb gets MemoryError: 500, a fork bomb EAGAIN at the pids limit, and nothing is left', async () => {
