@@ -148,8 +148,7 @@ describe.skipIf(!engine)('container mode with an image name, run by Docker or Po
     expect(p.writeTmp).toBe('ok');
     expect(p.inet).toBe('PermissionError:13');
     expect(p.readShadow).toBe('FileNotFoundError:2');
-    const started = gw.logs().split('\n').find((l) => l.includes('"msg":"instance started"') && l.includes('"instance":"GET:/engine/probe#'));
-    expect(JSON.parse(started!).via).toBe(engine!.name);
+    expect(gw.instanceLog('GET:/engine/probe').find((l) => l.msg === 'instance started')?.via).toBe(engine!.name);
   });
 
   it('a memory bomb is killed (exit 137), and a missing image is a clear 503', async () => {

@@ -17,6 +17,9 @@ export interface Gateway {
   readonly proc: ChildProcess;
   /** Everything the gateway and its workers wrote to stderr so far. */
   logs(): string;
+  /** The worker's log lines about one route's instances (`instance started`, `instance exited`, …), parsed. */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  instanceLog(key: string): Array<Record<string, any>>;
   /** An operator's connection to the same database. */
   sql(): Database.Database;
   stop(): Promise<void>;
@@ -58,6 +61,7 @@ export async function startGateway(args: string[] = [], opts: { workers?: number
     admin: `http://127.0.0.1:${ports.admin}`,
     dir, dbPath, runDir, proc,
     logs: () => stderr,
+    instanceLog: (key) => stderr.split('\n').filter((l) => l.includes(`"instance":"${key}#`)).map((l) => JSON.parse(l)),
     sql: () => {
       const db = new Database(dbPath);
       db.pragma('busy_timeout = 5000');

@@ -19,11 +19,6 @@ afterAll(async () => {
   await expectNoResidue(residueBefore);
 });
 
-/** The worker's log lines about one route's instances. */
-function instanceLog(key: string): Array<Record<string, unknown>> {
-  return gw.logs().split('\n').filter((l) => l.includes(`"instance":"${key}#`)).map((l) => JSON.parse(l));
-}
-
 const obliging = 'def handle(request):\n    return "v1"\n';
 const stubborn = 'import signal\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\ndef handle(request):\n    return "v1"\n';
 
@@ -41,12 +36,12 @@ describe.each(MODES)('stopping instances, %s mode', (mode) => {
       await eventually(async () => (await (await fetch(`${gw.http}/${mode}/${name}`)).text()) === 'v2', 8000);
     }
     const key = (name: string): string => `GET:/${mode}/${name}`;
-    const exitOf = (name: string) => eventually(async () => instanceLog(key(name)).find((l) => l.msg === 'instance exited'), 5000);
+    const exitOf = (name: string) => eventually(async () => gw.instanceLog(key(name)).find((l) => l.msg === 'instance exited'), 5000);
     const obligingExit = await exitOf('obliging');
     expect(obligingExit.code).toBe(0); // the runtime host's SIGTERM handler
-    expect(instanceLog(key('obliging')).some((l) => l.msg === 'instance did not exit on SIGTERM; killed')).toBe(false);
+    expect(gw.instanceLog(key('obliging')).some((l) => l.msg === 'instance did not exit on SIGTERM; killed')).toBe(false);
     await exitOf('stubborn');
-    expect(instanceLog(key('stubborn')).some((l) => l.msg === 'instance did not exit on SIGTERM; killed')).toBe(true);
+    expect(gw.instanceLog(key('stubborn')).some((l) => l.msg === 'instance did not exit on SIGTERM; killed')).toBe(true);
     expect(Date.now() - stoppedAt).toBeGreaterThanOrEqual(1000); // STOP_GRACE_MS
   });
 });
@@ -55,7 +50,7 @@ describe('min_warm', () => {
   it('starts instances before the first call, and the first call is warm', async () => {
     gw.sql().prepare('INSERT INTO functions(k, v) VALUES (?, ?)').run('GET:/prewarmed', JSON.stringify({
       runtime: 'python', min_warm: 2, memory_mb: 64, code: 'import os\ndef handle(request):\n    return str(os.getpid())\n' }));
-    const started = () => instanceLog('GET:/prewarmed').filter((l) => l.msg === 'instance started');
+    const started = () => gw.instanceLog('GET:/prewarmed').filter((l) => l.msg === 'instance started');
     await eventually(async () => started().length === 2, 8000);
     // Ready once the worker's load report lists it warm (GET /workers).
     await eventually(async () => (await (await fetch(`${gw.admin}/workers`)).json()).some((w: { warm: string[] }) => w.warm.includes('GET:/prewarmed')), 5000);
@@ -81,7 +76,7 @@ describe('pre-started sandboxes', () => {
     await new Promise((r) => setTimeout(r, 1500)); // the spare of this shape starts 250 ms after it was missed
     gw.sql().prepare('UPDATE functions SET v = ? WHERE k = ?').run(v(2), key);
     await eventually(async () => (await (await fetch(`${gw.http}/shaped`)).text()) === 'v2', 8000);
-    const started = instanceLog(key).filter((l) => l.msg === 'instance started');
+    const started = gw.instanceLog(key).filter((l) => l.msg === 'instance started');
     expect(started.map((l) => l.prestarted)).toEqual([false, true]);
   });
 
@@ -96,7 +91,7 @@ describe('pre-started sandboxes', () => {
     for (const dir of [gw.dir, small, large]) execFileSync('chmod', ['-R', 'a+rX', dir]);
     expect(await (await deploy(gw, 'GET:/folder/small', { runtime: 'node', path: small })).text()).toBe('hello from lib');
     expect(await (await deploy(gw, 'GET:/folder/large', { runtime: 'node', path: large })).text()).toBe('hello from lib');
-    const prestarted = (key: string) => instanceLog(key).find((l) => l.msg === 'instance started')?.prestarted;
+    const prestarted = (key: string) => gw.instanceLog(key).find((l) => l.msg === 'instance started')?.prestarted;
     expect(prestarted('GET:/folder/small')).toBe(true);
     expect(prestarted('GET:/folder/large')).toBe(false);
   });

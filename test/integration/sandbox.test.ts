@@ -41,8 +41,7 @@ afterAll(async () => {
 
 /** What started the route's first instance, from the worker's log. */
 function startedVia(key: string): string {
-  const line = gw.logs().split('\n').find((l) => l.includes('"msg":"instance started"') && l.includes(`"instance":"${key}#`));
-  return line ? (JSON.parse(line) as { via: string }).via : 'not started';
+  return gw.instanceLog(key).find((l) => l.msg === 'instance started')?.via ?? 'not started';
 }
 
 describe.each(MODES)('%s sandbox', (mode) => {

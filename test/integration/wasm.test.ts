@@ -94,8 +94,8 @@ describe('wasm in a process sandbox and in a container ("mode": "process" / "con
     expect(res.status).toBe(201);
     expect(res.headers.get('server-timing')).toContain('start;desc=warm');
     expect(await res.text()).toBe('wasm got: ping');
-    const started = gw.logs().split('\n').find((l) => l.includes('"msg":"instance started"') && l.includes(`POST:/wasm/${mode}/echo#`));
-    expect(JSON.parse(started!).via).toBe(mode === 'process' ? 'bwrap' : 'runc');
+    const started = gw.instanceLog(`POST:/wasm/${mode}/echo`).find((l) => l.msg === 'instance started');
+    expect(started?.via).toBe(mode === 'process' ? 'bwrap' : 'runc');
   });
 
   it.each(['process', 'container'] as const)('%s: the same limits: memory_mb, output, timeout', async (mode) => {
