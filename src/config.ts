@@ -1,5 +1,6 @@
 // Configuration: flags with environment equivalents (CONTRACT §1), validated at start with
 // every problem listed at once. A bad value is an error, never a silent default.
+import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { POLICY_NAMES, type PolicyName } from './scheduler/policies.js';
@@ -16,6 +17,8 @@ export interface GatewayConfig {
   readonly maxBodyBytes: number;
   /** How the gateway picks a worker for each call (src/scheduler/policies.ts, SCHEDULING.md). */
   readonly policy: PolicyName;
+  /** Pin each worker (and its sandboxes) to one of the gateway's CPUs in turn (SCHEDULING.md). */
+  readonly pin: 'off' | 'on';
 }
 
 export interface WorkerConfig {
@@ -64,6 +67,7 @@ const GATEWAY_OPTIONS = {
   reportMs: { flag: '--report-ms', env: 'FAAS_REPORT_MS', fallback: 500, parse: int(50, 60_000) },
   maxBodyBytes: { flag: '--max-body-bytes', env: 'FAAS_MAX_BODY_BYTES', fallback: 6 * 1024 * 1024, parse: int(0, 15 * 1024 * 1024) },
   policy: { flag: '--policy', env: 'FAAS_POLICY', fallback: 'least-loaded', parse: oneOf(POLICY_NAMES) },
+  pin: { flag: '--pin', env: 'FAAS_PIN', fallback: 'off', parse: oneOf(['off', 'on'] as const) },
 } satisfies Record<keyof GatewayConfig, Option<unknown>>;
 
 const WORKER_OPTIONS = {
@@ -76,6 +80,29 @@ const WORKER_OPTIONS = {
     fallback: Math.floor(os.totalmem() / 1048576 / 2 / os.availableParallelism()), parse: int(64, 1_048_576) },
   sandbox: { flag: '--sandbox', env: 'FAAS_SANDBOX', fallback: 'auto', parse: oneOf(['auto', 'bwrap', 'unshare'] as const) },
 } satisfies Record<keyof WorkerConfig, Option<unknown>>;
+
+/** A kernel CPU list ("0-3,8,10-11", as in Cpus_allowed_list) as numbers; undefined if malformed. */
+export function parseCpuList(text: string): number[] | undefined {
+  const cpus = new Set<number>();
+  for (const part of text.trim().split(',')) {
+    const m = /^(\d+)(?:-(\d+))?$/.exec(part);
+    if (!m) return undefined;
+    const from = Number(m[1]);
+    const to = m[2] === undefined ? from : Number(m[2]);
+    if (to < from || to - from > 4096) return undefined;
+    for (let c = from; c <= to; c++) cpus.add(c);
+  }
+  return [...cpus].sort((a, b) => a - b);
+}
+
+/** The CPUs this process may run on (its affinity mask), or undefined where /proc cannot say. */
+export function allowedCpus(): number[] | undefined {
+  try {
+    return parseCpuList(/^Cpus_allowed_list:\s*(\S+)/m.exec(fs.readFileSync('/proc/self/status', 'latin1'))?.[1] ?? '');
+  } catch {
+    return undefined;
+  }
+}
 
 export function loadGatewayConfig(argv: readonly string[], env: NodeJS.ProcessEnv): GatewayConfig {
   return load(GATEWAY_OPTIONS, argv, env) as GatewayConfig;

@@ -33,7 +33,8 @@ export async function runGateway(argv: readonly string[], env: NodeJS.ProcessEnv
   const first = store.sync();
   log({ msg: 'routes loaded', db: path.resolve(config.db), routes: store.snapshot.size, errors: first.errors, ...(first.error ? { error: first.error } : {}) });
 
-  const fleet = new Fleet({ runDir: config.runDir, workers: config.workers, reportMs: config.reportMs, policy: config.policy, log });
+  const fleet = new Fleet({ runDir: config.runDir, workers: config.workers, reportMs: config.reportMs, policy: config.policy,
+    pin: config.pin === 'on', log });
   fleet.start();
   const metrics = new GatewayMetrics();
   const started = Date.now();
@@ -64,7 +65,7 @@ export async function runGateway(argv: readonly string[], env: NodeJS.ProcessEnv
   const http = await listen(app, config.host, config.port);
   const adminListen = await listen(admin, '127.0.0.1', config.adminPort);
   process.stdout.write(`listening http=${http.port} admin=${adminListen.port}\n`);
-  log({ msg: 'gateway ready', http: http.port, admin: adminListen.port, workers: config.workers, policy: config.policy });
+  log({ msg: 'gateway ready', http: http.port, admin: adminListen.port, workers: config.workers, policy: config.policy, pin: config.pin });
 
   let stopping = false;
   const shutdown = async (signal: string): Promise<void> => {

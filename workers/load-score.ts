@@ -2,6 +2,8 @@
 // formula is the C original's (SCHEDULING.md holds its derivation and the measurements):
 //
 //     cpu   = CPU time used / wall time × 100        percent of ONE core
+//             (a worker pinned to cores of its own: the larger of that and how busy its cores
+//             are, counting every process on them, so contention from outside shows)
 //     mem   = RSS / 512 MiB × 100
 //     io    = disk bytes per second / 10 MiB/s × 100
 //     each clamped to 0–100, then smoothed per part:  ema ← ema + α·(x − ema),  α = 0.3
@@ -14,6 +16,8 @@
 // for seconds and draw traffic onto it). A counter that goes backwards (a child left the tree
 // without being reaped inside it) gives a negative delta, clamped to 0. A sample whose time
 // does not move forward re-primes instead of dividing by zero.
+
+import type { CoreTimes } from './proc-stats.js';
 
 /** Weights of the parts in the score; they sum to 1, so the score is 0–100 too. */
 export const CPU_WEIGHT = 0.5;
@@ -37,6 +41,8 @@ export interface LoadSample {
   readonly cpuTicks: number;
   readonly rssBytes: number;
   readonly ioBytes: number;
+  /** With cores of its own (a pinned worker): everything that ran on them, cumulative. */
+  readonly cores?: CoreTimes;
 }
 
 /** Each part and the score, 0–100. */
@@ -69,8 +75,12 @@ export function rawParts(
 ): Omit<LoadParts, 'score'> {
   const seconds = (cur.timeMs - prev.timeMs) / 1000;
   const cpuSeconds = (cur.cpuTicks - prev.cpuTicks) / clockTicksPerSecond;
+  const tree = (cpuSeconds / seconds) * 100;
+  // A worker on cores of its own is as busy as they are, whoever keeps them busy (SCHEDULING.md).
+  const coreTicks = prev.cores && cur.cores ? cur.cores.totalTicks - prev.cores.totalTicks : 0;
+  const cores = coreTicks > 0 ? ((cur.cores!.busyTicks - prev.cores!.busyTicks) / coreTicks) * 100 : 0;
   return {
-    cpu: clampPercent((cpuSeconds / seconds) * 100),
+    cpu: clampPercent(Math.max(tree, cores)),
     mem: clampPercent((cur.rssBytes / MEM_FULL_SCALE_BYTES) * 100),
     io: clampPercent(((cur.ioBytes - prev.ioBytes) / seconds / IO_FULL_SCALE_BYTES_PER_SECOND) * 100),
   };

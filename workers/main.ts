@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadWorkerConfig } from '../src/config.js';
+import { allowedCpus, loadWorkerConfig, parseCpuList } from '../src/config.js';
 import { createLog } from '../src/protocol/log.js';
 import { Cgroups } from './cgroups.js';
 import { ContainerRunner } from './container-runner.js';
@@ -51,6 +51,8 @@ export async function runWorker(argv: readonly string[], env: NodeJS.ProcessEnv)
   const server = new InvokeServer(pool, log);
   await server.listen(socketPath);
 
+  const cores = ownCores();
+  if (cores) log({ msg: 'pinned: the cpu part of the score is how busy these cores are', cores: cores.join(',') });
   const reporter = new Reporter({
     id: config.id,
     socketPath,
@@ -59,6 +61,7 @@ export async function runWorker(argv: readonly string[], env: NodeJS.ProcessEnv)
     reader: new ProcReader(),
     childPids: () => pool.sandboxPids(),
     warmKeys: () => pool.warmKeys(),
+    cores,
     now: Date.now,
     log: (line) => log({ level: 'warn', msg: line }),
   });
@@ -85,6 +88,20 @@ export async function runWorker(argv: readonly string[], env: NodeJS.ProcessEnv)
     process.stdin.on('end', () => shutdown('gateway gone'));
     process.stdin.on('error', () => shutdown('gateway gone'));
     process.stdin.resume();
+  }
+}
+
+/**
+ * The CPUs this worker may run on, when they are fewer than the machine's online CPUs: it was
+ * pinned (the gateway's --pin, or taskset by hand), and its sandboxes inherit the mask.
+ */
+function ownCores(): number[] | undefined {
+  try {
+    const allowed = allowedCpus();
+    const online = parseCpuList(fs.readFileSync('/sys/devices/system/cpu/online', 'latin1'));
+    return allowed && online && allowed.length < online.length ? allowed : undefined;
+  } catch {
+    return undefined;
   }
 }
 

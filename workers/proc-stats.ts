@@ -90,6 +90,36 @@ export function parseIo(text: string): ProcIo | undefined {
   return { readBytes: Number(read[1]), writeBytes: Number(write[1]) };
 }
 
+/** Cumulative busy and total time of some CPUs (all processes on them), from /proc/stat. */
+export interface CoreTimes {
+  readonly busyTicks: number;
+  readonly totalTicks: number;
+}
+
+/**
+ * Sums the `cpuN` lines of /proc/stat for `cpus`: busy = user + nice + system + irq + softirq +
+ * steal (guest time is already inside user), total = busy + idle + iowait. Undefined when a
+ * CPU's line is missing or malformed.
+ */
+export function parseCoreTimes(text: string, cpus: readonly number[]): CoreTimes | undefined {
+  const want = new Set(cpus);
+  let busyTicks = 0;
+  let totalTicks = 0;
+  let found = 0;
+  for (const line of text.split('\n')) {
+    const m = /^cpu(\d+)\s+(.*)$/.exec(line);
+    if (!m || !want.has(Number(m[1]))) continue;
+    const f = m[2]!.trim().split(/\s+/).map(Number);
+    if (f.length < 8 || f.slice(0, 8).some((x) => !Number.isFinite(x) || x < 0)) return undefined;
+    const [user, nice, system, idle, iowait, irq, softirq, steal] = f as [number, number, number, number, number, number, number, number];
+    const busy = user + nice + system + irq + softirq + steal;
+    busyTicks += busy;
+    totalTicks += busy + idle + iowait;
+    found++;
+  }
+  return found === want.size ? { busyTicks, totalTicks } : undefined;
+}
+
 /** The reads a ProcReader needs, injected so tests can fake a process tree. */
 export interface ProcFs {
   /** The file's text, or undefined when it cannot be read (process gone, permission denied). */
@@ -168,6 +198,11 @@ export class ProcReader {
       if (io) ioBytes += io.readBytes + io.writeBytes;
     }
     return { cpuTicks, rssBytes, ioBytes, processes };
+  }
+
+  /** Busy and total time of `cpus` so far (everything that ran on them, not only this tree). */
+  sampleCores(cpus: readonly number[]): CoreTimes | undefined {
+    return parseCoreTimes(this.fs.readFile('/proc/stat') ?? '', cpus);
   }
 
   /** Every live descendant of `rootPids` (the roots themselves excluded), from one /proc scan. */

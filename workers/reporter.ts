@@ -36,6 +36,8 @@ export interface ReporterOptions {
   readonly childPids: () => readonly number[];
   /** Function keys with a warm instance, most important first; capped to fit one datagram. */
   readonly warmKeys: () => readonly string[];
+  /** CPUs the worker has to itself (it was pinned); their busy time counts in its cpu part. */
+  readonly cores?: readonly number[];
   /** Wall clock, ms since the epoch: the report's `time`. */
   readonly now: () => number;
   /** Monotonic clock in ms, for rates. Default performance.now. */
@@ -130,8 +132,9 @@ export class Reporter {
 
   private sample(): LoadParts | undefined {
     const timeMs = this.clock();
-    const tree = this.options.reader.sampleTree(this.pid, this.options.childPids());
-    return this.score.update({ timeMs, ...tree });
+    const { reader, cores } = this.options;
+    const tree = reader.sampleTree(this.pid, this.options.childPids());
+    return this.score.update({ timeMs, ...tree, cores: cores && reader.sampleCores(cores) });
   }
 
   private build(parts: LoadParts): Omit<WorkerReport, 'warm'> {

@@ -8,7 +8,7 @@ import type { Invocation, InvocationResult } from '../http/server.js';
 import type { Log } from '../protocol/log.js';
 import type { FunctionSpec, WorkerReport } from '../protocol/messages.js';
 import type { DropReason } from '../protocol/report.js';
-import { createPolicy, type Policy, type PolicyName, type WorkerView } from '../scheduler/policies.js';
+import { createPolicy, type CallView, type Policy, type PolicyName, type WorkerView } from '../scheduler/policies.js';
 import { MetricsSocket } from './metrics-socket.js';
 import { Supervisor } from './supervisor.js';
 import { WorkerConnection } from './worker-connection.js';
@@ -20,6 +20,10 @@ export class WorkerState implements WorkerView {
   report: WorkerReport | undefined;
   lastReportMs = -Infinity;
   inFlight = 0;
+  /** inFlight by function key (keys with none are deleted, so the map stays as small as the calls). */
+  readonly calls = new Map<string, number>();
+  /** Keys with a ready instance: the last report's list, plus keys answered since. */
+  warm: ReadonlySet<string> = new Set();
   conn: WorkerConnection | undefined;
   served = 0;
 
@@ -27,6 +31,14 @@ export class WorkerState implements WorkerView {
 
   get score(): number {
     return this.report?.score ?? 0;
+  }
+
+  inFlightOf(key: string): number {
+    return this.calls.get(key) ?? 0;
+  }
+
+  isWarm(key: string): boolean {
+    return this.warm.has(key);
   }
 
   get connected(): boolean {
@@ -42,6 +54,8 @@ export interface FleetOptions {
   readonly now?: () => number;
   readonly random?: () => number;
   readonly policy?: PolicyName;
+  /** Pin each spawned worker to a CPU of its own (Supervisor). */
+  readonly pin?: boolean;
 }
 
 export class Fleet {
@@ -65,6 +79,7 @@ export class Fleet {
       count: opts.workers,
       runDir: opts.runDir,
       reportMs: opts.reportMs,
+      pin: opts.pin ?? false,
       log: opts.log,
       onExit: (id) => this.forget(id, 'process exited'),
     });
@@ -101,11 +116,36 @@ export class Fleet {
     return this.list.filter((w) => w.connected && now - w.lastReportMs <= this.staleAfterMs);
   }
 
+  /**
+   * Places a call: the policy's pick among the workers that can take it; a worker that refuses it
+   * at capacity (before running it) is skipped and the next pick tried, until none is left.
+   */
   async invoke(inv: Invocation): Promise<InvocationResult> {
-    const w = this.policy.pick(this.list, this.now(), this.random) as WorkerState | undefined;
-    if (!w || !w.conn) throw new GatewayError('NO_WORKER_AVAILABLE', 'no worker is connected and reporting; retry shortly');
+    const { key, config } = inv.route;
+    let refusal: GatewayError | undefined;
+    let refusedBy: Set<string> | undefined;
+    for (;;) {
+      const call: CallView = { key, maxConcurrency: config.maxConcurrency, refusedBy };
+      const w = this.policy.pick(this.list, this.now(), this.random, call) as WorkerState | undefined;
+      if (!w?.conn) {
+        if (refusal) throw refusal;
+        if (this.available().length === 0) throw new GatewayError('NO_WORKER_AVAILABLE', 'no worker is connected and reporting; retry shortly');
+        throw new GatewayError('FUNCTION_AT_CAPACITY', `every worker runs ${config.maxConcurrency} calls of ${key} (its max_concurrency)`);
+      }
+      try {
+        return await this.send(w, w.conn, inv);
+      } catch (err) {
+        if (!(err instanceof GatewayError && err.code === 'FUNCTION_AT_CAPACITY')) throw err;
+        refusal = err;
+        (refusedBy ??= new Set()).add(w.id);
+      }
+    }
+  }
+
+  private async send(w: WorkerState, conn: WorkerConnection, inv: Invocation): Promise<InvocationResult> {
     const { route } = inv;
     w.inFlight++;
+    w.calls.set(route.key, w.inFlightOf(route.key) + 1);
     let timer: NodeJS.Timeout | undefined;
     try {
       const deadline = new Promise<never>((_, reject) => {
@@ -113,16 +153,20 @@ export class Fleet {
           `worker ${w.id} did not answer within timeout_ms ${route.config.timeoutMs} ms + ${GATEWAY_GRACE_MS} ms`, w.id)),
         route.config.timeoutMs + GATEWAY_GRACE_MS);
       });
-      const call = w.conn.invoke(route, inv.requestId, inv.method, inv.path, inv.query, inv.headers, inv.body);
+      const call = conn.invoke(route, inv.requestId, inv.method, inv.path, inv.query, inv.headers, inv.body);
       const { result, body } = await Promise.race([call, deadline]);
       w.served++;
       if (result.error) throw new GatewayError(result.error.code as ErrorCode, result.error.message, w.id);
+      if (!w.warm.has(route.key)) w.warm = new Set(w.warm).add(route.key);
       const invalid = invalidResponse(result.status, result.headers);
       if (invalid) throw new GatewayError('FUNCTION_RESPONSE_INVALID', invalid, w.id);
       return { status: result.status, headers: result.headers, body, workerId: w.id, cold: result.cold, fnMs: result.fnMs };
     } finally {
       clearTimeout(timer);
       w.inFlight--;
+      const left = w.inFlightOf(route.key) - 1;
+      if (left > 0) w.calls.set(route.key, left);
+      else w.calls.delete(route.key);
     }
   }
 
@@ -149,6 +193,7 @@ export class Fleet {
     }
     if (w.report && (w.report.pid !== r.pid || w.report.socket !== r.socket)) w.conn?.close();
     w.report = r;
+    w.warm = new Set(r.warm);
     w.lastReportMs = receivedAtMs;
     if (!w.conn || w.conn.closed) {
       w.conn = new WorkerConnection(r.id, r.socket, (conn, reason) => {
@@ -164,6 +209,7 @@ export class Fleet {
     w.conn?.close();
     w.conn = undefined;
     w.report = undefined;
+    w.warm = new Set();
     w.lastReportMs = -Infinity;
     if (!w.supervised) {
       this.workers.delete(id);

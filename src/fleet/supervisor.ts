@@ -2,8 +2,9 @@
 // a backoff that doubles per quick failure (100 ms … 10 s) and resets once a worker has
 // stayed up for a while. Workers get a stdin pipe from the gateway and exit when it closes,
 // so even a SIGKILLed gateway leaves no worker behind (Node has no PR_SET_PDEATHSIG).
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { allowedCpus } from '../config.js';
 import type { Log } from '../protocol/log.js';
 
 const CLI = fileURLToPath(new URL('../cli.js', import.meta.url));
@@ -23,6 +24,8 @@ export interface SupervisorOptions {
   readonly count: number;
   readonly runDir: string;
   readonly reportMs: number;
+  /** Start worker i on CPU i mod n of the gateway's own CPUs (taskset); its sandboxes inherit it. */
+  readonly pin: boolean;
   readonly log: Log;
   /** Called when a worker process exits (its connection and state must be dropped). */
   readonly onExit: (id: string, pid: number | undefined) => void;
@@ -33,16 +36,21 @@ export class Supervisor {
   private readonly children = new Map<string, ChildProcess>();
   private readonly backoff = new Map<string, number>();
   private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly cpuOf = new Map<string, number>();
   private stopping = false;
 
   constructor(private readonly opts: SupervisorOptions) {}
 
+  /** Throws, before any worker starts, when --pin cannot be honoured. */
   start(): void {
+    const cpus = this.opts.pin ? pinCpus() : [];
     for (let i = 1; i <= this.opts.count; i++) {
       const id = `w${i}`;
       this.workers.set(id, { id, pid: undefined, restarts: 0, startedAtMs: 0 });
-      this.spawn(id);
+      if (this.opts.pin) this.cpuOf.set(id, cpus[(i - 1) % cpus.length]!);
     }
+    if (this.opts.pin) this.opts.log({ msg: 'workers pinned', cpus: Object.fromEntries(this.cpuOf) });
+    for (const id of this.workers.keys()) this.spawn(id);
   }
 
   /** SIGTERM every worker, then SIGKILL whatever is left after the grace period. */
@@ -61,7 +69,11 @@ export class Supervisor {
 
   private spawn(id: string): void {
     const w = this.workers.get(id)!;
-    const child = spawn(process.execPath, [CLI, 'worker', '--id', id, '--run-dir', this.opts.runDir, '--report-ms', String(this.opts.reportMs)], {
+    const args = [CLI, 'worker', '--id', id, '--run-dir', this.opts.runDir, '--report-ms', String(this.opts.reportMs)];
+    const cpu = this.cpuOf.get(id);
+    // taskset sets the mask and execs node: the pid the gateway knows stays the worker's.
+    const [file, argv] = cpu === undefined ? [process.execPath, args] : ['taskset', ['--cpu-list', String(cpu), process.execPath, ...args]];
+    const child = spawn(file, argv, {
       stdio: ['pipe', 'inherit', 'inherit'],
       env: { ...process.env, FAAS_SUPERVISED: '1' },
     });
@@ -87,4 +99,13 @@ export class Supervisor {
       this.timers.add(timer);
     });
   }
+}
+
+/** The CPUs --pin hands out: the gateway's own affinity mask. */
+function pinCpus(): number[] {
+  const cpus = allowedCpus();
+  if (!cpus || cpus.length === 0) throw new Error('--pin on: could not read the CPUs this process may use (Cpus_allowed_list in /proc/self/status)');
+  const probe = spawnSync('taskset', ['--version'], { stdio: 'ignore' });
+  if (probe.error || probe.status !== 0) throw new Error(`--pin on needs taskset (util-linux) on the PATH: ${probe.error?.message ?? `exit ${probe.status}`}`);
+  return cpus;
 }

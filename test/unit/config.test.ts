@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadGatewayConfig, loadWorkerConfig } from '../../src/config.js';
+import { ConfigError, loadGatewayConfig, loadWorkerConfig, parseCpuList } from '../../src/config.js';
 
 describe('loadGatewayConfig', () => {
   it('takes flags over environment over defaults', () => {
@@ -27,6 +27,13 @@ describe('loadGatewayConfig', () => {
     }
   });
 
+  it('pins workers only when asked, with on or off', () => {
+    expect(loadGatewayConfig([], {}).pin).toBe('off');
+    expect(loadGatewayConfig(['--pin', 'on'], {}).pin).toBe('on');
+    expect(loadGatewayConfig([], { FAAS_PIN: 'on' }).pin).toBe('on');
+    expect(() => loadGatewayConfig(['--pin', 'yes'], {})).toThrow('--pin must be one of off, on (got "yes")');
+  });
+
   it('takes the scheduling policy from --policy or FAAS_POLICY, and refuses another', () => {
     expect(loadGatewayConfig([], {}).policy).toBe('least-loaded');
     expect(loadGatewayConfig([], { FAAS_POLICY: 'round-robin' }).policy).toBe('round-robin');
@@ -49,5 +56,17 @@ describe('loadWorkerConfig', () => {
     expect(loadWorkerConfig([], {}).sandbox).toBe('auto');
     expect(loadWorkerConfig([], { FAAS_SANDBOX: 'unshare' }).sandbox).toBe('unshare');
     expect(() => loadWorkerConfig(['--sandbox', 'chroot'], {})).toThrow('--sandbox must be one of auto, bwrap, unshare (got "chroot")');
+  });
+});
+
+describe('parseCpuList', () => {
+  it('reads the kernel\'s CPU lists, as in Cpus_allowed_list', () => {
+    expect(parseCpuList('0')).toEqual([0]);
+    expect(parseCpuList('0-3,8,10-11\n')).toEqual([0, 1, 2, 3, 8, 10, 11]);
+    expect(parseCpuList('3,1-2')).toEqual([1, 2, 3]);
+  });
+
+  it('is undefined for anything else', () => {
+    for (const bad of ['', 'a', '3-1', '1,,2', '-1', '0-99999']) expect(parseCpuList(bad)).toBeUndefined();
   });
 });

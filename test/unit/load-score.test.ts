@@ -31,6 +31,18 @@ describe('normalisation', () => {
     expect([clampPercent(NaN), clampPercent(-1), clampPercent(Infinity), clampPercent(42)]).toEqual([0, 0, 100, 42]);
   });
 
+  it('counts a pinned worker as busy as its cores are, whoever keeps them busy', () => {
+    const cores = (busyTicks: number, totalTicks: number) => ({ busyTicks, totalTicks });
+    // The tree used 10 % of a core; its core was 80 % busy (a CPU hog beside it).
+    const prev = { ...at(0, 0, 0, 0), cores: cores(1000, 5000) };
+    expect(rawParts(prev, { ...at(500, 5, 0, 0), cores: cores(1040, 5050) }).cpu).toBeCloseTo(80, 9);
+    // Its own use counts when it is the larger (its cores are not all it runs on, say).
+    expect(rawParts(prev, { ...at(500, 40, 0, 0), cores: cores(1010, 5050) }).cpu).toBeCloseTo(80, 9);
+    // No core counters on either side, or no time passed on them: the tree alone.
+    expect(rawParts(at(0, 0, 0, 0), { ...at(500, 5, 0, 0), cores: cores(1040, 5050) }).cpu).toBeCloseTo(10, 9);
+    expect(rawParts(prev, { ...at(500, 5, 0, 0), cores: cores(1000, 5000) }).cpu).toBeCloseTo(10, 9);
+  });
+
   it('weights the score 0.5 cpu + 0.3 mem + 0.2 io', () => {
     expect(scoreOf(100, 0, 0)).toBe(50);
     expect(scoreOf(0, 100, 0)).toBe(30);

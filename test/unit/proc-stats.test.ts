@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import {
   FULL_SCAN_EVERY,
+  parseCoreTimes,
   parseIo,
   parseStat,
   parseStatusRssKb,
@@ -58,6 +59,33 @@ describe('parseStat', () => {
     const stat = parseStat(cut);
     expect(stat).toMatchObject({ utimeTicks: 9 });
     expect(stat?.rssPages).toBeUndefined();
+  });
+});
+
+describe('parseCoreTimes', () => {
+  const stat = [
+    'cpu  300 10 200 5000 40 7 3 2 0 0',
+    'cpu0 100 0 50 2500 20 2 1 1 0 0',
+    'cpu1 200 10 150 2500 20 5 2 1 0 0',
+    'intr 12345',
+  ].join('\n');
+
+  it('sums busy (user nice system irq softirq steal) and total (+ idle iowait) of the CPUs asked for', () => {
+    expect(parseCoreTimes(stat, [0])).toEqual({ busyTicks: 154, totalTicks: 2674 });
+    expect(parseCoreTimes(stat, [0, 1])).toEqual({ busyTicks: 154 + 368, totalTicks: 2674 + 2888 });
+    expect(parseCoreTimes(stat, [1])!.busyTicks).toBe(368); // the aggregate "cpu" line is never taken for a CPU
+  });
+
+  it('is undefined for a CPU that is not there or a malformed line', () => {
+    expect(parseCoreTimes(stat, [2])).toBeUndefined();
+    expect(parseCoreTimes('cpu0 1 2 3', [0])).toBeUndefined();
+    expect(parseCoreTimes('cpu0 1 2 3 x 5 6 7 8', [0])).toBeUndefined();
+  });
+
+  it('reads this machine\'s /proc/stat (captured fixture)', () => {
+    const times = parseCoreTimes(fixture('stat'), [0]);
+    expect(times!.totalTicks).toBeGreaterThan(times!.busyTicks);
+    expect(times!.busyTicks).toBeGreaterThan(0);
   });
 });
 

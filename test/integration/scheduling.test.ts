@@ -1,0 +1,80 @@
+// The scheduler on the real gateway, with workers pinned to cores of their own (--pin on):
+// the pin itself (workers and their sandboxes on one CPU each), a worker whose core is taken by
+// a process outside the fleet (avoided: its score counts the core, not only its own processes),
+// and warm-instance affinity (a function called now and then stays on the worker that has it warm).
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { deploy, eventually, sleep, startGateway, type Gateway } from './harness.js';
+
+interface WorkerRow { id: string; pid: number; cpu: number; score: number; available: boolean }
+
+const cpusOf = (pid: number): string => /^Cpus_allowed_list:\s*(\S+)/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'latin1'))![1]!;
+
+let gw: Gateway;
+const workers = async (): Promise<WorkerRow[]> => (await fetch(`${gw.admin}/workers`)).json();
+
+// Pinning needs two CPUs to mean anything; CI and these machines have them.
+describe.skipIf(os.availableParallelism() < 2)('scheduling on pinned workers', () => {
+  beforeAll(async () => {
+    gw = await startGateway(['--pin', 'on'], { workers: 2 });
+    await deploy(gw, 'GET:/light', { runtime: 'node', code: 'export default { fetch() { return new Response("light") } }' });
+    await eventually(async () => (await workers()).every((w) => w.available), 5000);
+  });
+  afterAll(async () => {
+    await gw?.stop();
+  });
+
+  it('pins each worker to a CPU of its own, and its sandboxes with it', async () => {
+    const ws = await workers();
+    const cpus = ws.map((w) => cpusOf(w.pid));
+    expect(cpus.every((c) => /^\d+$/.test(c))).toBe(true);
+    expect(new Set(cpus).size).toBe(2);
+    // Both workers run the function once (a burst reaches both), then each sandbox is checked.
+    await eventually(async () => {
+      await Promise.all(Array.from({ length: 8 }, () => fetch(`${gw.http}/light`).then((r) => r.text())));
+      return gw.instanceLog('GET:/light').filter((l) => l.msg === 'instance started').length >= 2;
+    }, 10_000, 0);
+    for (const started of gw.instanceLog('GET:/light').filter((l) => l.msg === 'instance started')) {
+      const worker = ws.find((w) => w.id === started.worker)!;
+      expect(cpusOf(started.pid)).toBe(cpusOf(worker.pid));
+    }
+  });
+
+  it('a worker whose core a process outside the fleet keeps busy reports it and gets at most 10 % of light calls', async () => {
+    const [, slowed] = await workers();
+    let hog: ChildProcess | undefined;
+    try {
+      hog = spawn('taskset', ['--cpu-list', cpusOf(slowed!.pid), 'sh', '-c', 'while :; do :; done'], { stdio: 'ignore' });
+      await eventually(async () => (await workers()).find((w) => w.id === slowed!.id)!.cpu > 70, 5000);
+      const served: string[] = [];
+      for (let i = 0; i < 40; i++) {
+        const r = await fetch(`${gw.http}/light`);
+        expect(r.status).toBe(200);
+        served.push(r.headers.get('x-faas-worker')!);
+      }
+      expect(served.filter((id) => id === slowed!.id).length / served.length).toBeLessThanOrEqual(0.1);
+    } finally {
+      hog?.kill('SIGKILL');
+    }
+  });
+
+  it('a function called now and then stays on the worker that has it warm (one cold start)', async () => {
+    await eventually(async () => (await workers()).every((w) => w.cpu < 30), 10_000); // the hog's load has decayed
+    const key = 'GET:/now-and-then';
+    await deploy(gw, key, { runtime: 'node', code: 'export default { fetch() { return new Response("hi") } }' });
+    const served: string[] = [];
+    for (let i = 0; i < 20; i++) {
+      const r = await fetch(`${gw.http}/now-and-then`);
+      expect(r.status).toBe(200);
+      served.push(r.headers.get('x-faas-worker')!);
+      await sleep(50);
+    }
+    // Equally idle workers would share the calls at random (half each, and two cold starts)
+    // were warmth not preferred among them.
+    const first = served.filter((id) => id === served[0]).length;
+    expect(first).toBeGreaterThanOrEqual(18);
+    expect(gw.instanceLog(key).filter((l) => l.msg === 'instance started').length).toBeLessThanOrEqual(2);
+  });
+});
