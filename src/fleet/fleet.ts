@@ -26,6 +26,8 @@ export class WorkerState implements WorkerView {
   warm: ReadonlySet<string> = new Set();
   conn: WorkerConnection | undefined;
   served = 0;
+  /** Reports this worker process numbered but the gateway never got (gaps in `seq`). */
+  missedReports = 0;
 
   constructor(readonly id: string, readonly supervised: boolean) {}
 
@@ -192,6 +194,9 @@ export class Fleet {
       this.opts.log({ msg: 'worker joined', worker: r.id, pid: r.pid, socket: r.socket });
     }
     if (w.report && (w.report.pid !== r.pid || w.report.socket !== r.socket)) w.conn?.close();
+    // The metrics socket passes only increasing seqs per process: a jump is reports lost on the
+    // way (the worker skipped one while the last was queued, or the kernel refused it).
+    else if (w.report) w.missedReports += r.seq - w.report.seq - 1;
     w.report = r;
     w.warm = new Set(r.warm);
     w.lastReportMs = receivedAtMs;
