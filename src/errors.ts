@@ -22,7 +22,7 @@ export const ERRORS = {
   WORKER_DIED: { status: 502, meaning: 'The worker serving the call died or dropped its connection mid-request.', fix: 'Retry; the gateway restarts the worker.' },
   WORKER_PROTOCOL_ERROR: { status: 502, meaning: 'The worker sent a frame the gateway could not read; the connection was reset.', fix: 'Report a bug with the gateway log.' },
   NO_WORKER_AVAILABLE: { status: 503, meaning: 'No worker is connected and reporting (all dead, starting, or silent).', fix: 'Retry after `Retry-After` seconds; operators check GET /workers on the admin port.' },
-  FUNCTION_AT_CAPACITY: { status: 503, meaning: "The function is at `max_concurrency` on the chosen worker, or the worker's memory budget is held by instances in use.", fix: 'Retry after `Retry-After` seconds; raise max_concurrency or the memory budget.' },
+  FUNCTION_AT_CAPACITY: { status: 503, meaning: 'Every worker that could take it runs `max_concurrency` calls of the function, or refused it because its memory budget is held by instances in use (a worker that refuses a call passes it to the next; nothing is queued at the gateway).', fix: 'Retry after `Retry-After` seconds; raise max_concurrency or the memory budget, or add workers.' },
   FUNCTION_UNAVAILABLE: { status: 503, meaning: 'The function could not be started (sandbox or runtime missing on this host).', fix: 'Operators read the gateway log; the row error shows on GET /routes.' },
   FUNCTION_TIMEOUT: { status: 504, meaning: 'The function ran past its `timeout_ms`; its instance was replaced.', fix: 'Make the function faster or raise timeout_ms.' },
 } as const satisfies Record<string, ErrorSpec>;

@@ -195,7 +195,7 @@ export class Fleet {
     }
     if (w.report && (w.report.pid !== r.pid || w.report.socket !== r.socket)) w.conn?.close();
     // The metrics socket passes only increasing seqs per process: a jump is reports lost on the
-    // way (the worker skipped one while the last was queued, or the kernel refused it).
+    // way (the worker dropped one the gateway's full queue could not take).
     else if (w.report) w.missedReports += r.seq - w.report.seq - 1;
     w.report = r;
     w.warm = new Set(r.warm);
