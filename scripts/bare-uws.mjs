@@ -1,5 +1,6 @@
 // The baseline for scripts/bench-latency.mjs: bare uWebSockets.js answering what the gateway's
-// demo GET /hello answers (`hello from faas\n`, text/plain), on 127.0.0.1 and a free port.
+// demo routes answer — GET /hello (`hello from faas\n`, text/plain), POST /echo (the body back),
+// GET /py/hello (the python demo's JSON) — on 127.0.0.1 and a free port.
 // Prints `listening http=PORT` like the gateway once it is ready.
 //
 // The native binary is loaded the way src/http/uws.ts loads it; the package's pure-JS fallback
@@ -24,10 +25,24 @@ if (typeof uws.App !== 'function' || typeof uws.us_socket_local_port !== 'functi
 }
 
 const body = 'hello from faas\n';
+const pythonBody = '{"hello": "from python", "path": "/py/hello"}';
 uws
   .App()
   .get('/hello', (res) => {
     res.writeHeader('content-type', 'text/plain;charset=UTF-8').end(body);
+  })
+  .get('/py/hello', (res) => {
+    res.writeHeader('content-type', 'application/json').end(pythonBody);
+  })
+  .post('/echo', (res, req) => {
+    // The demo POST /echo answers the body it got with its content type: so does this.
+    const type = req.getHeader('content-type') || 'application/octet-stream';
+    const chunks = [];
+    res.onAborted(() => { res.aborted = true; });
+    res.onData((chunk, last) => {
+      chunks.push(Buffer.from(chunk.slice(0))); // uWS reuses the chunk's memory after the callback
+      if (last && !res.aborted) res.cork(() => res.writeHeader('content-type', type).end(Buffer.concat(chunks)));
+    });
   })
   .any('/*', (res) => {
     res.writeStatus('404 Not Found').end('not found\n');

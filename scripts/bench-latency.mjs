@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // End-to-end latency and throughput of the whole path (HTTP → gateway → worker → warm
-// sandboxed node function → back) beside bare uWebSockets.js serving the same body, measured
-// in the same run, alternating, medians over rounds (the method of PERF.md).
+// sandboxed function → back) beside bare uWebSockets.js answering the same bytes, measured
+// in the same run, alternating, medians over rounds (the method of PERF.md). One function per
+// run (--function): the demo routes a fresh database starts with.
 //
 //   npm run build && node scripts/bench-latency.mjs [options]
 //
@@ -16,6 +17,9 @@
 //   --warmup S           seconds of discarded wrk load on each server before round 1 (2)
 //   --only bare|gateway  measure one side only (e.g. to test the bare half without a build)
 //   --json FILE          also write every sample, the medians and the placement as JSON
+//   --function NAME      what is called (hello): hello (GET /hello, node, Workers style, a no-op),
+//                        echo-1k / echo-64k (POST /echo with that body, node, Lambda style, echoed),
+//                        python (GET /py/hello, a python function answering a small JSON object)
 //   --self-test          check the wrk output parser on canned outputs and exit
 //
 // Results (a Markdown table, ready for README.md) go to stdout, progress to stderr. Every
@@ -29,7 +33,13 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const BODY = 'hello from faas\n';
+/** What each --function calls, and the bytes both servers answer (bare-uws.mjs serves the same). */
+const FUNCTIONS = {
+  hello: { method: 'GET', path: '/hello', expect: 'hello from faas\n' },
+  'echo-1k': { method: 'POST', path: '/echo', bodyBytes: 1024 },
+  'echo-64k': { method: 'POST', path: '/echo', bodyBytes: 64 * 1024 },
+  python: { method: 'GET', path: '/py/hello', expect: '{"hello": "from python", "path": "/py/hello"}' },
+};
 const HOST = '127.0.0.1';
 
 // ---------------------------------------------------------------------------------------------
@@ -37,13 +47,13 @@ const HOST = '127.0.0.1';
 
 function usage() {
   return 'usage: node scripts/bench-latency.mjs [--rounds N] [--duration S] [--connections 1,16,64] [--workers N]\n' +
-    '         [--pin|--no-pin] [--wrk-cpus LIST] [--server-cpus LIST] [--warmup S] [--only bare|gateway] [--json FILE] [--self-test]';
+    '         [--pin|--no-pin] [--wrk-cpus LIST] [--server-cpus LIST] [--warmup S] [--only bare|gateway] [--function NAME] [--json FILE] [--self-test]';
 }
 
 function parseArgs(argv) {
   const o = {
     rounds: 5, duration: 10, connections: [1, 16, 64], workers: 1, pin: undefined, wrkCpus: '0', serverCpus: '1',
-    warmup: 2, only: undefined, json: undefined, selfTest: false,
+    warmup: 2, only: undefined, json: undefined, selfTest: false, fn: 'hello',
   };
   for (let i = 0; i < argv.length; i++) {
     let a = argv[i];
@@ -77,6 +87,12 @@ function parseArgs(argv) {
         break;
       }
       case '--json': o.json = path.resolve(value()); break;
+      case '--function': {
+        const v = value();
+        if (!(v in FUNCTIONS)) throw new UsageError(`--function must be one of ${Object.keys(FUNCTIONS).join(', ')} (got ${JSON.stringify(v)})`);
+        o.fn = v;
+        break;
+      }
       case '--self-test': o.selfTest = true; break;
       case '-h': case '--help': process.stdout.write(usage() + '\n'); process.exit(0); break;
       default: throw new UsageError(`unknown option ${JSON.stringify(argv[i])}`);
@@ -214,7 +230,7 @@ function startServer(name, args, { timeoutMs = 60_000 } = {}) {
       if (!m) return;
       clearTimeout(timer);
       child.stdout.off('data', onData);
-      resolve({ name, pid: child.pid, child, port: Number(m[1]), url: `http://${HOST}:${m[1]}/hello`, stderrTail: () => stderr });
+      resolve({ name, pid: child.pid, child, port: Number(m[1]), url: `http://${HOST}:${m[1]}${FUNCTIONS[opts.fn].path}`, stderrTail: () => stderr });
     };
     child.stdout.on('data', onData);
     child.once('error', (err) => { clearTimeout(timer); reject(new Error(`${name}: could not start ${file}: ${err.message}`)); });
@@ -283,9 +299,23 @@ function cleanupDir() {
   tmpDir = undefined;
 }
 
+let luaDir;
+/** wrk's `-s FILE` for a function called with a body (a Lua script setting method, body, type). */
+function wrkScript() {
+  const body = requestBody();
+  if (body === undefined) return [];
+  if (!luaDir) {
+    luaDir = fs.mkdtempSync(path.join(os.tmpdir(), 'faas-wrk-'));
+    process.on('exit', () => fs.rmSync(luaDir, { recursive: true, force: true }));
+    fs.writeFileSync(path.join(luaDir, 'post.lua'), `wrk.method = "POST"\nwrk.body = string.rep("x", ${body.length})\n` +
+      'wrk.headers["Content-Type"] = "application/octet-stream"\n');
+  }
+  return ['-s', path.join(luaDir, 'post.lua')];
+}
+
 /** Runs wrk once (pinned to the wrk CPUs) and parses it; `observe` is called mid-run with wrk's pid. */
 function runWrk(url, connections, seconds, observe) {
-  const [file, argv] = taskset(opts.wrkCpus, 'wrk', ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency', url]);
+  const [file, argv] = taskset(opts.wrkCpus, 'wrk', ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency', ...wrkScript(), url]);
   const child = spawn(file, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
@@ -418,13 +448,22 @@ function shellQuote(a) {
   return /^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`;
 }
 
+/** The request body of --function (undefined for a GET), the same bytes wrk sends. */
+function requestBody() {
+  const { bodyBytes } = FUNCTIONS[opts.fn];
+  return bodyBytes === undefined ? undefined : 'x'.repeat(bodyBytes);
+}
+
+/** The function's request, as wrk sends it; resolves with the answer. */
 async function get(url, timeoutMs) {
-  const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+  const { method } = FUNCTIONS[opts.fn];
+  const body = requestBody();
+  const res = await fetch(url, { method, body, headers: body ? { 'content-type': 'application/octet-stream' } : {}, signal: AbortSignal.timeout(timeoutMs) });
   const text = await res.text();
   return { status: res.status, text, headers: res.headers };
 }
 
-/** Sends GET /hello until `want` answers in a row are 200 with the demo body (bounded). */
+/** Calls the function until `want` answers in a row are 200 with the expected body (bounded). */
 async function warmByHand(target, want = 20, maxTries = 200) {
   let ok = 0;
   let last = '';
@@ -433,14 +472,15 @@ async function warmByHand(target, want = 20, maxTries = 200) {
       const r = await get(target.url, 30_000);
       if (r.status === 200) ok++;
       else { ok = 0; last = `${r.status} ${r.text.slice(0, 200)}`; await sleep(100); }
-      if (r.status === 200 && r.text !== BODY) process.stderr.write(`warning: ${target.name} GET /hello answered ${JSON.stringify(r.text.slice(0, 80))}, not ${JSON.stringify(BODY)}\n`);
+      const expect = FUNCTIONS[opts.fn].expect ?? requestBody();
+      if (r.status === 200 && r.text !== expect) process.stderr.write(`warning: ${target.name} ${target.url} answered ${JSON.stringify(r.text.slice(0, 80))}, not ${JSON.stringify(expect.slice(0, 80))}\n`);
     } catch (e) {
       ok = 0;
       last = e.message;
       await sleep(200);
     }
   }
-  if (ok < want) throw new Error(`${target.name}: GET ${target.url} did not answer 200 ${want} times in a row in ${maxTries} tries (last: ${last})\n${target.stderrTail?.() ?? ''}`);
+  if (ok < want) throw new Error(`${target.name}: ${FUNCTIONS[opts.fn].method} ${target.url} did not answer 200 ${want} times in a row in ${maxTries} tries (last: ${last})\n${target.stderrTail?.() ?? ''}`);
 }
 
 /**
@@ -598,7 +638,9 @@ function buildReport({ info, started, finished, command, sides, samples, wrkSeen
   L.push('');
   L.push(`${started.toISOString().replace(/\.\d+Z$/, 'Z')}: nproc ${info.nproc}${info.nprocAll !== info.nproc ? ` (of ${info.nprocAll})` : ''} (${info.model}), Node ${info.node}, Linux ${info.kernel}, wrk ${info.wrk}, ` +
     `load average at start ${info.loadavg.join(' ')}`);
-  L.push(`${sides.includes('gateway') ? `gateway with ${opts.workers} worker(s); ` : ''}${where}; wrk -t1 --latency, ` +
+  const fn = FUNCTIONS[opts.fn];
+  L.push(`function ${opts.fn}: ${fn.method} ${fn.path}${fn.bodyBytes ? ` with a ${fn.bodyBytes}-byte body, echoed` : ''}; ` +
+    `${sides.includes('gateway') ? `gateway with ${opts.workers} worker(s); ` : ''}${where}; wrk -t1 --latency, ` +
     `medians of ${opts.rounds} alternating round(s) of ${opts.duration} s per connection count${opts.warmup ? ` after ${opts.warmup} s of discarded warm-up each` : ''}`);
   L.push(`command: \`${command}\``);
   L.push('');
