@@ -7,6 +7,7 @@
 // may be (wasm-limits.ts).
 import fs from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import type { FunctionSpec } from '../src/protocol/messages.js';
@@ -27,6 +28,9 @@ export class WasmRunner {
     resourceLimits: { maxOldGenerationSizeMb: 64 },
   });
   private readonly modules = new Map<number, Promise<WebAssembly.Module>>();
+  /** A folder per runner under the host's temp dir; each call's stdin/stdout/stderr in a subfolder. */
+  private filesDir: string | undefined;
+  private calls = 0;
 
   async invoke(spec: FunctionSpec, req: CallRequest, body: Buffer): Promise<{ outcome: CallOutcome; cold: boolean }> {
     const cold = !this.modules.has(spec.version);
@@ -37,7 +41,11 @@ export class WasmRunner {
       this.modules.delete(spec.version);
       return { outcome: { ok: false, code: 'FUNCTION_ERROR', message: `function failed to load: ${(err as Error).message}` }, cold };
     }
-    const task: WasmTask = { module, args: [spec.key], stdin: body, ...cgiCall(spec, req, body) };
+    this.filesDir ??= fs.mkdtempSync(path.join(os.tmpdir(), 'faas-wasm-'));
+    // Removed here when the call is over: a thread stopped at the timeout cannot (it left one
+    // folder per timeout, with up to stdoutCap bytes of output in it, before this).
+    const dir = path.join(this.filesDir, String(++this.calls));
+    const task: WasmTask = { module, args: [spec.key], stdin: body, dir, ...cgiCall(spec, req, body) };
     const abort = new AbortController();
     const timer = setTimeout(() => abort.abort(), spec.config.timeoutMs);
     try {
@@ -50,6 +58,7 @@ export class WasmRunner {
       return { outcome: { ok: false, code: 'FUNCTION_ERROR', message: `the module trapped: ${(err as Error).message}` }, cold };
     } finally {
       clearTimeout(timer);
+      void fs.promises.rm(dir, { recursive: true, force: true }).catch(() => {});
     }
   }
 
@@ -58,7 +67,9 @@ export class WasmRunner {
     this.modules.delete(version);
   }
 
+  /** Removes the call folders at once (a worker exits without waiting for this), then the threads. */
   async close(): Promise<void> {
+    if (this.filesDir) fs.rmSync(this.filesDir, { recursive: true, force: true });
     await this.piscina.destroy();
   }
 

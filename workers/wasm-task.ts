@@ -14,6 +14,12 @@ export interface WasmTask {
   readonly stdin: Uint8Array;
   /** Bytes the module may write to stdout; past it, fd_write fails with EFBIG. */
   readonly stdoutCap: number;
+  /**
+   * The folder to create for the call's files, which the caller removes once the call is over:
+   * a task stopped at its timeout (its thread terminated) never reaches its own cleanup. Without
+   * it (a module in a sandbox, whose /tmp goes with it) the task makes and removes its own.
+   */
+  readonly dir?: string;
 }
 
 export interface WasmTaskResult {
@@ -27,7 +33,8 @@ const STDERR_CAP_BYTES = 8 * 1024;
 const STDERR_WRITE_CAP_BYTES = 1024 * 1024;
 
 export default function run(task: WasmTask): WasmTaskResult {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'faas-wasm-'));
+  const dir = task.dir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'faas-wasm-'));
+  if (task.dir) fs.mkdirSync(dir, { mode: 0o700 });
   const file = (name: string): string => path.join(dir, name);
   fs.writeFileSync(file('stdin'), task.stdin);
   const fds = [fs.openSync(file('stdin'), 'r'), fs.openSync(file('stdout'), 'w+'), fs.openSync(file('stderr'), 'w+')] as const;

@@ -1,12 +1,25 @@
 // WebAssembly functions: WASI modules, CGI style, in piscina worker threads (the default mode for
 // wasm, "thread"), and in a process sandbox or a container when the route asks for one.
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import wabtInit from 'wabt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { deploy, startGateway, type Gateway } from './harness.js';
+import { deploy, eventually, startGateway, type Gateway } from './harness.js';
 
 let gw: Gateway;
+
+/** The folders of wasm calls in threads (numbered, in TMPDIR/faas-wasm-XXXXXX): none once calls are over. */
+function callFolders(): string[] {
+  const tmp = os.tmpdir();
+  return fs.readdirSync(tmp).filter((d) => d.startsWith('faas-wasm-')).flatMap((d) => {
+    try {
+      return fs.readdirSync(path.join(tmp, d)).filter((n) => /^\d+$/.test(n)).map((n) => path.join(tmp, d, n));
+    } catch {
+      return []; // gone meanwhile, or another user's
+    }
+  });
+}
 
 async function assemble(file: string): Promise<Buffer> {
   const wabt = await wabtInit();
@@ -50,6 +63,8 @@ describe('wasm', () => {
     expect((await res.json()).code).toBe('FUNCTION_TIMEOUT');
     const again = await fetch(`${gw.http}/wasm/echo`, { method: 'POST', body: 'still here' });
     expect(await again.text()).toBe('wasm got: still here');
+    // Its files went with it, though its thread was stopped before its own cleanup.
+    await eventually(async () => callFolders().length === 0, 2000);
   });
 
   it('holds a module that grows its memory to memory_mb, and the worker keeps serving', async () => {
