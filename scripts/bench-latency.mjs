@@ -31,6 +31,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { median, parseWrk, shellQuote } from './lib/bench-helpers.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 /** What each --function calls, and the bytes both servers answer (bare-uws.mjs serves the same). */
@@ -127,37 +128,6 @@ function expandCpuList(list) {
 
 // ---------------------------------------------------------------------------------------------
 // wrk: run it and parse what it prints
-
-const UNIT_US = { us: 1, ms: 1e3, s: 1e6, m: 60e6, h: 3600e6 };
-
-/** Parses wrk 4.x output (run with --latency). Latencies in µs. Throws if a needed line is missing. */
-export function parseWrk(text) {
-  const num = (re, what) => {
-    const m = re.exec(text);
-    if (!m) throw new Error(`wrk output has no ${what} line:\n${text}`);
-    return Number(m[1]);
-  };
-  const dist = text.indexOf('Latency Distribution');
-  if (dist < 0) throw new Error(`wrk output has no "Latency Distribution" section (was --latency given?):\n${text}`);
-  const tail = text.slice(dist);
-  const pct = (p) => {
-    const m = new RegExp(`^\\s*${p}%\\s+([\\d.]+)(us|ms|s|m|h)\\s*$`, 'm').exec(tail);
-    if (!m) throw new Error(`wrk output has no ${p}% latency line:\n${text}`);
-    return Number(m[1]) * UNIT_US[m[2]];
-  };
-  const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(text);
-  const socketErrors = sock ? { connect: +sock[1], read: +sock[2], write: +sock[3], timeout: +sock[4] } : { connect: 0, read: 0, write: 0, timeout: 0 };
-  return {
-    rps: num(/^Requests\/sec:\s+([\d.]+)\s*$/m, 'Requests/sec'),
-    requests: num(/^\s*(\d+) requests in /m, '"N requests in"'),
-    p50: pct(50),
-    p75: pct(75),
-    p90: pct(90),
-    p99: pct(99),
-    non2xx: Number(/Non-2xx or 3xx responses: (\d+)/.exec(text)?.[1] ?? 0),
-    socketErrors,
-  };
-}
 
 function selfTest() {
   const sample = (l50, l99, extra = '') => `Running 3s test @ http://127.0.0.1:41234/hello
@@ -427,13 +397,6 @@ function cpuPerRequest(before, after, requests, rootPid, rootRole) {
 // ---------------------------------------------------------------------------------------------
 // The run
 
-const median = (xs) => {
-  const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
-  if (s.length === 0) return NaN;
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
-
 function machine() {
   let cpu = 'unknown CPU';
   try { cpu = /^model name\s*:\s*(.+)$/m.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'))?.[1]?.trim() ?? cpu; } catch {}
@@ -442,10 +405,6 @@ function machine() {
   const wrkV = spawnSync('wrk', ['-v'], { encoding: 'utf8' });
   const wrkVersion = /wrk (\S+)/.exec(`${wrkV.stdout ?? ''}${wrkV.stderr ?? ''}`)?.[1] ?? 'unknown';
   return { nproc, nprocAll, model: cpu, node: process.version, kernel: os.release(), wrk: wrkVersion, loadavg: os.loadavg().map((l) => +l.toFixed(2)) };
-}
-
-function shellQuote(a) {
-  return /^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`;
 }
 
 /** The request body of --function (undefined for a GET), the same bytes wrk sends. */

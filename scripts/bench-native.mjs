@@ -39,6 +39,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { median as medianOf, parseWrk, shellQuote } from './lib/bench-helpers.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = path.join(root, 'native-bench/bin');
@@ -253,29 +254,6 @@ for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143], ['SIGHUP', 129]]) 
 // ---------------------------------------------------------------------------------------------
 // wrk (the parser of scripts/bench-latency.mjs, cut to the figures used here)
 
-const UNIT_US = { us: 1, ms: 1e3, s: 1e6, m: 60e6, h: 3600e6 };
-
-/** Parses wrk 4.x output run with --latency; latencies in µs. Throws if a needed line is missing. */
-function parseWrk(text) {
-  const rps = /^Requests\/sec:\s+([\d.]+)\s*$/m.exec(text);
-  const dist = text.indexOf('Latency Distribution');
-  const pct = (p) => {
-    const m = new RegExp(`^\\s*${p}%\\s+([\\d.]+)(us|ms|s|m|h)\\s*$`, 'm').exec(text.slice(dist));
-    return m ? Number(m[1]) * UNIT_US[m[2]] : undefined;
-  };
-  const [p50, p99] = [pct(50), pct(99)];
-  if (!rps || dist < 0 || p50 === undefined || p99 === undefined) throw new Error(`wrk output lacks Requests/sec or the 50%/99% latency lines:\n${text}`);
-  const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(text);
-  return {
-    rps: Number(rps[1]),
-    requests: Number(/^\s*(\d+) requests in /m.exec(text)?.[1] ?? NaN),
-    p50,
-    p99,
-    non2xx: Number(/Non-2xx or 3xx responses: (\d+)/.exec(text)?.[1] ?? 0),
-    socketErrors: sock ? sock.slice(1).reduce((a, b) => a + Number(b), 0) : 0,
-  };
-}
-
 const clkTck = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout?.trim()) || 100;
 
 /** CPU time (utime + stime, all threads) a process has used so far, in clock ticks. */
@@ -292,28 +270,18 @@ async function runWrk(url, connections, seconds) {
   clearTimeout(timer);
   if (error) throw new Error(`could not run ${io.command}: ${error.message} (apt-get install -y wrk)`);
   if (code !== 0) throw new Error(`${io.command} failed (${signal ?? `code ${code}`}):\n${io.out}${io.err}`);
-  return parseWrk(io.out);
+  const wrk = parseWrk(io.out);
+  return { ...wrk, socketErrors: Object.values(wrk.socketErrors).reduce((a, b) => a + b, 0) }; // one count here
 }
 
 // ---------------------------------------------------------------------------------------------
 // The run
-
-function medianOf(xs) {
-  const s = xs.filter(Number.isFinite).sort((a, b) => a - b);
-  if (s.length === 0) return NaN;
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
 
 function machine() {
   let model = 'unknown CPU';
   try { model = /^model name\s*:\s*(.+)$/m.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'))?.[1]?.trim() ?? model; } catch {}
   const cc = spawnSync('cc', ['--version'], { encoding: 'utf8' }).stdout?.split('\n')[0] ?? 'unknown';
   return { model, cores: os.availableParallelism(), node: process.version, kernel: os.release(), cc, loadavg: os.loadavg().map((l) => +l.toFixed(2)) };
-}
-
-function shellQuote(a) {
-  return /^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`;
 }
 
 function fmt(value, unit) {

@@ -29,6 +29,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
+import { seeded } from './lib/bench-helpers.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const { POLICY_NAMES } = await import(path.join(root, 'dist/src/scheduler/policies.js'));
@@ -133,13 +134,7 @@ function call(port, pathname) {
 
 /** Seeded arrivals (Poisson per class), the same for every policy: [{ at ms, heavy }]. */
 function arrivals(seed, seconds) {
-  let a = seed;
-  const random = () => { // mulberry32
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const random = seeded(seed);
   const out = [];
   for (const [rps, heavy] of [[opts.lightRps, false], [opts.heavyRps, true]]) {
     if (rps <= 0) continue;

@@ -17,6 +17,7 @@
 // Each scenario runs once per seed (1..seeds); the table shows medians over the seeds.
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { seeded } from './lib/bench-helpers.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const { createPolicy, POLICY_NAMES } = await import(path.join(root, 'dist/src/scheduler/policies.js'));
@@ -36,17 +37,6 @@ const ALPHA = 0.3;
 const LIGHT_MS = 1;
 const HEAVY_MS = 200;
 const WAIT_MS = 100;
-
-/** Seeded random source (mulberry32). */
-function seeded(seed) {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const SCENARIOS = [
   { name: 'light only, 4 workers, 70% load', workers: 4, heavyShare: 0, load: 0.7 },
