@@ -47,11 +47,13 @@ export interface HostLoad {
 export const MAX_INSTANCE_FRAME_BYTES = 64 * 1024 * 1024;
 
 export function encodeInstanceFrame(meta: HostInvoke | HostLoad, body: Buffer = Buffer.alloc(0)): Buffer[] {
-  const json = Buffer.from(JSON.stringify(meta));
-  const head = Buffer.allocUnsafe(8);
-  head.writeUInt32BE(4 + json.length + body.length, 0);
-  head.writeUInt32BE(json.length, 4);
-  return body.length > 0 ? [head, json, body] : [head, json];
+  const json = JSON.stringify(meta);
+  const jsonBytes = Buffer.byteLength(json);
+  const head = Buffer.allocUnsafe(8 + jsonBytes);
+  head.writeUInt32BE(4 + jsonBytes + body.length, 0);
+  head.writeUInt32BE(jsonBytes, 4);
+  head.write(json, 8);
+  return body.length > 0 ? [head, body] : [head];
 }
 
 /** Splits a byte stream from a host into messages; throws on a frame that cannot be valid. */

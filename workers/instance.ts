@@ -4,6 +4,7 @@ import type { Duplex } from 'node:stream';
 import type { WorkerErrorCode } from '../src/protocol/messages.js';
 import { encodeInstanceFrame, InstanceFrameDecoder, type HostInvoke, type HostLoad, type HostMessage } from './instance-frames.js';
 import { toOutcome } from './cgi.js';
+import { BatchWriter } from '../src/protocol/frames.js';
 import { MAX_RESPONSE_BYTES, type SandboxProcess } from './runner.js';
 import type { Log } from '../src/protocol/log.js';
 
@@ -37,11 +38,11 @@ export class Instance {
   private readonly pending = new Map<number, PendingCall>();
   private nextId = 1;
   private outputTail = '';
-  private channel?: Duplex;
+  /** Frames to the host, one write per event-loop turn; attached once the channel exists. */
+  private readonly out = new BatchWriter();
   /** Timed out: killed without a grace period. */
   private stuck = false;
   private graceTimer?: NodeJS.Timeout;
-  private readonly unsent: Buffer[] = [];
 
   constructor(
     readonly name: string,
@@ -83,8 +84,7 @@ export class Instance {
         for (const { meta, body } of messages) this.onMessage(meta, body, markReady, failReady, startTimer);
       });
       channel.on('error', () => {});
-      this.channel = channel;
-      if (this.unsent.length > 0) this.write(this.unsent.splice(0));
+      this.out.attach(channel);
     };
     if (sandbox.channel instanceof Promise) sandbox.channel.then(attach, () => {}); // no connection: the start timer or the exit says why
     else attach(sandbox.channel);
@@ -126,24 +126,13 @@ export class Instance {
         this.retire();
       }, timeoutMs);
       this.pending.set(id, { resolve, requestId: call.requestId, timer });
-      this.write(encodeInstanceFrame({ t: 'invoke', id, deadlineMs: Date.now() + timeoutMs, ...call }, body));
+      this.out.write(...encodeInstanceFrame({ t: 'invoke', id, deadlineMs: Date.now() + timeoutMs, ...call }, body));
     });
-  }
-
-  private write(frames: Buffer[]): void {
-    const channel = this.channel;
-    if (!channel) {
-      this.unsent.push(...frames); // a container not connected yet: sent on connection
-      return;
-    }
-    channel.cork();
-    for (const f of frames) channel.write(f);
-    channel.uncork();
   }
 
   /** Hands a pre-started sandbox its function; `ready` resolves once it has loaded. */
   load(msg: HostLoad, files: Buffer): void {
-    this.write(encodeInstanceFrame(msg, files));
+    this.out.write(...encodeInstanceFrame(msg, files));
   }
 
   /** No new calls; the sandbox is stopped once the calls already running are settled. */

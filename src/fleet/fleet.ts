@@ -148,15 +148,9 @@ export class Fleet {
     const { route } = inv;
     w.inFlight++;
     w.calls.set(route.key, w.inFlightOf(route.key) + 1);
-    let timer: NodeJS.Timeout | undefined;
     try {
-      const deadline = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new GatewayError('FUNCTION_TIMEOUT',
-          `worker ${w.id} did not answer within timeout_ms ${route.config.timeoutMs} ms + ${GATEWAY_GRACE_MS} ms`, w.id)),
+      const { result, body } = await conn.invoke(route, inv.requestId, inv.method, inv.path, inv.query, inv.headers, inv.body,
         route.config.timeoutMs + GATEWAY_GRACE_MS);
-      });
-      const call = conn.invoke(route, inv.requestId, inv.method, inv.path, inv.query, inv.headers, inv.body);
-      const { result, body } = await Promise.race([call, deadline]);
       w.served++;
       if (result.error) throw new GatewayError(result.error.code as ErrorCode, result.error.message, w.id);
       if (!w.warm.has(route.key)) w.warm = new Set(w.warm).add(route.key);
@@ -164,7 +158,6 @@ export class Fleet {
       if (invalid) throw new GatewayError('FUNCTION_RESPONSE_INVALID', invalid, w.id);
       return { status: result.status, headers: result.headers, body, workerId: w.id, cold: result.cold, fnMs: result.fnMs };
     } finally {
-      clearTimeout(timer);
       w.inFlight--;
       const left = w.inFlightOf(route.key) - 1;
       if (left > 0) w.calls.set(route.key, left);

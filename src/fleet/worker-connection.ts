@@ -14,7 +14,13 @@ export interface CallReply {
 interface Pending {
   readonly resolve: (reply: CallReply) => void;
   readonly reject: (err: GatewayError) => void;
+  /** Date.now() past which the call is failed with FUNCTION_TIMEOUT, and the limit it stands for. */
+  readonly deadline: number;
+  readonly limitMs: number;
 }
+
+/** How often calls past their deadline are looked for: the deadline is a backstop seconds past the worker's own timeout, so one timer per connection instead of one per call. */
+const SWEEP_MS = 500;
 
 export class WorkerConnection {
   private readonly socket: net.Socket;
@@ -23,6 +29,7 @@ export class WorkerConnection {
   /** Function versions this connection has already sent the config of. */
   private readonly sentVersions = new Set<number>();
   private nextId = 1;
+  private readonly sweeper: NodeJS.Timeout;
   connected = false;
   closed = false;
 
@@ -56,6 +63,8 @@ export class WorkerConnection {
         call.resolve({ result: message, body });
       }
     });
+    this.sweeper = setInterval(() => this.expire(Date.now()), SWEEP_MS);
+    this.sweeper.unref();
     this.socket.on('error', (err) => this.fail('WORKER_DIED', `connection to worker ${workerId} failed: ${err.message}`));
     this.socket.on('close', () => this.fail('WORKER_DIED', `worker ${workerId} closed its connection mid-request`));
   }
@@ -64,13 +73,15 @@ export class WorkerConnection {
     return this.pending.size;
   }
 
-  invoke(spec: FunctionSpec, requestId: string, method: string, path: string, query: string, headers: string[], body: Buffer): Promise<CallReply> {
+  /** Sends a call; fails it with FUNCTION_TIMEOUT if no answer comes within limitMs (give or take SWEEP_MS). */
+  invoke(spec: FunctionSpec, requestId: string, method: string, path: string, query: string, headers: string[], body: Buffer,
+    limitMs: number): Promise<CallReply> {
     if (this.closed) return Promise.reject(new GatewayError('WORKER_DIED', `worker ${this.workerId} is gone`, this.workerId));
     const id = this.nextId++;
     const first = !this.sentVersions.has(spec.version);
     if (first) this.sentVersions.add(spec.version);
     return new Promise<CallReply>((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
+      this.pending.set(id, { resolve, reject, deadline: Date.now() + limitMs, limitMs });
       this.writer.send({
         t: FrameType.Invoke, id, key: spec.key, version: spec.version,
         ...(first ? { spec: spec.config } : {}),
@@ -89,10 +100,19 @@ export class WorkerConnection {
     this.fail('WORKER_DIED', `worker ${this.workerId} connection closed by the gateway`);
   }
 
+  private expire(now: number): void {
+    for (const [id, call] of this.pending) {
+      if (call.deadline > now) continue;
+      this.pending.delete(id);
+      call.reject(new GatewayError('FUNCTION_TIMEOUT', `worker ${this.workerId} did not answer within ${call.limitMs} ms`, this.workerId));
+    }
+  }
+
   private fail(code: 'WORKER_DIED' | 'WORKER_PROTOCOL_ERROR', message: string): void {
     if (this.closed) return;
     this.closed = true;
     this.connected = false;
+    clearInterval(this.sweeper);
     this.socket.destroy();
     const calls = [...this.pending.values()];
     this.pending.clear();

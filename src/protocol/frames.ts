@@ -8,8 +8,8 @@
 //
 // Many calls are in flight on one connection at once, told apart by the envelope's `id`.
 // Writes are coalesced: every frame queued during one event-loop turn goes out in one
-// corked write (PERF.md measured ~1.4× for batching over one write per frame).
-import type { Socket } from 'node:net';
+// corked write (BatchWriter; PERF.md measured ~1.4× for batching over one write per frame).
+import type { Writable } from 'node:stream';
 import { Packr } from 'msgpackr';
 import type { StreamMessage } from './messages.js';
 
@@ -107,30 +107,60 @@ export class FrameDecoder {
   }
 }
 
-/** Queues frames and writes everything queued in one event-loop turn as one corked write. */
-export class FrameWriter {
+/**
+ * Queues buffers and writes everything queued during one event-loop turn as one corked write
+ * (one writev): under load many frames are queued per turn, and a syscall per frame would cost
+ * more than the frames themselves. Bound to a stream that may not be connected yet: what is
+ * queued before then is written once it is.
+ */
+export class BatchWriter {
   private queue: Buffer[] = [];
   private scheduled = false;
+  private stream?: Writable;
 
-  constructor(private readonly socket: Socket) {}
+  constructor(stream?: Writable) {
+    this.stream = stream;
+  }
 
-  send(message: StreamMessage, body?: Buffer): void {
-    const [head, rest] = encodeFrame(message, body);
-    this.queue.push(head);
-    if (rest.length > 0) this.queue.push(rest);
-    if (!this.scheduled) {
-      this.scheduled = true;
-      setImmediate(this.flush);
-    }
+  /** Sets the stream once it exists (a container's channel connects after start). */
+  attach(stream: Writable): void {
+    this.stream = stream;
+    if (this.queue.length > 0) this.schedule();
+  }
+
+  write(...bufs: Buffer[]): void {
+    for (const b of bufs) if (b.length > 0) this.queue.push(b);
+    this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.scheduled || !this.stream) return;
+    this.scheduled = true;
+    setImmediate(this.flush);
   }
 
   private readonly flush = (): void => {
     this.scheduled = false;
+    const stream = this.stream;
+    if (!stream || stream.destroyed || this.queue.length === 0) return;
     const queue = this.queue;
     this.queue = [];
-    if (this.socket.destroyed || queue.length === 0) return;
-    this.socket.cork();
-    for (const buf of queue) this.socket.write(buf);
-    this.socket.uncork();
+    stream.cork();
+    for (const buf of queue) stream.write(buf);
+    stream.uncork();
   };
+}
+
+/** Encodes StreamMessages as frames onto a BatchWriter. */
+export class FrameWriter {
+  private readonly out: BatchWriter;
+
+  constructor(socket: Writable) {
+    this.out = new BatchWriter(socket);
+  }
+
+  send(message: StreamMessage, body?: Buffer): void {
+    const [head, rest] = encodeFrame(message, body);
+    this.out.write(head, rest);
+  }
 }

@@ -9,12 +9,12 @@ import net from 'node:net';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { pathToFileURL } from 'node:url';
 import { format } from 'node:util';
+import { encodeHostFrame, runFetch, runLambda } from './node-calls.mjs';
 
 let [entry, handlerName = '', functionName = '', memoryMb = '128', envJson = '{}'] = process.argv.slice(2);
 // Workers' `env`: the route's own variables (they are in process.env too, beside PATH and HOME).
 let functionEnv = Object.freeze(JSON.parse(envJson));
 const LOG_CAP_BYTES = 8 * 1024;
-const TEXTUAL = /^(text\/|application\/(json|xml|javascript|x-www-form-urlencoded|graphql)|[^;]*\+(json|xml))/i;
 
 const channel = process.env.FAAS_CHANNEL; // the worker's, not the function's
 delete process.env.FAAS_CHANNEL;
@@ -25,17 +25,20 @@ conn.on('close', () => process.exit(0));
 // this host is pid 1, which the kernel spares signals it has no handler for: hence one here.
 process.on('SIGTERM', () => process.exit(0));
 
+// Frames queued during one event-loop turn go out in one write (as the worker's FrameWriter
+// does): under load many calls finish per turn, and a write per frame was most of this host's
+// system time.
+let queued = [];
 function send(meta, body) {
-  const json = Buffer.from(JSON.stringify(meta));
-  const head = Buffer.allocUnsafe(8);
-  const len = body ? body.length : 0;
-  head.writeUInt32BE(4 + json.length + len, 0);
-  head.writeUInt32BE(json.length, 4);
+  if (queued.length === 0) setImmediate(flush);
+  queued.push(...encodeHostFrame(meta, body));
+}
+function flush() {
+  const out = queued;
+  queued = [];
   conn.cork();
-  conn.write(head);
-  conn.write(json);
-  if (len > 0) conn.write(body);
-  process.nextTick(() => conn.uncork());
+  for (const buf of out) conn.write(buf);
+  conn.uncork();
 }
 
 // What the function prints goes to the worker's log tagged with the call, capped per call.
@@ -88,80 +91,6 @@ async function load() {
   throw new Error(`${entry} exports neither a default object with fetch(request, env, ctx) nor handler(event, context)`);
 }
 
-function headerObject(flat) {
-  const out = {};
-  for (let i = 0; i + 1 < flat.length; i += 2) {
-    out[flat[i]] = out[flat[i]] === undefined ? flat[i + 1] : `${out[flat[i]]},${flat[i + 1]}`;
-  }
-  return out;
-}
-
-async function runFetch(fn, self, call, body) {
-  const headers = new Headers();
-  for (let i = 0; i + 1 < call.headers.length; i += 2) {
-    try { headers.append(call.headers[i], call.headers[i + 1]); } catch { /* a header undici refuses */ }
-  }
-  const host = headers.get('host') ?? 'localhost';
-  const url = `http://${host}${call.path}${call.query ? `?${call.query}` : ''}`;
-  const hasBody = call.method !== 'GET' && call.method !== 'HEAD';
-  const request = new Request(url, { method: call.method, headers, body: hasBody ? body : undefined });
-  const ctx = { waitUntil() {}, passThroughOnException() {}, requestId: call.requestId };
-  const response = await fn.call(self, request, functionEnv, ctx);
-  if (!(response instanceof Response)) {
-    return { invalid: `fetch() must return a Response (got ${response === null ? 'null' : typeof response})` };
-  }
-  const out = [];
-  response.headers.forEach((value, name) => { if (name !== 'set-cookie') out.push(name, value); });
-  for (const cookie of response.headers.getSetCookie()) out.push('set-cookie', cookie);
-  return { status: response.status, headers: out, body: Buffer.from(await response.arrayBuffer()) };
-}
-
-async function runLambda(fn, call, body) {
-  const headers = headerObject(call.headers);
-  const params = new URLSearchParams(call.query);
-  const query = {};
-  const multiQuery = {};
-  for (const [k, v] of params) {
-    query[k] = v;
-    (multiQuery[k] ??= []).push(v);
-  }
-  const textual = TEXTUAL.test(headers['content-type'] ?? 'text/plain');
-  const event = {
-    httpMethod: call.method,
-    path: call.path,
-    resource: call.path,
-    headers,
-    queryStringParameters: params.size > 0 ? query : null,
-    multiValueQueryStringParameters: params.size > 0 ? multiQuery : null,
-    body: body.length === 0 ? null : textual ? body.toString('utf8') : body.toString('base64'),
-    isBase64Encoded: body.length > 0 && !textual,
-    requestContext: { requestId: call.requestId, httpMethod: call.method, path: call.path, stage: '$default', requestTimeEpoch: Date.now() },
-  };
-  const context = {
-    awsRequestId: call.requestId,
-    functionName,
-    memoryLimitInMB: memoryMb,
-    getRemainingTimeInMillis: () => Math.max(0, call.deadlineMs - Date.now()),
-  };
-  const result = await fn(event, context);
-  if (result === undefined || result === null) return { invalid: 'handler returned nothing; return { statusCode, headers, body }' };
-  if (typeof result !== 'object' || !('statusCode' in result)) {
-    // Like API Gateway's HTTP APIs: a value without statusCode is a 200 JSON body.
-    const text = typeof result === 'string' ? result : JSON.stringify(result);
-    return { status: 200, headers: ['content-type', typeof result === 'string' ? 'text/plain; charset=utf-8' : 'application/json'], body: Buffer.from(text) };
-  }
-  const status = Number(result.statusCode);
-  if (!Number.isInteger(status) || status < 100 || status > 599) return { invalid: `statusCode must be an integer 100–599 (got ${format(result.statusCode)})` };
-  const out = [];
-  for (const [k, v] of Object.entries(result.headers ?? {})) out.push(k.toLowerCase(), String(v));
-  for (const [k, vs] of Object.entries(result.multiValueHeaders ?? {})) for (const v of vs) out.push(k.toLowerCase(), String(v));
-  const raw = result.body ?? '';
-  const bodyOut = Buffer.isBuffer(raw) ? raw
-    : typeof raw === 'string' ? Buffer.from(raw, result.isBase64Encoded ? 'base64' : 'utf8')
-    : Buffer.from(JSON.stringify(raw));
-  return { status, headers: out, body: bodyOut };
-}
-
 let fn;
 
 /** Loads the function named by the arguments, or by a pre-started sandbox's `load` frame. */
@@ -202,7 +131,7 @@ conn.on('data', (chunk) => {
     if (buf.length < 4 + frameBytes) break;
     const metaBytes = buf.readUInt32BE(4);
     const msg = JSON.parse(buf.subarray(8, 8 + metaBytes).toString('utf8'));
-    const body = Buffer.from(buf.subarray(8 + metaBytes, 4 + frameBytes));
+    const body = buf.subarray(8 + metaBytes, 4 + frameBytes);
     buf = buf.subarray(4 + frameBytes);
     if (msg.t === 'load' && !entry) adopt(msg, body);
     else if (msg.t === 'invoke' && fn) current.run(msg.id, () => invoke(msg, body));
@@ -229,7 +158,8 @@ function runWasm(call, body) {
 async function invoke(call, body) {
   if (fn.style === 'wasm') return runWasm(call, body);
   try {
-    const out = fn.style === 'fetch' ? await runFetch(fn.fn, fn.self, call, body) : await runLambda(fn.fn, call, body);
+    const out = fn.style === 'fetch' ? await runFetch(fn.fn, fn.self, call, body, functionEnv)
+      : await runLambda(fn.fn, call, body, functionName, memoryMb);
     if (out.invalid) send({ t: 'error', id: call.id, code: 'FUNCTION_RESPONSE_INVALID', message: out.invalid });
     else send({ t: 'result', id: call.id, status: out.status, headers: out.headers }, out.body);
   } catch (err) {
