@@ -47,7 +47,7 @@ function bodySource(response) {
   if (body.stream?.locked) return undefined;
   const src = body.source;
   if (typeof src === 'string') return Buffer.from(src);
-  if (src instanceof Uint8Array) return Buffer.from(src); // a copy: the function may reuse its buffer
+  if (src instanceof Uint8Array) return Buffer.from(src.buffer, src.byteOffset, src.byteLength); // undici's own copy
   return undefined;
 }
 const EMPTY = Buffer.alloc(0);
