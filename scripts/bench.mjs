@@ -20,6 +20,7 @@ const BENCHMARKS = {
   frames: ['scripts/micro/frames.mjs', 'frame encode + decode, msgpackr vs JSON, small and 64 KiB bodies'],
   datagram: ['scripts/micro/datagram.mjs', 'a load-report datagram: validate + apply'],
   'proc-sample': ['scripts/micro/proc-sample.mjs', "a worker's /proc sample + EMA"],
+  'request-path': ['scripts/micro/request-path.mjs', 'the whole request path in one process, minus sockets, uWS and process hops'],
   'stream-hop': ['scripts/micro/stream-hop.mjs', 'gateway ⇄ worker round trip over a Unix stream socket, project codec'],
   native: ['scripts/bench-native.mjs', 'Node beside the C floors (native-bench/): sockets, /proc, spawn, HTTP'],
   load: ['scripts/bench-latency.mjs', 'the whole path under wrk beside bare uWS, 1 / 16 / 64 connections'],

@@ -1,7 +1,7 @@
 // One call of a node function, Workers style (runFetch) or Lambda style (runLambda): the
 // request as the function sees it, and its answer as { status, headers, body } or { invalid }.
 // Pure (no I/O): node-host.mjs runs it per invoke frame, scripts/micro/request-path.mjs
-// measures it; with the frame layout both use (encodeHostFrame). Runs inside the sandbox:
+// measures it; with the frame layout both use (encodeHostFrame, HostFrameReader). Runs inside the sandbox:
 // Node's standard library only.
 import { format } from 'node:util';
 
@@ -108,4 +108,23 @@ export function encodeHostFrame(meta, body) {
   head.writeUInt32BE(jsonBytes, 4);
   head.write(json, 8);
   return len > 0 ? [head, body] : [head];
+}
+
+/** Splits the byte stream from the worker into frames: push() each chunk, get back the whole frames, in order. */
+export class HostFrameReader {
+  buf = Buffer.alloc(0);
+
+  push(chunk) {
+    let buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
+    const frames = [];
+    while (buf.length >= 8) {
+      const frameBytes = buf.readUInt32BE(0);
+      if (buf.length < 4 + frameBytes) break;
+      const metaBytes = buf.readUInt32BE(4);
+      frames.push({ msg: JSON.parse(buf.subarray(8, 8 + metaBytes).toString('utf8')), body: buf.subarray(8 + metaBytes, 4 + frameBytes) });
+      buf = buf.subarray(4 + frameBytes);
+    }
+    this.buf = buf;
+    return frames;
+  }
 }

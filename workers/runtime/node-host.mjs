@@ -9,7 +9,7 @@ import net from 'node:net';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { pathToFileURL } from 'node:url';
 import { format } from 'node:util';
-import { encodeHostFrame, runFetch, runLambda } from './node-calls.mjs';
+import { encodeHostFrame, HostFrameReader, runFetch, runLambda } from './node-calls.mjs';
 
 let [entry, handlerName = '', functionName = '', memoryMb = '128', envJson = '{}'] = process.argv.slice(2);
 // Workers' `env`: the route's own variables (they are in process.env too, beside PATH and HOME).
@@ -123,16 +123,9 @@ function adopt(msg, body) {
   void start();
 }
 
-let buf = Buffer.alloc(0);
+const reader = new HostFrameReader();
 conn.on('data', (chunk) => {
-  buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
-  while (buf.length >= 8) {
-    const frameBytes = buf.readUInt32BE(0);
-    if (buf.length < 4 + frameBytes) break;
-    const metaBytes = buf.readUInt32BE(4);
-    const msg = JSON.parse(buf.subarray(8, 8 + metaBytes).toString('utf8'));
-    const body = buf.subarray(8 + metaBytes, 4 + frameBytes);
-    buf = buf.subarray(4 + frameBytes);
+  for (const { msg, body } of reader.push(chunk)) {
     if (msg.t === 'load' && !entry) adopt(msg, body);
     else if (msg.t === 'invoke' && fn) current.run(msg.id, () => invoke(msg, body));
   }
