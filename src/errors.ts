@@ -33,6 +33,12 @@ export function reasonPhrase(status: number): string {
   return STATUS_CODES[status] ?? 'Unknown';
 }
 
+const STATUS_LINES: string[] = [];
+/** "200 OK": the status line uWS writes, built once per status. */
+export function statusLine(status: number): string {
+  return STATUS_LINES[status] ??= `${status} ${reasonPhrase(status)}`;
+}
+
 /** The JSON body of an error response (CONTRACT §4). */
 export function errorBody(code: ErrorCode, message: string): string {
   const status = ERRORS[code].status;

@@ -18,15 +18,17 @@ export interface Sample {
 }
 
 export class GatewayMetrics {
-  private readonly requests = new Map<string, number>();
+  /** Answered requests by route, then status: no key string to build per request. */
+  private readonly requests = new Map<string, Map<number, number>>();
   private readonly latency = new Map<string, Histogram>();
   private readonly errors = new Map<string, number>();
   private coldStarts = 0;
 
   observe(routeKey: string | undefined, status: number, durationMs: number, cold: boolean, code?: string): void {
     const route = routeKey ?? '';
-    const k = `${route}\0${status}`;
-    this.requests.set(k, (this.requests.get(k) ?? 0) + 1);
+    let byStatus = this.requests.get(route);
+    if (!byStatus) this.requests.set(route, (byStatus = new Map()));
+    byStatus.set(status, (byStatus.get(status) ?? 0) + 1);
     let h = this.latency.get(route);
     if (!h) {
       h = { counts: new Array<number>(BUCKETS_S.length).fill(0), sum: 0, count: 0 };
@@ -43,9 +45,8 @@ export class GatewayMetrics {
   render(extra: readonly Sample[]): string {
     const out: string[] = [];
     out.push('# HELP faas_requests_total HTTP requests answered, by route and status.', '# TYPE faas_requests_total counter');
-    for (const [k, n] of this.requests) {
-      const [route, status] = k.split('\0');
-      out.push(`faas_requests_total{route=${q(route!)},status="${status}"} ${n}`);
+    for (const [route, byStatus] of this.requests) {
+      for (const [status, n] of byStatus) out.push(`faas_requests_total{route=${q(route)},status="${status}"} ${n}`);
     }
     out.push('# HELP faas_request_duration_seconds Time from request to response in the gateway.', '# TYPE faas_request_duration_seconds histogram');
     for (const [route, h] of this.latency) {

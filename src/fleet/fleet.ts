@@ -8,7 +8,7 @@ import type { Invocation, InvocationResult } from '../http/server.js';
 import type { Log } from '../protocol/log.js';
 import type { FunctionSpec, WorkerReport } from '../protocol/messages.js';
 import type { DropReason } from '../protocol/report.js';
-import { createPolicy, type CallView, type Policy, type PolicyName, type WorkerView } from '../scheduler/policies.js';
+import { createPolicy, type Policy, type PolicyName, type WorkerView } from '../scheduler/policies.js';
 import { MetricsSocket } from './metrics-socket.js';
 import { Supervisor } from './supervisor.js';
 import { WorkerConnection } from './worker-connection.js';
@@ -121,48 +121,45 @@ export class Fleet {
   /**
    * Places a call: the policy's pick among the workers that can take it; a worker that refuses it
    * at capacity (before running it) is skipped and the next pick tried, until none is left.
+   * Promise chains rather than async functions: one promise per call on the way there and back.
    */
-  async invoke(inv: Invocation): Promise<InvocationResult> {
+  invoke(inv: Invocation, refusedBy?: Set<string>, refusal?: GatewayError): Promise<InvocationResult> {
     const { key, config } = inv.route;
-    let refusal: GatewayError | undefined;
-    let refusedBy: Set<string> | undefined;
-    for (;;) {
-      const call: CallView = { key, maxConcurrency: config.maxConcurrency, refusedBy };
-      const w = this.policy.pick(this.list, this.now(), this.random, call) as WorkerState | undefined;
-      if (!w?.conn) {
-        if (refusal) throw refusal;
-        if (this.available().length === 0) throw new GatewayError('NO_WORKER_AVAILABLE', 'no worker is connected and reporting; retry shortly');
-        throw new GatewayError('FUNCTION_AT_CAPACITY', `every worker runs ${config.maxConcurrency} calls of ${key} (its max_concurrency)`);
-      }
-      try {
-        return await this.send(w, w.conn, inv);
-      } catch (err) {
-        if (!(err instanceof GatewayError && err.code === 'FUNCTION_AT_CAPACITY')) throw err;
-        refusal = err;
-        (refusedBy ??= new Set()).add(w.id);
-      }
+    const w = this.policy.pick(this.list, this.now(), this.random, { key, maxConcurrency: config.maxConcurrency, refusedBy }) as WorkerState | undefined;
+    if (!w?.conn) {
+      if (refusal) return Promise.reject(refusal);
+      if (this.available().length === 0) return Promise.reject(new GatewayError('NO_WORKER_AVAILABLE', 'no worker is connected and reporting; retry shortly'));
+      return Promise.reject(new GatewayError('FUNCTION_AT_CAPACITY', `every worker runs ${config.maxConcurrency} calls of ${key} (its max_concurrency)`));
     }
+    return this.send(w, w.conn, inv).catch((err: unknown) => {
+      if (!(err instanceof GatewayError && err.code === 'FUNCTION_AT_CAPACITY')) throw err;
+      return this.invoke(inv, (refusedBy ?? new Set()).add(w.id), err);
+    });
   }
 
-  private async send(w: WorkerState, conn: WorkerConnection, inv: Invocation): Promise<InvocationResult> {
+  private send(w: WorkerState, conn: WorkerConnection, inv: Invocation): Promise<InvocationResult> {
     const { route } = inv;
     w.inFlight++;
     w.calls.set(route.key, w.inFlightOf(route.key) + 1);
-    try {
-      const { result, body } = await conn.invoke(route, inv.requestId, inv.method, inv.path, inv.query, inv.headers, inv.body,
-        route.config.timeoutMs + GATEWAY_GRACE_MS);
-      w.served++;
-      if (result.error) throw new GatewayError(result.error.code as ErrorCode, result.error.message, w.id);
-      if (!w.warm.has(route.key)) w.warm = new Set(w.warm).add(route.key);
-      const invalid = invalidResponse(result.status, result.headers);
-      if (invalid) throw new GatewayError('FUNCTION_RESPONSE_INVALID', invalid, w.id);
-      return { status: result.status, headers: result.headers, body, workerId: w.id, cold: result.cold, fnMs: result.fnMs };
-    } finally {
+    const settled = (): void => {
       w.inFlight--;
       const left = w.inFlightOf(route.key) - 1;
       if (left > 0) w.calls.set(route.key, left);
       else w.calls.delete(route.key);
-    }
+    };
+    return conn.invoke(route, inv.requestId, inv.method, inv.path, inv.query, inv.headers, inv.body, route.config.timeoutMs + GATEWAY_GRACE_MS)
+      .then(({ result, body }) => {
+        settled();
+        w.served++;
+        if (result.error) throw new GatewayError(result.error.code as ErrorCode, result.error.message, w.id);
+        if (!w.warm.has(route.key)) w.warm = new Set(w.warm).add(route.key);
+        const invalid = invalidResponse(result.status, result.headers);
+        if (invalid) throw new GatewayError('FUNCTION_RESPONSE_INVALID', invalid, w.id);
+        return { status: result.status, headers: result.headers, body, workerId: w.id, cold: result.cold, fnMs: result.fnMs };
+      }, (err: unknown) => {
+        settled();
+        throw err;
+      });
   }
 
   /** Functions every worker should keep min_warm instances of; sent now and to every new connection. */

@@ -6,7 +6,7 @@
 // that happens after an await.
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { GatewayError, errorBody, reasonPhrase, type ErrorCode } from '../errors.js';
+import { GatewayError, errorBody, statusLine, type ErrorCode } from '../errors.js';
 import type { Log } from '../protocol/log.js';
 import type { Route, RouteTable } from '../routes/route-store.js';
 import { uws, type HttpRequest, type HttpResponse, type TemplatedApp } from './uws.js';
@@ -92,7 +92,7 @@ function handle(deps: ServerDeps, res: HttpResponse, req: HttpRequest): void {
   const fail = (err: GatewayError, extra?: [string, string][], close = false): void => {
     if (state.aborted) return;
     res.cork(() => {
-      res.writeStatus(`${err.status} ${reasonPhrase(err.status)}`);
+      res.writeStatus(statusLine(err.status));
       res.writeHeader('content-type', 'application/json');
       res.writeHeader('x-request-id', requestId);
       if (err.workerId) res.writeHeader('x-faas-worker', err.workerId);
@@ -137,7 +137,7 @@ function handle(deps: ServerDeps, res: HttpResponse, req: HttpRequest): void {
         if (state.aborted) return;
         const totalMs = performance.now() - started;
         res.cork(() => {
-          res.writeStatus(`${result.status} ${reasonPhrase(result.status)}`);
+          res.writeStatus(statusLine(result.status));
           const h = result.headers;
           for (let i = 0; i + 1 < h.length; i += 2) {
             if (!RESERVED.has(h[i]!)) res.writeHeader(h[i]!, h[i + 1]!);
