@@ -6,6 +6,7 @@ const HELP = `faas — a single-node function gateway
 Usage:
   faas gateway [options]   start the HTTP gateway and its workers
   faas worker  [options]   start one worker by hand (joins the gateway whose --run-dir it shares)
+  faas keys    create NAME | revoke NAME | list   API keys for routes with "auth": "api-key"
   faas help                this text
 
 Gateway options (flag / environment / default):
@@ -45,6 +46,10 @@ async function main(argv: string[]): Promise<number> {
       const { runWorker } = await import('../workers/main.js');
       await runWorker(rest, process.env);
       return -1;
+    }
+    case 'keys': {
+      const { runKeys } = await import('./keys-cli.js');
+      return runKeys(rest, process.env, { out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t) });
     }
     case undefined:
     case 'help':

@@ -108,6 +108,11 @@ export function loadGatewayConfig(argv: readonly string[], env: NodeJS.ProcessEn
   return load(GATEWAY_OPTIONS, argv, env) as GatewayConfig;
 }
 
+/** `faas keys`: where the database is, as the gateway finds it. */
+export function loadKeysConfig(argv: readonly string[], env: NodeJS.ProcessEnv): { readonly db: string } {
+  return load({ db: GATEWAY_OPTIONS.db }, argv, env) as { db: string };
+}
+
 export function loadWorkerConfig(argv: readonly string[], env: NodeJS.ProcessEnv): WorkerConfig {
   return load(WORKER_OPTIONS, argv, env) as WorkerConfig;
 }

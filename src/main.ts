@@ -5,6 +5,7 @@ import path from 'node:path';
 import { loadGatewayConfig, type GatewayConfig } from './config.js';
 import { Fleet } from './fleet/fleet.js';
 import { createAdminServer } from './http/admin.js';
+import { RateLimiter } from './http/rate-limit.js';
 import { createServer } from './http/server.js';
 import { listen, uws } from './http/uws.js';
 import { GatewayMetrics, type Sample } from './metrics.js';
@@ -37,18 +38,20 @@ export async function runGateway(argv: readonly string[], env: NodeJS.ProcessEnv
     pin: config.pin === 'on', log });
   fleet.start();
   const metrics = new GatewayMetrics();
+  const limiter = new RateLimiter();
   const started = Date.now();
 
   const app = createServer({
     routes: () => store.snapshot,
     invoke: (inv) => fleet.invoke(inv),
     maxBodyBytes: config.maxBodyBytes,
+    limiter,
     log,
     observe: (route, status, ms, cold, code) => metrics.observe(route, status, ms, cold, code),
   });
   const admin = createAdminServer({
     readiness: () => readiness(store, fleet),
-    metrics: () => metrics.render(gauges(store, fleet, started)),
+    metrics: () => metrics.render(gauges(store, fleet, limiter, started)),
     workers: () => workersView(fleet),
     routes: () => store.status(),
   });
@@ -143,7 +146,7 @@ function workersView(fleet: Fleet): unknown {
   });
 }
 
-function gauges(store: RouteStore, fleet: Fleet, startedMs: number): Sample[] {
+function gauges(store: RouteStore, fleet: Fleet, limiter: RateLimiter, startedMs: number): Sample[] {
   const now = Date.now();
   const ws = [...fleet.workers.values()];
   const per = (name: string, help: string, value: (w: (typeof ws)[number]) => number): Sample =>
@@ -170,6 +173,11 @@ function gauges(store: RouteStore, fleet: Fleet, startedMs: number): Sample[] {
       values: [[{}, status.routes.filter((r) => r.state !== 'ok').length]] },
     { name: 'faas_config_sync_failing', help: '1 while the database cannot be read and routes are served from memory.', type: 'gauge',
       values: [[{}, status.lastError ? 1 : 0]] },
+    { name: 'faas_api_keys', help: 'API keys the gateway accepts (api_keys rows).', type: 'gauge', values: [[{}, store.snapshot.keys.size]] },
+    { name: 'faas_rate_limit_buckets', help: 'Token buckets held for rate-limited routes (one per route and client not at full burst).', type: 'gauge',
+      values: [[{}, limiter.size]] },
+    { name: 'faas_rate_limit_evicted_total', help: 'Buckets dropped to stay under the cap while not full (more clients than room).', type: 'counter',
+      values: [[{}, limiter.evicted]] },
     { name: 'faas_uptime_seconds', help: 'Seconds since the gateway started.', type: 'gauge', values: [[{}, (now - startedMs) / 1000]] },
   ];
 }

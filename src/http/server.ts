@@ -9,6 +9,7 @@ import { performance } from 'node:perf_hooks';
 import { GatewayError, errorBody, statusLine, type ErrorCode } from '../errors.js';
 import type { Log } from '../protocol/log.js';
 import type { Route, RouteTable } from '../routes/route-store.js';
+import type { RateLimiter } from './rate-limit.js';
 import { uws, type HttpRequest, type HttpResponse, type TemplatedApp } from './uws.js';
 
 export interface Invocation {
@@ -36,6 +37,8 @@ export interface ServerDeps {
   /** Runs the call on a worker; rejects with GatewayError. */
   readonly invoke: (inv: Invocation) => Promise<InvocationResult>;
   readonly maxBodyBytes: number;
+  /** Buckets for routes with rate_limit. */
+  readonly limiter: RateLimiter;
   readonly log: Log;
   /** Called once per answered request, for metrics and the access log. */
   readonly observe: (routeKey: string | undefined, status: number, durationMs: number, cold: boolean, code?: ErrorCode) => void;
@@ -44,7 +47,10 @@ export interface ServerDeps {
 /** Headers a function may not set: framing and the gateway's own headers are the gateway's business. */
 const RESERVED = new Set(['connection', 'content-length', 'transfer-encoding', 'keep-alive', 'upgrade', 'te', 'trailer',
   'proxy-connection', 'date', 'x-request-id', 'x-faas-worker', 'server-timing']);
+/** The gateway's rate-limit fields replace a function's own on a route with rate_limit. */
+const LIMIT_HEADERS = new Set(['ratelimit', 'ratelimit-policy', 'retry-after']);
 const REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
+const BEARER = /^Bearer[ \t]+(\S+)[ \t]*$/i;
 /** Seconds a client should wait after a 503: workers restart and report within about a second. */
 const RETRY_AFTER_S = '1';
 
@@ -81,15 +87,19 @@ function handle(deps: ServerDeps, res: HttpResponse, req: HttpRequest): void {
   let contentLength: string | undefined;
   let chunked = false;
   let clientRequestId: string | undefined;
+  let apiKey: string | undefined;
+  let authorization: string | undefined;
   req.forEach((name, value) => {
     headers.push(name, value);
     if (name === 'content-length') contentLength = value;
     else if (name === 'transfer-encoding') chunked = true;
     else if (name === 'x-request-id' && REQUEST_ID.test(value)) clientRequestId = value;
+    else if (name === 'x-api-key') apiKey ??= value;
+    else if (name === 'authorization') authorization ??= value;
   });
   const requestId = clientRequestId ?? randomUUID();
 
-  const fail = (err: GatewayError, extra?: [string, string][], close = false): void => {
+  const fail = (err: GatewayError, extra?: ReadonlyArray<readonly [string, string]>, close = false): void => {
     if (state.aborted) return;
     res.cork(() => {
       res.writeStatus(statusLine(err.status));
@@ -117,6 +127,38 @@ function handle(deps: ServerDeps, res: HttpResponse, req: HttpRequest): void {
     return;
   }
 
+  // Refusals before the body is read: uWS reads and discards a body nobody takes (as for 413).
+  const refuseEarly = (err: GatewayError, extra?: ReadonlyArray<readonly [string, string]>): void => {
+    if (contentLength !== undefined || chunked) res.onData(() => {});
+    fail(err, extra);
+  };
+  let client: string | undefined;
+  if (route.config.auth === 'api-key') {
+    const bearer = authorization !== undefined ? BEARER.exec(authorization)?.[1] : undefined;
+    const presented = apiKey ?? bearer;
+    if (presented === undefined) {
+      refuseEarly(new GatewayError('API_KEY_MISSING', `${route.key} needs an API key: send x-api-key or Authorization: Bearer`), [['www-authenticate', 'Bearer realm="faas"']]);
+      return;
+    }
+    const name = table.keys.check(presented);
+    if (name === undefined) {
+      refuseEarly(new GatewayError('API_KEY_INVALID', 'the API key is not valid (unknown or revoked)'), [['www-authenticate', 'Bearer realm="faas", error="invalid_token"']]);
+      return;
+    }
+    // The key is the gateway's business: the function never sees it (it may log what it gets).
+    removeHeader(headers, apiKey !== undefined ? 'x-api-key' : 'authorization');
+    client = `key ${name}`;
+  }
+  let limitHeaders: ReadonlyArray<readonly [string, string]> | undefined;
+  if (route.config.rateLimit) {
+    const verdict = deps.limiter.take(route.key, client ?? `ip ${Buffer.from(res.getRemoteAddressAsText()).toString()}`, route.config.rateLimit);
+    if (!verdict.allowed) {
+      refuseEarly(new GatewayError('RATE_LIMITED', `over the rate limit of ${route.key} (${route.config.rateLimit.rps}/s, burst ${route.config.rateLimit.burst})`), verdict.headers);
+      return;
+    }
+    limitHeaders = verdict.headers;
+  }
+
   const declared = contentLength === undefined ? undefined : Number(contentLength);
   if (contentLength !== undefined && (!/^\d+$/.test(contentLength) || !Number.isSafeInteger(declared))) {
     fail(new GatewayError('BAD_REQUEST', `content-length must be a non-negative integer (got ${JSON.stringify(contentLength)})`), undefined, true);
@@ -140,12 +182,13 @@ function handle(deps: ServerDeps, res: HttpResponse, req: HttpRequest): void {
           res.writeStatus(statusLine(result.status));
           const h = result.headers;
           for (let i = 0; i + 1 < h.length; i += 2) {
-            if (!RESERVED.has(h[i]!)) res.writeHeader(h[i]!, h[i + 1]!);
+            if (!RESERVED.has(h[i]!) && !(limitHeaders && LIMIT_HEADERS.has(h[i]!))) res.writeHeader(h[i]!, h[i + 1]!);
           }
           res.writeHeader('x-request-id', requestId);
           res.writeHeader('x-faas-worker', result.workerId);
           res.writeHeader('server-timing',
             `gateway;dur=${(totalMs - result.fnMs).toFixed(3)}, function;dur=${result.fnMs.toFixed(3)}, start;desc=${result.cold ? 'cold' : 'warm'}`);
+          if (limitHeaders) for (const [k, v] of limitHeaders) res.writeHeader(k, v);
           res.end(result.body);
         });
         deps.observe(route.key, result.status, totalMs, result.cold);
@@ -161,6 +204,11 @@ function handle(deps: ServerDeps, res: HttpResponse, req: HttpRequest): void {
   readBody(res, deps.maxBodyBytes, declared, state, dispatch, () =>
     fail(new GatewayError('PAYLOAD_TOO_LARGE', `request body is over the limit of ${deps.maxBodyBytes} bytes`)),
   );
+}
+
+/** Removes every `name` header from a flat [name, value, …] list. */
+function removeHeader(headers: string[], name: string): void {
+  for (let i = headers.length - 2; i >= 0; i -= 2) if (headers[i] === name) headers.splice(i, 2);
 }
 
 /**

@@ -143,9 +143,6 @@ export function parseFunctionConfig(v: string): FunctionConfigResult {
  * served, or undefined when it can. Reads the filesystem; keep it out of the pure path.
  */
 export function checkUsable(config: FunctionConfig): string | undefined {
-  // Fail closed: a route an operator meant to protect is not served unprotected.
-  if (config.auth === 'api-key') return 'auth "api-key" is not enforced yet in this build; the route is not served until it is';
-  if (config.rateLimit) return 'rate_limit is not enforced yet in this build; the route is not served until it is';
   if (config.image !== undefined) {
     const missing = imageProblem(config.image, config.runtime);
     if (missing) return missing;

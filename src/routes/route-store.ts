@@ -24,9 +24,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { FunctionConfig, FunctionSpec } from '../protocol/messages.js';
+import { KeyRing } from './api-keys.js';
 import { checkUsable, parseFunctionConfig } from './function-config.js';
 import { METHODS, parseRouteKey } from './route-key.js';
-import { migrate, seedDemoRoutes } from './schema.js';
+import { prepareDatabase } from './schema.js';
 
 /** One servable function. It is a FunctionSpec plus where it is mounted; frozen. */
 export interface Route extends FunctionSpec {
@@ -43,11 +44,11 @@ export interface Route extends FunctionSpec {
 
 const NO_METHODS: readonly string[] = Object.freeze([]);
 
-/** An immutable snapshot of the routes. */
+/** An immutable snapshot of the routes, and of the API keys their "auth": "api-key" accepts. */
 export class RouteTable {
   static readonly EMPTY = new RouteTable(new Map());
 
-  constructor(readonly routes: ReadonlyMap<string, Route>) {}
+  constructor(readonly routes: ReadonlyMap<string, Route>, readonly keys: KeyRing = KeyRing.EMPTY) {}
 
   /** `key` is `${method}:${path}`. Called on every request: one Map.get. */
   get(key: string): Route | undefined {
@@ -129,7 +130,7 @@ const CHANGES_SQL = `
 export class RouteStore {
   private table = RouteTable.EMPTY;
   private readonly problems = new Map<string, Problem>();
-  private statements: { readonly dataVersion: Database.Statement; readonly changes: Database.Statement } | undefined;
+  private statements: { readonly dataVersion: Database.Statement; readonly changes: Database.Statement; readonly keys: Database.Statement } | undefined;
   private schemaReady = false;
   private lastSeq = 0;
   private dataVersion: number | undefined;
@@ -176,11 +177,13 @@ export class RouteStore {
     const started = performance.now();
     this.lastSyncAt = Date.now();
     try {
-      const { dataVersion, changes } = this.prepare();
+      const { dataVersion, changes, keys } = this.prepare();
       const version = dataVersion.get() as number;
-      const rows = version === this.dataVersion ? [] : (changes.all(this.lastSeq) as ChangeRow[]);
+      const unchanged = version === this.dataVersion;
+      const rows = unchanged ? [] : (changes.all(this.lastSeq) as ChangeRow[]);
+      const ring = unchanged ? this.table.keys : KeyRing.fromRows(keys.all() as Array<{ name: string; hash: string }>);
       // Nothing can throw past this point: the snapshot changes all at once or not at all.
-      const outcome = this.apply(rows, started);
+      const outcome = this.apply(rows, ring, started);
       this.dataVersion = version;
       this.lastSuccessAt = this.lastSyncAt;
       this.lastError = undefined;
@@ -216,22 +219,22 @@ export class RouteStore {
 
   private ensureSchema(): void {
     if (this.schemaReady) return;
-    this.db.pragma('journal_mode = WAL');
-    // One transaction, so a crash between the two never leaves a fresh database without demos.
-    this.db.transaction(() => {
-      if (migrate(this.db).created) seedDemoRoutes(this.db);
-    }).immediate();
+    prepareDatabase(this.db);
     this.schemaReady = true;
   }
 
   private prepare(): NonNullable<RouteStore['statements']> {
     this.ensureSchema();
-    this.statements ??= { dataVersion: this.db.prepare('PRAGMA data_version').pluck(), changes: this.db.prepare(CHANGES_SQL) };
+    this.statements ??= {
+      dataVersion: this.db.prepare('PRAGMA data_version').pluck(),
+      changes: this.db.prepare(CHANGES_SQL),
+      keys: this.db.prepare('SELECT name, hash FROM api_keys'),
+    };
     return this.statements;
   }
 
-  /** Applies change rows (in seq order), retries pending rows, and swaps in a new table if anything changed. */
-  private apply(rows: readonly ChangeRow[], started: number): SyncOutcome {
+  /** Applies change rows (in seq order) and the keys, retries pending rows, and swaps in a new table if anything changed. */
+  private apply(rows: readonly ChangeRow[], ring: KeyRing, started: number): SyncOutcome {
     let next: Map<string, Route> | undefined;
     const write = (): Map<string, Route> => (next ??= new Map(this.table.routes));
     const problems: Array<{ key: string; error: string }> = [];
@@ -262,7 +265,8 @@ export class RouteStore {
         changed++;
       }
     }
-    if (next) this.table = new RouteTable(next);
+    const keysChanged = !ring.equals(this.table.keys);
+    if (next || keysChanged) this.table = new RouteTable(next ?? this.table.routes, keysChanged ? ring : this.table.keys);
     return {
       ok: true, changed, errors: problems.length, durationMs: performance.now() - started,
       ...(problems.length > 0 && { problems }),

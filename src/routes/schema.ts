@@ -18,9 +18,10 @@
 // Versions live in PRAGMA user_version. To change a rule, bump SCHEMA_VERSION and add a step
 // that calls createTriggers again (it drops and recreates them).
 import type Database from 'better-sqlite3';
+import { KEY_NAME_RULE } from './api-keys.js';
 import { checksSql } from './checks-sql.js';
 
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 
 /**
  * Unix time in ms. unixepoch('subsec') would be shorter but needs SQLite 3.42, and Debian 12's
@@ -49,6 +50,7 @@ export function migrate(db: Database.Database): MigrateResult {
     let created = false;
     if (from < 1) created = createV1(db);
     else if (from < 2) createTriggers(db); // 2: the fields min_warm and image
+    if (from < 3) createApiKeys(db); // 3: api_keys
     db.pragma(`user_version = ${SCHEMA_VERSION}`);
     return { from, to: SCHEMA_VERSION, created };
   }).immediate();
@@ -122,6 +124,31 @@ export function createTriggers(db: Database.Database): void {
   `);
 }
 
+/**
+ * Version 3: API keys (`faas keys`, src/routes/api-keys.ts). Only a key's SHA-256 is stored. The
+ * gateway rereads the table whenever the database changed (PRAGMA data_version), so a revoked
+ * key stops working within one sync period; no change log is needed for a table this small.
+ */
+function createApiKeys(db: Database.Database): void {
+  db.exec(`
+    CREATE TABLE IF NOT EXISTS api_keys (
+      name TEXT PRIMARY KEY,       -- what the operator calls it: faas keys revoke NAME
+      hash TEXT NOT NULL UNIQUE,   -- hex SHA-256 of the key; the key itself is never stored
+      created INTEGER NOT NULL DEFAULT ${NOW_MS_SQL}
+    );
+    DROP TRIGGER IF EXISTS api_keys_check_insert;
+    DROP TRIGGER IF EXISTS api_keys_check_update;
+    CREATE TRIGGER api_keys_check_insert BEFORE INSERT ON api_keys BEGIN ${API_KEY_CHECKS} END;
+    CREATE TRIGGER api_keys_check_update BEFORE UPDATE ON api_keys BEGIN ${API_KEY_CHECKS} END;
+  `);
+}
+
+const API_KEY_CHECKS = `
+  SELECT RAISE(ABORT, 'api_keys.name ${KEY_NAME_RULE}')
+    WHERE typeof(NEW.name) <> 'text' OR length(NEW.name) NOT BETWEEN 1 AND 64 OR NEW.name GLOB '*[^A-Za-z0-9._-]*';
+  SELECT RAISE(ABORT, 'api_keys.hash must be the SHA-256 of the key as 64 lower-case hex digits (faas keys create makes both)')
+    WHERE typeof(NEW.hash) <> 'text' OR length(NEW.hash) <> 64 OR NEW.hash GLOB '*[^0-9a-f]*';`;
+
 /** Functions a fresh database starts with, so that the gateway answers something on first start. */
 export const DEMO_ROUTES: ReadonlyArray<readonly [key: string, config: Record<string, unknown>]> = [
   ['GET:/hello', {
@@ -144,4 +171,16 @@ export function seedDemoRoutes(db: Database.Database): void {
   db.transaction(() => {
     for (const [key, config] of DEMO_ROUTES) insert.run(key, JSON.stringify(config));
   })();
+}
+
+/**
+ * Makes a database ready for the gateway: WAL (readers never wait for writers), the schema at
+ * SCHEMA_VERSION, and the demo routes if it is new. One transaction, so a crash in between never
+ * leaves a fresh database without its demos. The gateway and `faas keys` both open it so.
+ */
+export function prepareDatabase(db: Database.Database): void {
+  db.pragma('journal_mode = WAL');
+  db.transaction(() => {
+    if (migrate(db).created) seedDemoRoutes(db);
+  }).immediate();
 }

@@ -127,9 +127,8 @@ describe('checkUsable', () => {
     expect(errorOf({ runtime: 'node', mode: 'thread', code: 'x' })).toBe('v.mode "thread" is for runtime "wasm" only (got "thread")');
   });
 
-  it('fails closed on auth and rate_limit until they are enforced', () => {
-    expect(checkUsable({ ...base, auth: 'api-key' })).toMatch(/^auth "api-key" is not enforced yet in this build/);
-    expect(checkUsable({ ...base, rateLimit: { rps: 1, burst: 1 } })).toMatch(/^rate_limit is not enforced yet in this build/);
+  it('serves routes with auth and rate_limit (the gateway enforces both)', () => {
+    expect(checkUsable({ ...base, auth: 'api-key', rateLimit: { rps: 1, burst: 1 } })).toBeUndefined();
   });
 
   it('wants path to exist as a file or a folder', () => {

@@ -174,13 +174,14 @@ describe('RouteStore with bad rows', () => {
     ok(store.sync());
     const good = store.snapshot.get('GET:/hello')!;
     const op = operator();
-    op.exec("UPDATE functions SET v = json_set(v, '$.auth', 'api-key') WHERE k = 'GET:/hello'"); // valid SQL-side, not in this build
+    const code = op.prepare("SELECT json_extract(v, '$.code') FROM functions WHERE k = 'GET:/hello'").pluck().get();
+    op.exec("UPDATE functions SET v = json_remove(json_set(v, '$.path', '/nonexistent/fn.mjs'), '$.code') WHERE k = 'GET:/hello'"); // valid SQL-side, not on this host
     let outcome = ok(store.sync());
     expect(outcome.errors).toBe(1);
     expect(store.snapshot.get('GET:/hello')).toBe(good);
     expect(store.status().routes.find((r) => r.key === 'GET:/hello')).toEqual({
       key: 'GET:/hello', state: 'stale', version: good.version, updated: good.updated, runtime: 'node',
-      error: 'auth "api-key" is not enforced yet in this build; the route is not served until it is',
+      error: 'v.path "/nonexistent/fn.mjs" does not exist on this host',
     });
 
     // Garbage that only gets past the schema because the operator dropped its trigger.
@@ -195,7 +196,7 @@ describe('RouteStore with bad rows', () => {
     expect(byKey.get('GET:/py/hello')).toMatchObject({ state: 'stale', error: expect.stringMatching(/^v\.timeout is not a known field \(did you mean "timeout_ms"\?\)/) });
     expect(byKey.get('get:/lower')).toMatchObject({ state: 'error', error: expect.stringMatching(/^functions\.k must be 'METHOD:\/path'/) });
 
-    op.exec(`UPDATE functions SET v = json_set(v, '$.auth', 'none') WHERE k = 'GET:/hello'`);
+    op.prepare("UPDATE functions SET v = json_remove(json_set(v, '$.code', ?), '$.path') WHERE k = 'GET:/hello'").run(code);
     ok(store.sync());
     expect(store.snapshot.get('GET:/hello')!.version).toBeGreaterThan(good.version);
     expect(store.status().routes.find((r) => r.key === 'GET:/hello')?.state).toBe('ok');

@@ -1,0 +1,75 @@
+// `faas keys create NAME | revoke NAME | list` (CONTRACT §2): API keys in the gateway's database.
+// The gateway picks a change up at its next sync (5 s by default); nothing needs restarting.
+import fs from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { loadKeysConfig } from './config.js';
+import { createKey, KeyError, listKeys, revokeKey } from './routes/api-keys.js';
+import { prepareDatabase } from './routes/schema.js';
+
+export const KEYS_HELP = `Usage:
+  faas keys create NAME [--db PATH]   make a key; prints it alone on stdout, once (only its SHA-256 is kept)
+  faas keys revoke NAME [--db PATH]   delete it; calls with it get 401 within one sync period
+  faas keys list [--db PATH] [--json] names and creation times, never keys
+
+Examples:
+  KEY=$(faas keys create ci-bot)
+  curl -H "x-api-key: $KEY" localhost:8080/private
+  faas keys revoke ci-bot
+`;
+
+interface Io {
+  readonly out: (text: string) => void;
+  readonly err: (text: string) => void;
+}
+
+/** Returns the exit code: 0 done, 1 refused (name taken, no such key), 2 usage. */
+export function runKeys(argv: readonly string[], env: NodeJS.ProcessEnv, io: Io): number {
+  const json = argv.includes('--json');
+  const args = argv.filter((a) => a !== '--json');
+  const flagAt = args.findIndex((a) => a.startsWith('--'));
+  const words = flagAt < 0 ? args : args.slice(0, flagAt);
+  const { db: dbPath } = loadKeysConfig(flagAt < 0 ? [] : args.slice(flagAt), env);
+  const [command, name, ...extra] = words;
+  const usage = (problem: string): number => {
+    io.err(`faas keys: ${problem}\n\n${KEYS_HELP}`);
+    return 2;
+  };
+  if (command === undefined) return usage('missing command');
+  if (!['create', 'revoke', 'list'].includes(command)) return usage(`unknown command ${JSON.stringify(command)}`);
+  if (command !== 'list' && name === undefined) return usage(`${command} needs a NAME`);
+  if (extra.length > 0 || (command === 'list' && name !== undefined)) return usage(`unexpected ${JSON.stringify((command === 'list' ? [name, ...extra] : extra)[0])}`);
+
+  fs.mkdirSync(path.dirname(dbPath), { recursive: true });
+  const db = new Database(dbPath, { timeout: 5000 });
+  try {
+    prepareDatabase(db);
+    switch (command) {
+      case 'create':
+        io.out(`${createKey(db, name!)}\n`);
+        return 0;
+      case 'revoke':
+        if (revokeKey(db, name!)) return 0;
+        io.err(`faas keys: no key named ${JSON.stringify(name)} in ${dbPath}\n`);
+        return 1;
+      default: {
+        const keys = listKeys(db);
+        if (json) io.out(`${JSON.stringify(keys.map((k) => ({ name: k.name, created: new Date(k.created).toISOString() })))}\n`);
+        else if (keys.length === 0) io.out('no keys\n');
+        else {
+          const width = Math.max(4, ...keys.map((k) => k.name.length)) + 2;
+          io.out(`${'NAME'.padEnd(width)}CREATED\n${keys.map((k) => `${k.name.padEnd(width)}${new Date(k.created).toISOString()}\n`).join('')}`);
+        }
+        return 0;
+      }
+    }
+  } catch (err) {
+    if (err instanceof KeyError) {
+      io.err(`faas keys: ${err.message}\n`);
+      return 1;
+    }
+    throw err;
+  } finally {
+    db.close();
+  }
+}
