@@ -7,6 +7,8 @@
 // runtime's standard library (node-host.mjs, python-host.py); the body never goes through
 // JSON. Keep this layout in step with both hosts.
 
+import { ChunkQueue } from '../src/protocol/frames.js';
+
 export type HostMessage =
   | { t: 'ready' }
   | { t: 'load_error'; message: string }
@@ -58,21 +60,22 @@ export function encodeInstanceFrame(meta: HostInvoke | HostLoad, body: Buffer = 
 
 /** Splits a byte stream from a host into messages; throws on a frame that cannot be valid. */
 export class InstanceFrameDecoder {
-  private buf: Buffer = Buffer.alloc(0);
+  private readonly queue = new ChunkQueue();
 
   push(chunk: Buffer): Array<{ meta: HostMessage; body: Buffer }> {
-    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
+    this.queue.push(chunk);
     const out: Array<{ meta: HostMessage; body: Buffer }> = [];
-    while (this.buf.length >= 8) {
-      const frameBytes = this.buf.readUInt32BE(0);
-      const metaBytes = this.buf.readUInt32BE(4);
+    for (;;) {
+      const head = this.queue.peek(8);
+      if (!head) break;
+      const frameBytes = head.readUInt32BE(0);
+      const metaBytes = head.readUInt32BE(4);
       if (frameBytes > MAX_INSTANCE_FRAME_BYTES || metaBytes > frameBytes - 4) {
         throw new Error(`instance sent a bad frame header (frame ${frameBytes} bytes, meta ${metaBytes} bytes)`);
       }
-      if (this.buf.length < 4 + frameBytes) break;
-      const meta = JSON.parse(this.buf.subarray(8, 8 + metaBytes).toString('utf8')) as HostMessage;
-      out.push({ meta, body: this.buf.subarray(8 + metaBytes, 4 + frameBytes) });
-      this.buf = this.buf.subarray(4 + frameBytes);
+      if (this.queue.buffered < 4 + frameBytes) break;
+      const whole = this.queue.take(4 + frameBytes);
+      out.push({ meta: JSON.parse(whole.subarray(8, 8 + metaBytes).toString('utf8')) as HostMessage, body: whole.subarray(8 + metaBytes) });
     }
     return out;
   }

@@ -41,20 +41,71 @@ export function encodeFrame(message: StreamMessage, body: Buffer = EMPTY): [Buff
 }
 
 /**
+ * Bytes read from a stream, kept as the chunks they came in: a frame is copied out once, when
+ * it is whole (a 6 MiB body arriving in 64 KiB reads is not re-concatenated per read).
+ */
+export class ChunkQueue {
+  private chunks: Buffer[] = [];
+  buffered = 0;
+
+  push(chunk: Buffer): void {
+    if (chunk.length === 0) return;
+    this.chunks.push(chunk);
+    this.buffered += chunk.length;
+  }
+
+  /** The first n bytes without consuming them (at least n bytes long), or undefined if fewer are buffered. */
+  peek(n: number): Buffer | undefined {
+    if (this.buffered < n) return undefined;
+    if (this.chunks[0]!.length < n) {
+      const head = this.take(n); // joins just the first n bytes
+      this.chunks.unshift(head);
+      this.buffered += n;
+    }
+    return this.chunks[0];
+  }
+
+  /** Removes and returns the first n bytes (n ≤ buffered): a view of one chunk, or one copy. */
+  take(n: number): Buffer {
+    this.buffered -= n;
+    const first = this.chunks[0]!;
+    if (first.length >= n) {
+      if (first.length === n) this.chunks.shift();
+      else this.chunks[0] = first.subarray(n);
+      return first.subarray(0, n);
+    }
+    const out = Buffer.allocUnsafe(n);
+    let at = 0;
+    while (at < n) {
+      const c = this.chunks[0]!;
+      const need = n - at;
+      if (c.length <= need) {
+        c.copy(out, at);
+        at += c.length;
+        this.chunks.shift();
+      } else {
+        c.copy(out, at, 0, need);
+        this.chunks[0] = c.subarray(need);
+        at = n;
+      }
+    }
+    return out;
+  }
+}
+
+/**
  * Reassembles frames from stream chunks. Call push() with each chunk; it returns the complete
  * frames in order and keeps the remainder. Throws FrameError on a frame that cannot be valid;
  * the connection must then be closed, since the stream has lost its framing.
  */
 export class FrameDecoder {
-  private chunks: Buffer[] = [];
-  private buffered = 0;
+  private readonly queue = new ChunkQueue();
 
   push(chunk: Buffer): Frame[] {
-    this.chunks.push(chunk);
-    this.buffered += chunk.length;
+    this.queue.push(chunk);
     const frames: Frame[] = [];
-    while (this.buffered >= 4) {
-      const head = this.peek(FRAME_HEADER_BYTES);
+    for (;;) {
+      const head = this.queue.peek(FRAME_HEADER_BYTES);
       if (!head) break;
       const frameBytes = head.readUInt32BE(0);
       if (frameBytes < 4 || frameBytes > MAX_FRAME_BYTES) {
@@ -64,8 +115,8 @@ export class FrameDecoder {
       if (envelopeBytes > frameBytes - 4) {
         throw new FrameError(`envelope length ${envelopeBytes} exceeds frame length ${frameBytes}`);
       }
-      if (this.buffered < 4 + frameBytes) break;
-      const whole = this.take(4 + frameBytes);
+      if (this.queue.buffered < 4 + frameBytes) break;
+      const whole = this.queue.take(4 + frameBytes);
       const envelopeEnd = FRAME_HEADER_BYTES + envelopeBytes;
       let message: unknown;
       try {
@@ -80,30 +131,6 @@ export class FrameDecoder {
       frames.push({ message: message as StreamMessage, body: whole.subarray(envelopeEnd) });
     }
     return frames;
-  }
-
-  /** The first n buffered bytes without consuming them, or undefined if fewer are buffered. */
-  private peek(n: number): Buffer | undefined {
-    if (this.buffered < n) return undefined;
-    const first = this.chunks[0]!;
-    if (first.length >= n) return first;
-    this.chunks = [Buffer.concat(this.chunks)];
-    return this.chunks[0];
-  }
-
-  private take(n: number): Buffer {
-    let first = this.chunks[0]!;
-    if (first.length < n) {
-      first = Buffer.concat(this.chunks);
-      this.chunks = [first];
-    }
-    this.buffered -= n;
-    if (first.length === n) {
-      this.chunks.shift();
-      return first;
-    }
-    this.chunks[0] = first.subarray(n);
-    return first.subarray(0, n);
   }
 }
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { encodeFrame, FrameDecoder, FrameError, MAX_FRAME_BYTES } from '../../src/protocol/frames.js';
+import { ChunkQueue, encodeFrame, FrameDecoder, FrameError, MAX_FRAME_BYTES } from '../../src/protocol/frames.js';
 import { FrameType, type InvokeMessage } from '../../src/protocol/messages.js';
 
 const invoke: InvokeMessage = {
@@ -49,5 +49,21 @@ describe('frames', () => {
     notObject.writeUInt32BE(1, 4);
     notObject[8] = 0x2a; // msgpack fixint 42
     expect(() => new FrameDecoder().push(notObject)).toThrow(/numeric t and id/);
+  });
+});
+
+describe('ChunkQueue', () => {
+  it('hands out a frame split over many chunks as one copy, and the rest intact', () => {
+    const q = new ChunkQueue();
+    const data = Buffer.from(Array.from({ length: 1000 }, (_, i) => i % 251));
+    for (let i = 0; i < data.length; i += 7) q.push(data.subarray(i, i + 7));
+    expect(q.peek(10)).toEqual(expect.any(Buffer));
+    expect(q.peek(10)!.subarray(0, 10)).toEqual(data.subarray(0, 10));
+    expect(q.buffered).toBe(1000);
+    expect(q.take(600)).toEqual(data.subarray(0, 600));
+    expect(q.take(3)).toEqual(data.subarray(600, 603));
+    expect(q.buffered).toBe(397);
+    expect(q.take(397)).toEqual(data.subarray(603));
+    expect(q.peek(1)).toBeUndefined();
   });
 });

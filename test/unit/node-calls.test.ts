@@ -88,3 +88,17 @@ describe('node-calls encodeHostFrame', () => {
     expect(calls.encodeHostFrame({ t: 'ready' })).toHaveLength(1);
   });
 });
+
+describe('node-calls HostFrameReader', () => {
+  it('reads frames split at every byte, and several in one chunk', async () => {
+    const reader = new (calls as unknown as { HostFrameReader: new () => { push(c: Buffer): Array<{ msg: { id: number }; body: Buffer }> } }).HostFrameReader();
+    const frame = (id: number, body: string): Buffer => Buffer.concat(calls.encodeHostFrame({ t: 'invoke', id }, Buffer.from(body)));
+    const all = Buffer.concat([frame(1, 'a'.repeat(70_000)), frame(2, ''), frame(3, 'xyz')]);
+    const got = [];
+    for (let i = 0; i < all.length; i += 4093) got.push(...reader.push(all.subarray(i, i + 4093)));
+    const last = frame(4, 'b');
+    for (let i = 0; i < last.length; i++) got.push(...reader.push(last.subarray(i, i + 1)));
+    expect(got.map((f) => [f.msg.id, f.body.length])).toEqual([[1, 70_000], [2, 0], [3, 3], [4, 1]]);
+    expect(new Set(got[0]!.body)).toEqual(new Set([97]));
+  });
+});

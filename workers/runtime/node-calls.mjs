@@ -110,21 +110,55 @@ export function encodeHostFrame(meta, body) {
   return len > 0 ? [head, body] : [head];
 }
 
-/** Splits the byte stream from the worker into frames: push() each chunk, get back the whole frames, in order. */
+/**
+ * Splits the byte stream from the worker into frames: push() each chunk, get back the whole
+ * frames, in order. Chunks are kept as they came and a frame is copied out once, when whole
+ * (as ChunkQueue does on the worker's side, in src/protocol/frames.ts).
+ */
 export class HostFrameReader {
-  buf = Buffer.alloc(0);
+  chunks = [];
+  buffered = 0;
 
   push(chunk) {
-    let buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
-    const frames = [];
-    while (buf.length >= 8) {
-      const frameBytes = buf.readUInt32BE(0);
-      if (buf.length < 4 + frameBytes) break;
-      const metaBytes = buf.readUInt32BE(4);
-      frames.push({ msg: JSON.parse(buf.subarray(8, 8 + metaBytes).toString('utf8')), body: buf.subarray(8 + metaBytes, 4 + frameBytes) });
-      buf = buf.subarray(4 + frameBytes);
+    if (chunk.length > 0) {
+      this.chunks.push(chunk);
+      this.buffered += chunk.length;
     }
-    this.buf = buf;
+    const frames = [];
+    while (this.buffered >= 8) {
+      if (this.chunks[0].length < 8) this.chunks = [Buffer.concat(this.chunks)];
+      const frameBytes = this.chunks[0].readUInt32BE(0);
+      if (this.buffered < 4 + frameBytes) break;
+      const metaBytes = this.chunks[0].readUInt32BE(4);
+      const whole = this.take(4 + frameBytes);
+      frames.push({ msg: JSON.parse(whole.subarray(8, 8 + metaBytes).toString('utf8')), body: whole.subarray(8 + metaBytes) });
+    }
     return frames;
+  }
+
+  take(n) {
+    this.buffered -= n;
+    const first = this.chunks[0];
+    if (first.length >= n) {
+      if (first.length === n) this.chunks.shift();
+      else this.chunks[0] = first.subarray(n);
+      return first.subarray(0, n);
+    }
+    const out = Buffer.allocUnsafe(n);
+    let at = 0;
+    while (at < n) {
+      const c = this.chunks[0];
+      const need = n - at;
+      if (c.length <= need) {
+        c.copy(out, at);
+        at += c.length;
+        this.chunks.shift();
+      } else {
+        c.copy(out, at, 0, need);
+        this.chunks[0] = c.subarray(need);
+        at = n;
+      }
+    }
+    return out;
   }
 }
