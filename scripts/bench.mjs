@@ -22,6 +22,7 @@ const BENCHMARKS = {
   'proc-sample': ['scripts/micro/proc-sample.mjs', "a worker's /proc sample + EMA"],
   'request-path': ['scripts/micro/request-path.mjs', 'the whole request path in one process, minus sockets, uWS and process hops'],
   'stream-hop': ['scripts/micro/stream-hop.mjs', 'gateway ⇄ worker round trip over a Unix stream socket, project codec'],
+  'wake-cost': ['scripts/micro/wake-cost.mjs', 'waking a Node process per message: same-core ping-pong vs an idle core'],
   native: ['scripts/bench-native.mjs', 'Node beside the C floors (native-bench/): sockets, /proc, spawn, HTTP'],
   load: ['scripts/bench-latency.mjs', 'the whole path under wrk beside bare uWS, 1 / 16 / 64 connections'],
 };
