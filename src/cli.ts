@@ -19,6 +19,7 @@ Gateway options (flag / environment / default):
   --sync-ms N          FAAS_SYNC_MS       5000
   --report-ms N        FAAS_REPORT_MS     500
   --max-body-bytes N   FAAS_MAX_BODY_BYTES 6291456
+  --max-header-bytes N FAAS_MAX_HEADER_BYTES 16384
 
 Worker options:
   --id ID              FAAS_WORKER_ID     w<pid>

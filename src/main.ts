@@ -45,6 +45,7 @@ export async function runGateway(argv: readonly string[], env: NodeJS.ProcessEnv
     routes: () => store.snapshot,
     invoke: (inv) => fleet.invoke(inv),
     maxBodyBytes: config.maxBodyBytes,
+    maxHeaderBytes: config.maxHeaderBytes,
     limiter,
     log,
     observe: (route, status, ms, cold, code) => metrics.observe(route, status, ms, cold, code),

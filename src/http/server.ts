@@ -37,6 +37,8 @@ export interface ServerDeps {
   /** Runs the call on a worker; rejects with GatewayError. */
   readonly invoke: (inv: Invocation) => Promise<InvocationResult>;
   readonly maxBodyBytes: number;
+  /** Request line plus header lines, in bytes; past it, 431. */
+  readonly maxHeaderBytes: number;
   /** Buckets for routes with rate_limit. */
   readonly limiter: RateLimiter;
   readonly log: Log;
@@ -89,9 +91,15 @@ function handle(deps: ServerDeps, res: HttpResponse, req: HttpRequest): void {
   let clientRequestId: string | undefined;
   let apiKey: string | undefined;
   let authorization: string | undefined;
+  let conflictingLength = false;
+  let headerBytes = method.length + path.length + query.length + 12; // "GET /p?q HTTP/1.1\r\n"
   req.forEach((name, value) => {
     headers.push(name, value);
-    if (name === 'content-length') contentLength = value;
+    headerBytes += name.length + value.length + 4;
+    if (name === 'content-length') {
+      conflictingLength ||= contentLength !== undefined && contentLength !== value;
+      contentLength = value;
+    }
     else if (name === 'transfer-encoding') chunked = true;
     else if (name === 'x-request-id' && REQUEST_ID.test(value)) clientRequestId = value;
     else if (name === 'x-api-key') apiKey ??= value;
@@ -111,12 +119,28 @@ function handle(deps: ServerDeps, res: HttpResponse, req: HttpRequest): void {
       if (err.status === 503) res.writeHeader('retry-after', RETRY_AFTER_S);
       res.end(errorBody(err.code, err.message), close);
     });
-    deps.observe(route?.key, err.status, performance.now() - started, false, err.code);
+    deps.observe(routeKey, err.status, performance.now() - started, false, err.code);
   };
+  let routeKey: string | undefined; // set once the route is known, for metrics
+
+  // uWS itself refuses, without an answer, a request it cannot parse — both Content-Length and
+  // Transfer-Encoding, a Transfer-Encoding other than chunked, more than 100 headers, garbage —
+  // reads nothing more from that connection and closes it at its idle timeout (10 s). What it
+  // lets through is checked here.
+  if (conflictingLength) {
+    fail(new GatewayError('BAD_REQUEST', 'content-length is given twice with different values'), undefined, true);
+    return;
+  }
+  if (headerBytes > deps.maxHeaderBytes) {
+    // Closed after, as Node does: uWS serves nothing more on a connection after such a request.
+    fail(new GatewayError('HEADERS_TOO_LARGE', `the request line and headers are ${headerBytes} bytes, over the limit of ${deps.maxHeaderBytes} bytes`), undefined, true);
+    return;
+  }
 
   const key = `${method}:${path}`;
   const table = deps.routes();
   const route = table.get(key);
+  routeKey = route?.key;
   if (!route) {
     const allowed = table.allowedMethods(path);
     if (allowed.length > 0) {
