@@ -191,10 +191,27 @@ export class Fleet {
     w.warm = new Set(r.warm);
     w.lastReportMs = receivedAtMs;
     if (!w.conn || w.conn.closed) {
-      w.conn = new WorkerConnection(r.id, r.socket, (conn, reason) => {
+      w.conn = new WorkerConnection(r.id, r.socket, (conn, reason, hung) => {
         if (w!.conn === conn) w!.conn = undefined;
         this.opts.log({ level: 'warn', msg: 'worker connection closed', worker: r.id, reason });
+        if (hung) this.killHung(w!, r.pid);
       }, this.warmSpecs);
+    }
+  }
+
+  /**
+   * A worker that stopped answering on its stream (a blocked event loop, SIGSTOP) is killed: a
+   * supervised one is then restarted, one started by hand is left to whatever started it. Its
+   * sandboxes die with it. Its state is dropped so no call goes to it meanwhile.
+   */
+  private killHung(w: WorkerState, pid: number): void {
+    w.report = undefined;
+    w.lastReportMs = -Infinity;
+    try {
+      process.kill(pid, 'SIGKILL');
+      this.opts.log({ level: 'error', msg: 'worker hung; killed', worker: w.id, pid });
+    } catch (err) {
+      this.opts.log({ level: 'error', msg: 'worker hung; could not kill it', worker: w.id, pid, error: (err as Error).message });
     }
   }
 

@@ -21,6 +21,10 @@ interface Pending {
 
 /** How often calls past their deadline are looked for: the deadline is a backstop seconds past the worker's own timeout, so one timer per connection instead of one per call. */
 const SWEEP_MS = 500;
+/** A connected worker is pinged this often; any frame from it counts as an answer. */
+export const PING_EVERY_MS = 1000;
+/** A worker silent this long on its stream (no pong, no result) is hung: its calls fail and the fleet kills it. */
+export const HUNG_AFTER_MS = 10_000;
 
 export class WorkerConnection {
   private readonly socket: net.Socket;
@@ -30,13 +34,17 @@ export class WorkerConnection {
   private readonly sentVersions = new Set<number>();
   private nextId = 1;
   private readonly sweeper: NodeJS.Timeout;
+  /** Date.now() of the last frame from the worker (or of connecting). */
+  private lastHeard = Date.now();
+  private lastPing = 0;
   connected = false;
   closed = false;
 
   constructor(
     readonly workerId: string,
     socketPath: string,
-    private readonly onClose: (conn: WorkerConnection, reason: string) => void,
+    /** `hung`: the worker stopped answering pings (it should be killed), rather than the connection dropping. */
+    private readonly onClose: (conn: WorkerConnection, reason: string, hung: boolean) => void,
     /** What the worker should keep warm: sent once connected. */
     warmSpecs: readonly FunctionSpec[] = [],
   ) {
@@ -45,6 +53,7 @@ export class WorkerConnection {
     const decoder = new FrameDecoder();
     this.socket.on('connect', () => {
       this.connected = true;
+      this.lastHeard = Date.now();
     });
     if (warmSpecs.length > 0) this.keepWarm(warmSpecs); // queued until connected
     this.socket.on('data', (chunk: Buffer) => {
@@ -55,6 +64,7 @@ export class WorkerConnection {
         this.fail('WORKER_PROTOCOL_ERROR', `worker ${workerId} sent an unreadable frame: ${(err as Error).message}`);
         return;
       }
+      this.lastHeard = Date.now();
       for (const { message, body } of frames) {
         if (message.t !== FrameType.Result) continue;
         const call = this.pending.get(message.id);
@@ -63,7 +73,7 @@ export class WorkerConnection {
         call.resolve({ result: message, body });
       }
     });
-    this.sweeper = setInterval(() => this.expire(Date.now()), SWEEP_MS);
+    this.sweeper = setInterval(() => this.tick(Date.now()), SWEEP_MS);
     this.sweeper.unref();
     this.socket.on('error', (err) => this.fail('WORKER_DIED', `connection to worker ${workerId} failed: ${err.message}`));
     this.socket.on('close', () => this.fail('WORKER_DIED', `worker ${workerId} closed its connection mid-request`));
@@ -100,6 +110,20 @@ export class WorkerConnection {
     this.fail('WORKER_DIED', `worker ${this.workerId} connection closed by the gateway`);
   }
 
+  /** Fails overdue calls; pings the worker, and gives up on it once it has been silent HUNG_AFTER_MS. */
+  private tick(now: number): void {
+    this.expire(now);
+    if (!this.connected || this.closed) return;
+    if (now - this.lastHeard >= HUNG_AFTER_MS) {
+      this.fail('WORKER_DIED', `worker ${this.workerId} answered no health ping for ${Math.round((now - this.lastHeard) / 1000)} s (hung); it is being replaced`, true);
+      return;
+    }
+    if (now - this.lastPing >= PING_EVERY_MS) {
+      this.lastPing = now;
+      this.writer.send({ t: FrameType.Ping, id: 0 });
+    }
+  }
+
   private expire(now: number): void {
     for (const [id, call] of this.pending) {
       if (call.deadline > now) continue;
@@ -108,7 +132,7 @@ export class WorkerConnection {
     }
   }
 
-  private fail(code: 'WORKER_DIED' | 'WORKER_PROTOCOL_ERROR', message: string): void {
+  private fail(code: 'WORKER_DIED' | 'WORKER_PROTOCOL_ERROR', message: string, hung = false): void {
     if (this.closed) return;
     this.closed = true;
     this.connected = false;
@@ -117,6 +141,6 @@ export class WorkerConnection {
     const calls = [...this.pending.values()];
     this.pending.clear();
     for (const call of calls) call.reject(new GatewayError(code, message, this.workerId));
-    this.onClose(this, message);
+    this.onClose(this, message, hung);
   }
 }

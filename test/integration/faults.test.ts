@@ -1,5 +1,6 @@
 // Faults a client can see: a function or worker dying mid-call (502), a function at its
 // max_concurrency (503 + Retry-After), a worker busy with a long call or gone silent (avoided),
+// a hung worker (found by health pings, its calls failed, replaced),
 // a row the gateway cannot use (the last good config keeps serving).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually, fn, sleep, startGateway, type Gateway } from './harness.js';
@@ -92,6 +93,28 @@ describe('faults', () => {
     }
     await eventually(async () => (await workers()).every((w) => w.available), 5000);
   });
+
+  it('a hung worker (SIGSTOP) is found by its health pings: its call gets 502 and it is replaced', async () => {
+    const call = fetch(`${gw.http}/sleep?ms=20000`);
+    const busy = await eventually(async () => (await workers()).find((w) => w.inFlight > 0));
+    const stoppedAt = Date.now();
+    process.kill(busy.pid, 'SIGSTOP');
+    try {
+      const res = await call;
+      expect(res.status).toBe(502);
+      const body = await res.json();
+      expect(body.code).toBe('WORKER_DIED');
+      expect(body.message).toMatch(/answered no health ping for \d+ s \(hung\)/);
+      expect(Date.now() - stoppedAt).toBeLessThan(13_000); // HUNG_AFTER_MS (10 s) plus a ping period or two
+    } finally {
+      try {
+        process.kill(busy.pid, 'SIGCONT'); // gone already if the fix works
+      } catch { /* killed */ }
+    }
+    const replaced = await eventually(async () => (await workers()).find((w) => w.id === busy.id && w.pid !== busy.pid && w.available), 10_000);
+    expect(replaced.restarts).toBeGreaterThan(busy.restarts);
+    expect(gw.logs()).toContain('"msg":"worker hung; killed"');
+  }, 30_000);
 
   it('a row the gateway cannot use keeps the last good config and shows why at /routes', async () => {
     gw.sql().prepare("UPDATE functions SET v = json_set(v, '$.path', '/nonexistent/fn.js', '$.code', NULL) WHERE k = 'GET:/hello'").run();
