@@ -90,6 +90,30 @@ describe('limits', () => {
   });
 });
 
+describe('slow clients', () => {
+  it('headers or a body trickled a byte at a time are cut off at the idle timeout, and others are served meanwhile', async () => {
+    const trickle = (first: string): Promise<number> => new Promise((resolve) => {
+      const socket = net.connect(port, '127.0.0.1');
+      const opened = Date.now();
+      socket.on('error', () => {});
+      socket.write(first);
+      const drip = setInterval(() => socket.write('x'), 1000);
+      socket.on('close', () => {
+        clearInterval(drip);
+        resolve(Date.now() - opened);
+      });
+      setTimeout(() => socket.destroy(), 20_000).unref();
+    });
+    const slowHeaders = trickle('GET /hello HTTP/1.1\r\nHost: x\r\nX-Slow: ');
+    const slowBody = trickle('POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n');
+    expect((await fetch(`${gw.http}/hello`)).status).toBe(200);
+    for (const ms of await Promise.all([slowHeaders, slowBody])) {
+      expect(ms).toBeGreaterThan(8_000);
+      expect(ms).toBeLessThan(15_000); // uWS's HTTP idle timeout is 10 s and is not reset by a trickle
+    }
+  }, 25_000);
+});
+
 describe('clients that go away', () => {
   it('a client gone mid-body or mid-response leaves the gateway serving', async () => {
     for (let i = 0; i < 5; i++) {
