@@ -20,6 +20,7 @@ Gateway options (flag / environment / default):
   --report-ms N        FAAS_REPORT_MS     500
   --max-body-bytes N   FAAS_MAX_BODY_BYTES 6291456
   --max-header-bytes N FAAS_MAX_HEADER_BYTES 16384
+  --max-in-flight N    FAAS_MAX_IN_FLIGHT 10000
 
 Worker options:
   --id ID              FAAS_WORKER_ID     w<pid>

@@ -28,6 +28,8 @@ export const ERRORS = {
   NO_WORKER_AVAILABLE: { status: 503, meaning: 'No worker is connected and reporting (all dead, starting, or silent).', fix: 'Retry after `Retry-After` seconds; operators check GET /workers on the admin port.' },
   FUNCTION_AT_CAPACITY: { status: 503, meaning: 'Every worker that could take it runs `max_concurrency` calls of the function, or refused it because its memory budget is held by instances in use (a worker that refuses a call passes it to the next; nothing is queued at the gateway).', fix: 'Retry after `Retry-After` seconds; raise max_concurrency or the memory budget, or add workers.' },
   FUNCTION_UNAVAILABLE: { status: 503, meaning: 'The function could not be started (sandbox or runtime missing on this host).', fix: 'Operators read the gateway log; the row error shows on GET /routes.' },
+  SHUTTING_DOWN: { status: 503, meaning: 'The gateway is stopping (SIGTERM): it finishes the calls it has, takes no new ones, and closes the connection.', fix: 'Retry after `Retry-After` seconds, on a new connection (another instance, or this one once restarted).' },
+  OVERLOADED: { status: 503, meaning: 'The gateway has `--max-in-flight` calls in flight already (all routes, all workers together).', fix: 'Retry after `Retry-After` seconds; operators raise --max-in-flight or add capacity.' },
   FUNCTION_TIMEOUT: { status: 504, meaning: 'The function ran past its `timeout_ms`; its instance was replaced.', fix: 'Make the function faster or raise timeout_ms.' },
 } as const satisfies Record<string, ErrorSpec>;
 

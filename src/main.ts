@@ -38,6 +38,7 @@ export async function runGateway(argv: readonly string[], env: NodeJS.ProcessEnv
     pin: config.pin === 'on', log });
   fleet.start();
   const metrics = new GatewayMetrics();
+  let stopping = false;
   const limiter = new RateLimiter();
   const started = Date.now();
 
@@ -46,6 +47,8 @@ export async function runGateway(argv: readonly string[], env: NodeJS.ProcessEnv
     invoke: (inv) => fleet.invoke(inv),
     maxBodyBytes: config.maxBodyBytes,
     maxHeaderBytes: config.maxHeaderBytes,
+    maxInFlight: config.maxInFlight,
+    draining: () => stopping,
     limiter,
     log,
     observe: (route, status, ms, cold, code) => metrics.observe(route, status, ms, cold, code),
@@ -71,7 +74,6 @@ export async function runGateway(argv: readonly string[], env: NodeJS.ProcessEnv
   process.stdout.write(`listening http=${http.port} admin=${adminListen.port}\n`);
   log({ msg: 'gateway ready', http: http.port, admin: adminListen.port, workers: config.workers, policy: config.policy, pin: config.pin });
 
-  let stopping = false;
   const shutdown = async (signal: string): Promise<void> => {
     if (stopping) return;
     stopping = true;

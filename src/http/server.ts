@@ -39,6 +39,10 @@ export interface ServerDeps {
   readonly maxBodyBytes: number;
   /** Request line plus header lines, in bytes; past it, 431. */
   readonly maxHeaderBytes: number;
+  /** Calls this server may have in flight at once (reading their body or running); past it, 503 OVERLOADED. */
+  readonly maxInFlight: number;
+  /** True once the gateway is stopping: new requests get 503 SHUTTING_DOWN and their connection is closed. */
+  readonly draining: () => boolean;
   /** Buckets for routes with rate_limit. */
   readonly limiter: RateLimiter;
   readonly log: Log;
@@ -58,9 +62,10 @@ const RETRY_AFTER_S = '1';
 
 export function createServer(deps: ServerDeps): TemplatedApp {
   const app = uws().App();
+  const calls: InFlight = { inFlight: 0 };
   app.any('/*', (res, req) => {
     try {
-      handle(deps, res, req);
+      handle(deps, calls, res, req);
     } catch (err) {
       // A bug here must not take the process down: uWS would abort on an unanswered request.
       deps.log({ level: 'error', msg: 'request handler failed', error: err instanceof Error ? err.stack : String(err) });
@@ -74,12 +79,24 @@ export function createServer(deps: ServerDeps): TemplatedApp {
   return app;
 }
 
-function handle(deps: ServerDeps, res: HttpResponse, req: HttpRequest): void {
+/** Calls past the checks and not answered yet, across all connections (--max-in-flight). */
+interface InFlight {
+  inFlight: number;
+}
+
+function handle(deps: ServerDeps, calls: InFlight, res: HttpResponse, req: HttpRequest): void {
   const started = performance.now();
-  const state = { aborted: false };
+  const state = { aborted: false, counted: false };
+  /** Ends this request's share of calls.inFlight: once, whether answered or aborted. */
+  const release = (): void => {
+    if (!state.counted) return;
+    state.counted = false;
+    calls.inFlight--;
+  };
   // A closure, not `this`: uWS calls onAborted without the response as `this` (PERF.md).
   res.onAborted(() => {
     state.aborted = true;
+    release();
   });
 
   const method = req.getCaseSensitiveMethod().toUpperCase();
@@ -108,6 +125,7 @@ function handle(deps: ServerDeps, res: HttpResponse, req: HttpRequest): void {
   const requestId = clientRequestId ?? randomUUID();
 
   const fail = (err: GatewayError, extra?: ReadonlyArray<readonly [string, string]>, close = false): void => {
+    release();
     if (state.aborted) return;
     res.cork(() => {
       res.writeStatus(statusLine(err.status));
@@ -122,6 +140,12 @@ function handle(deps: ServerDeps, res: HttpResponse, req: HttpRequest): void {
     deps.observe(routeKey, err.status, performance.now() - started, false, err.code);
   };
   let routeKey: string | undefined; // set once the route is known, for metrics
+
+  if (deps.draining()) {
+    if (contentLength !== undefined || chunked) res.onData(() => {});
+    fail(new GatewayError('SHUTTING_DOWN', 'the gateway is shutting down; retry on a new connection'), undefined, true);
+    return;
+  }
 
   // uWS itself refuses, without an answer, a request it cannot parse — both Content-Length and
   // Transfer-Encoding, a Transfer-Encoding other than chunked, more than 100 headers, garbage —
@@ -183,6 +207,14 @@ function handle(deps: ServerDeps, res: HttpResponse, req: HttpRequest): void {
     limitHeaders = verdict.headers;
   }
 
+  if (calls.inFlight >= deps.maxInFlight) {
+    refuseEarly(new GatewayError('OVERLOADED', `the gateway has ${calls.inFlight} calls in flight, its limit (--max-in-flight)`));
+    return;
+  }
+  // From here the call counts, until it is answered or its client has gone.
+  calls.inFlight++;
+  state.counted = true;
+
   const declared = contentLength === undefined ? undefined : Number(contentLength);
   if (contentLength !== undefined && (!/^\d+$/.test(contentLength) || !Number.isSafeInteger(declared))) {
     fail(new GatewayError('BAD_REQUEST', `content-length must be a non-negative integer (got ${JSON.stringify(contentLength)})`), undefined, true);
@@ -200,6 +232,7 @@ function handle(deps: ServerDeps, res: HttpResponse, req: HttpRequest): void {
     deps
       .invoke({ route, requestId, method, path, query, headers, body })
       .then((result) => {
+        release();
         if (state.aborted) return;
         const totalMs = performance.now() - started;
         res.cork(() => {

@@ -70,7 +70,7 @@ export async function startGateway(args: string[] = [], opts: { workers?: number
     },
     stop: async () => {
       for (const db of connections) db.close();
-      if (proc.exitCode === null) {
+      if (proc.exitCode === null && proc.signalCode === null) {
         const exited = new Promise((r) => proc.once('exit', r));
         proc.kill('SIGTERM');
         await Promise.race([exited, sleep(8000)]);
