@@ -10,26 +10,50 @@ import type { Log } from '../src/protocol/log.js';
 import type { InstancePool } from './pool.js';
 
 export class InvokeServer {
-  private readonly server: net.Server;
+  private server: net.Server | undefined;
   private readonly connections = new Set<net.Socket>();
+  private socketPath = '';
+  /** Inode of the socket file this server made: a different one (or none) means it was removed. */
+  private inode = -1;
 
-  constructor(private readonly pool: InstancePool, private readonly log: Log) {
-    this.server = net.createServer((socket) => this.serve(socket));
-  }
+  constructor(private readonly pool: InstancePool, private readonly log: Log) {}
 
   listen(socketPath: string): Promise<void> {
+    this.socketPath = socketPath;
     fs.rmSync(socketPath, { force: true });
+    const server = net.createServer((socket) => this.serve(socket));
+    this.server = server;
     return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(socketPath, () => {
+      server.once('error', reject);
+      server.listen(socketPath, () => {
         fs.chmodSync(socketPath, 0o600);
+        this.inode = fs.statSync(socketPath).ino;
         resolve();
       });
     });
   }
 
+  /**
+   * Listens again when the socket file is gone or is not ours any more (an operator's rm, a temp
+   * cleaner): connections made before keep working, but no new one could reach this worker, so a
+   * gateway that reconnects (after its own restart, or a dropped connection) would find nothing.
+   */
+  async keepSocketFile(): Promise<void> {
+    if (!this.server) return;
+    let ino: number | undefined;
+    try {
+      ino = fs.statSync(this.socketPath).ino;
+    } catch {
+      ino = undefined;
+    }
+    if (ino === this.inode) return;
+    this.log({ level: 'warn', msg: 'socket file removed or replaced; listening on it again', socket: this.socketPath });
+    this.server.close(); // stops accepting; its connections carry on
+    await this.listen(this.socketPath);
+  }
+
   close(): void {
-    this.server.close();
+    this.server?.close();
     for (const c of this.connections) c.destroy();
   }
 

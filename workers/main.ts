@@ -68,6 +68,10 @@ export async function runWorker(argv: readonly string[], env: NodeJS.ProcessEnv)
   reporter.start();
   const reaper = setInterval(() => pool.reapIdle(Date.now()), REAP_EVERY_MS);
   reaper.unref();
+  const socketWatch = setInterval(() => {
+    server.keepSocketFile().catch((err: unknown) => log({ level: 'error', msg: 'could not listen on the socket again', socket: socketPath, error: String(err) }));
+  }, config.reportMs);
+  socketWatch.unref();
   log({ msg: 'worker ready', pid: process.pid, socket: socketPath });
 
   let stopping = false;
@@ -77,6 +81,7 @@ export async function runWorker(argv: readonly string[], env: NodeJS.ProcessEnv)
     log({ msg: 'worker stopping', why });
     reporter.stop();
     clearInterval(reaper);
+    clearInterval(socketWatch);
     server.close();
     fs.rmSync(socketPath, { force: true });
     void pool.shutdown().then(() => zygote?.close()).then(() => limits?.close()).finally(() => process.exit(0));

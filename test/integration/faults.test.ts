@@ -1,7 +1,9 @@
 // Faults a client can see: a function or worker dying mid-call (502), a function at its
 // max_concurrency (503 + Retry-After), a worker busy with a long call or gone silent (avoided),
-// a hung worker (found by health pings, its calls failed, replaced),
+// a hung worker (found by health pings, its calls failed, replaced), a deleted socket file,
 // a row the gateway cannot use (the last good config keeps serving).
+import fs from 'node:fs';
+import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually, fn, sleep, startGateway, type Gateway } from './harness.js';
 
@@ -115,6 +117,23 @@ describe('faults', () => {
     expect(replaced.restarts).toBeGreaterThan(busy.restarts);
     expect(gw.logs()).toContain('"msg":"worker hung; killed"');
   }, 30_000);
+
+  it('a worker whose socket file is deleted listens on it again, and keeps serving', async () => {
+    const [w] = (await (await fetch(`${gw.admin}/workers`)).json()) as Array<{ id: string; socket: string }>;
+    const inode = fs.statSync(w!.socket).ino;
+    fs.rmSync(w!.socket);
+    const back = await eventually(async () => fs.existsSync(w!.socket) && fs.statSync(w!.socket).ino !== inode, 3000);
+    expect(back).toBe(true);
+    await new Promise<void>((resolve, reject) => {
+      const c = net.connect(w!.socket, () => {
+        c.destroy();
+        resolve();
+      });
+      c.on('error', reject);
+    });
+    expect(gw.logs()).toContain('socket file removed or replaced; listening on it again');
+    expect((await fetch(`${gw.http}/sleep?ms=1`)).status).toBe(200);
+  });
 
   it('a row the gateway cannot use keeps the last good config and shows why at /routes', async () => {
     gw.sql().prepare("UPDATE functions SET v = json_set(v, '$.path', '/nonexistent/fn.js', '$.code', NULL) WHERE k = 'GET:/hello'").run();
