@@ -9,7 +9,7 @@ import { eventually, fn, sleep, startGateway, type Gateway } from './harness.js'
 
 let gw: Gateway;
 
-interface WorkerRow { id: string; pid: number; inFlight: number; available: boolean; restarts: number }
+interface WorkerRow { id: string; pid: number; inFlight: number; available: boolean; restarts: number; socket: string | null }
 const workers = async (): Promise<WorkerRow[]> => (await fetch(`${gw.admin}/workers`)).json();
 
 beforeAll(async () => {
@@ -118,14 +118,34 @@ describe('faults', () => {
     expect(gw.logs()).toContain('"msg":"worker hung; killed"');
   }, 30_000);
 
+  it('no worker reporting: 503 NO_WORKER_AVAILABLE with Retry-After, /readyz says so, and both recover', async () => {
+    const all = await workers();
+    for (const w of all) process.kill(w.pid, 'SIGSTOP');
+    try {
+      await sleep(1500); // two report periods: both are stale (a call sent before would wait on a stopped worker)
+      const res = await fetch(`${gw.http}/sleep?ms=1`);
+      expect(res.status).toBe(503);
+      expect(res.headers.get('retry-after')).toBe('1');
+      expect((await res.json()).code).toBe('NO_WORKER_AVAILABLE');
+      const ready = await fetch(`${gw.admin}/readyz`);
+      expect(ready.status).toBe(503);
+      expect(await ready.json()).toMatchObject({ ready: false, reasons: ['no worker is connected and reporting'], workers: { up: 0, known: 2 } });
+    } finally {
+      for (const w of all) process.kill(w.pid, 'SIGCONT');
+    }
+    await eventually(async () => (await fetch(`${gw.admin}/readyz`)).status === 200, 5000);
+    expect((await fetch(`${gw.http}/sleep?ms=1`)).status).toBe(200);
+  });
+
   it('a worker whose socket file is deleted listens on it again, and keeps serving', async () => {
-    const [w] = (await (await fetch(`${gw.admin}/workers`)).json()) as Array<{ id: string; socket: string }>;
-    const inode = fs.statSync(w!.socket).ino;
-    fs.rmSync(w!.socket);
-    const back = await eventually(async () => fs.existsSync(w!.socket) && fs.statSync(w!.socket).ino !== inode, 3000);
+    const w = await eventually(async () => (await workers()).find((x) => x.available && x.socket));
+    const socket = w.socket!;
+    const inode = fs.statSync(socket).ino;
+    fs.rmSync(socket);
+    const back = await eventually(async () => fs.existsSync(socket) && fs.statSync(socket).ino !== inode, 3000);
     expect(back).toBe(true);
     await new Promise<void>((resolve, reject) => {
-      const c = net.connect(w!.socket, () => {
+      const c = net.connect(socket, () => {
         c.destroy();
         resolve();
       });
