@@ -1,6 +1,7 @@
-// The routes database failing under a running gateway (its schema renamed away for several sync
-// periods; a lock cannot do it, since in WAL mode no writer holds readers out). The gateway keeps serving its last good routes, says what is wrong on
-// /readyz and /metrics, retries every period, and picks up the next good commit.
+// The routes database failing under a running gateway: its table renamed away for several sync
+// periods (a lock cannot do it: in WAL mode no writer holds readers out). The gateway keeps
+// serving its last good routes, says what is wrong on /readyz and /metrics, retries every
+// period, and picks up the next good commit.
 import { afterEach, describe, expect, it } from 'vitest';
 import { eventually, fn, sleep, startGateway, type Gateway } from './harness.js';
 
