@@ -31,7 +31,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { median, parseWrk, shellQuote } from './lib/bench-helpers.mjs';
+import { eachFlag, median, parseWrk, shellQuote, UsageError } from './lib/bench-helpers.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 /** What each --function calls, and the bytes both servers answer (bare-uws.mjs serves the same). */
@@ -56,16 +56,7 @@ function parseArgs(argv) {
     rounds: 5, duration: 10, connections: [1, 16, 64], workers: 1, pin: undefined, wrkCpus: '0', serverCpus: '1',
     warmup: 2, only: undefined, json: undefined, selfTest: false, fn: 'hello',
   };
-  for (let i = 0; i < argv.length; i++) {
-    let a = argv[i];
-    let inline;
-    if (a.startsWith('--') && a.includes('=')) [a, inline] = [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)];
-    const value = () => {
-      if (inline !== undefined) return inline;
-      const v = argv[++i];
-      if (v === undefined || v.startsWith('--')) throw new UsageError(`${a} needs a value`);
-      return v;
-    };
+  eachFlag(argv, (a, value) => {
     switch (a) {
       case '--rounds': o.rounds = int(a, value(), 1, 1000); break;
       case '--duration': o.duration = int(a, value(), 1, 3600); break;
@@ -96,13 +87,11 @@ function parseArgs(argv) {
       }
       case '--self-test': o.selfTest = true; break;
       case '-h': case '--help': process.stdout.write(usage() + '\n'); process.exit(0); break;
-      default: throw new UsageError(`unknown option ${JSON.stringify(argv[i])}`);
+      default: throw new UsageError(`unknown option ${JSON.stringify(a)}`);
     }
-  }
+  });
   return o;
 }
-
-class UsageError extends Error {}
 
 function int(flag, raw, min, max) {
   const n = Number(raw);

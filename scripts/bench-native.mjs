@@ -39,7 +39,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { median as medianOf, parseWrk, shellQuote } from './lib/bench-helpers.mjs';
+import { eachFlag, median as medianOf, parseWrk, shellQuote, UsageError } from './lib/bench-helpers.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = path.join(root, 'native-bench/bin');
@@ -98,24 +98,13 @@ const STAGES = {
 // ---------------------------------------------------------------------------------------------
 // Options
 
-class UsageError extends Error {}
-
 function usage() {
   return `usage: node scripts/bench-native.mjs [--rounds N] [--duration S] [--only STAGE[,STAGE]] [--json FILE]\n  stages: ${Object.keys(STAGES).join(', ')}`;
 }
 
 function parseArgs(argv) {
   const o = { rounds: 3, duration: 5, only: Object.keys(STAGES), json: undefined };
-  for (let i = 0; i < argv.length; i++) {
-    let a = argv[i];
-    let inline;
-    if (a.startsWith('--') && a.includes('=')) [a, inline] = [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)];
-    const value = () => {
-      if (inline !== undefined) return inline;
-      const v = argv[++i];
-      if (v === undefined || v.startsWith('--')) throw new UsageError(`${a} needs a value`);
-      return v;
-    };
+  eachFlag(argv, (a, value) => {
     switch (a) {
       case '--rounds': o.rounds = int(a, value(), 1, 1000); break;
       case '--duration': o.duration = int(a, value(), 1, 3600); break;
@@ -136,9 +125,9 @@ function parseArgs(argv) {
         break;
       }
       case '-h': case '--help': process.stdout.write(usage() + '\n'); process.exit(0); break;
-      default: throw new UsageError(`unknown option ${JSON.stringify(argv[i])}`);
+      default: throw new UsageError(`unknown option ${JSON.stringify(a)}`);
     }
-  }
+  });
   return o;
 }
 

@@ -62,7 +62,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
-import { seeded, shellQuote } from './lib/bench-helpers.mjs';
+import { eachFlag, seeded, shellQuote, UsageError } from './lib/bench-helpers.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const HOST = '127.0.0.1';
@@ -73,8 +73,6 @@ const SLEEPY_SHORT_MS = 5;
 
 // ---------------------------------------------------------------------------------------------
 // Options
-
-class UsageError extends Error {}
 
 function usage() {
   return 'usage: node scripts/soak.mjs [--duration S] [--workers N] [--rate RPS] [--kill-every S] [--churn-every S]\n' +
@@ -93,16 +91,7 @@ function parseArgs(argv) {
     }
     return n;
   };
-  for (let i = 0; i < argv.length; i++) {
-    let a = argv[i];
-    let inline;
-    if (a.startsWith('--') && a.includes('=')) [a, inline] = [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)];
-    const value = () => {
-      if (inline !== undefined) return inline;
-      const v = argv[++i];
-      if (v === undefined || v.startsWith('--')) throw new UsageError(`${a} needs a value`);
-      return v;
-    };
+  eachFlag(argv, (a, value) => {
     switch (a) {
       case '--duration': o.duration = num(a, value(), 1, 86_400); break;
       case '--workers': o.workers = num(a, value(), 1, 256, true); break;
@@ -118,9 +107,9 @@ function parseArgs(argv) {
       case '--json': o.json = path.resolve(value()); break;
       case '--log': o.log = path.resolve(value()); break;
       case '-h': case '--help': process.stdout.write(usage() + '\n'); process.exit(0); break;
-      default: throw new UsageError(`unknown option ${JSON.stringify(argv[i])}`);
+      default: throw new UsageError(`unknown option ${JSON.stringify(a)}`);
     }
-  }
+  });
   return o;
 }
 

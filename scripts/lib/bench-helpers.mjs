@@ -1,5 +1,6 @@
 // What the benchmark scripts share: parsing wrk's output, the median they report, quoting the
-// command they print, and the seeded random source that makes their arrivals repeatable.
+// command they print, the seeded random source that makes their arrivals repeatable, and
+// reading their flags.
 
 const UNIT_US = { us: 1, ms: 1e3, s: 1e6, m: 60e6, h: 3600e6 };
 
@@ -54,4 +55,26 @@ export function seeded(seed) {
     t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+/** A bad command line: the scripts print its message and their usage, and exit non-zero. */
+export class UsageError extends Error {}
+
+/**
+ * Walks a command line of `--flag value` and `--flag=value`: calls take(flag, value) once per
+ * flag, where value() reads that flag's value (and throws UsageError when there is none).
+ */
+export function eachFlag(argv, take) {
+  for (let i = 0; i < argv.length; i++) {
+    let flag = argv[i];
+    let inline;
+    if (flag.startsWith('--') && flag.includes('=')) [flag, inline] = [flag.slice(0, flag.indexOf('=')), flag.slice(flag.indexOf('=') + 1)];
+    const value = () => {
+      if (inline !== undefined) return inline;
+      const v = argv[++i];
+      if (v === undefined || v.startsWith('--')) throw new UsageError(`${flag} needs a value`);
+      return v;
+    };
+    take(flag, value);
+  }
 }
