@@ -32,6 +32,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { eachFlag, median, parseWrk, shellQuote, UsageError } from './lib/bench-helpers.mjs';
+import { alive, procStat, processTree } from './lib/processes.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 /** What each --function calls, and the bytes both servers answer (bare-uws.mjs serves the same). */
@@ -202,11 +203,6 @@ function startServer(name, args, { timeoutMs = 60_000 } = {}) {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-function alive(pid, startTime) {
-  const st = procStat(pid);
-  return st !== undefined && st.state !== 'Z' && (startTime === undefined || st.startTime === startTime);
-}
-
 let stopping;
 /** SIGTERM every tracked process, SIGKILL what is left after the grace period, then any descendant still alive. */
 function stopAll() {
@@ -298,46 +294,12 @@ function runWrk(url, connections, seconds, observe) {
 // ---------------------------------------------------------------------------------------------
 // /proc: process trees, where they ran, CPU time
 
-function procStat(pid) {
-  let s;
-  try { s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8'); } catch { return undefined; }
-  const close = s.lastIndexOf(')');
-  const comm = s.slice(s.indexOf('(') + 1, close);
-  const f = s.slice(close + 2).split(' '); // f[0] is field 3 (state)
-  return { pid, comm, state: f[0], ppid: Number(f[1]), ticks: Number(f[11]) + Number(f[12]), startTime: Number(f[19]), cpu: Number(f[36]) };
-}
-
 function procDetails(pid) {
   let cmdline = '';
   let affinity = '?';
   try { cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' '); } catch {}
   try { affinity = /Cpus_allowed_list:\s*(\S+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? '?'; } catch {}
   return { cmdline, affinity };
-}
-
-/** The process and all its descendants, with their parents, CPU ticks and last CPU. */
-function processTree(rootPid) {
-  const all = new Map();
-  for (const d of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    const st = procStat(Number(d));
-    if (st) all.set(st.pid, st);
-  }
-  const kids = new Map();
-  for (const p of all.values()) {
-    if (!kids.has(p.ppid)) kids.set(p.ppid, []);
-    kids.get(p.ppid).push(p);
-  }
-  const out = [];
-  const first = all.get(rootPid);
-  if (!first) return out;
-  const queue = [first];
-  while (queue.length && out.length < 10_000) {
-    const p = queue.shift();
-    out.push(p);
-    queue.push(...(kids.get(p.pid) ?? []));
-  }
-  return out;
 }
 
 function roleOf(p, byPid, rootPid, rootRole) {

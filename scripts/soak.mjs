@@ -63,6 +63,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { eachFlag, seeded, shellQuote, UsageError } from './lib/bench-helpers.mjs';
+import { alive, cmdline, procStat, processTree } from './lib/processes.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const HOST = '127.0.0.1';
@@ -128,53 +129,12 @@ const say = (line) => process.stderr.write(`soak: ${line}\n`);
 // ---------------------------------------------------------------------------------------------
 // /proc
 
-function procStat(pid) {
-  let s;
-  try { s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8'); } catch { return undefined; }
-  const close = s.lastIndexOf(')');
-  const comm = s.slice(s.indexOf('(') + 1, close);
-  const f = s.slice(close + 2).split(' '); // f[0] is field 3 (state)
-  return { pid, comm, state: f[0], ppid: Number(f[1]), startTime: Number(f[19]) };
-}
-
-function cmdline(pid) {
-  try { return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' '); } catch { return ''; }
-}
-
 /** VmRSS in KiB, or undefined when the process is gone (or a zombie, which has none). */
 function rssKiB(pid) {
   try {
     const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
     return m ? Number(m[1]) : undefined;
   } catch { return undefined; }
-}
-
-/** The process and all its descendants (breadth first). */
-function processTree(rootPid) {
-  const kids = new Map();
-  let first;
-  for (const d of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    const st = procStat(Number(d));
-    if (!st) continue;
-    if (st.pid === rootPid) first = st;
-    if (!kids.has(st.ppid)) kids.set(st.ppid, []);
-    kids.get(st.ppid).push(st);
-  }
-  const out = [];
-  if (!first) return out;
-  const queue = [first];
-  while (queue.length && out.length < 100_000) {
-    const p = queue.shift();
-    out.push(p);
-    queue.push(...(kids.get(p.pid) ?? []));
-  }
-  return out;
-}
-
-function alive(pid, startTime) {
-  const st = procStat(pid);
-  return st !== undefined && st.state !== 'Z' && (startTime === undefined || st.startTime === startTime);
 }
 
 /** Every process ever seen in the gateway's tree, by pid/starttime: what cleanup may kill. */
@@ -637,6 +597,7 @@ function parseMetrics(text) {
   return {
     requests: sum('faas_requests_total'), coldStarts: sum('faas_cold_starts_total'), restarts: sum('faas_worker_restarts'),
     buckets: sum('faas_rate_limit_buckets'), datagramsMissed: sum('faas_datagrams_missed_total'), configErrors: sum('faas_config_errors'), errors,
+    heapUsed: sum('nodejs_heap_size_used_bytes'), external: sum('nodejs_external_memory_bytes'),
   };
 }
 
@@ -968,20 +929,22 @@ function buildReport({ info, started, finished, loadEnded, stopResult, gatewayEx
   // Memory.
   L.push('### Memory (VmRSS)');
   L.push('');
-  L.push('| t s | gateway MiB | workers MiB | other processes of its tree (sandboxes, zygotes): count, summed RSS MiB (shared pages counted in each) | gateway cold starts so far |');
-  L.push('|---|---|---|---|---|');
+  L.push('| t s | gateway MiB | gateway V8 heap used / external MiB | workers MiB | other processes of its tree (sandboxes, zygotes): count, summed RSS MiB (shared pages counted in each) | gateway cold starts so far |');
+  L.push('|---|---|---|---|---|---|');
   const stride = Math.max(1, Math.ceil(samples.length / 20));
   samples.forEach((s, i) => {
     if (i % stride !== 0 && i !== samples.length - 1) return;
-    L.push(`| ${fmtT(s.t)} | ${fmtMiB(s.gatewayKiB)} | ${s.workers.map((w) => `${w.id} ${fmtMiB(w.kib)}`).join(', ') || '?'} | ${s.sandboxes}, ${fmtMiB(s.sandboxKiB)} | ${s.metrics?.coldStarts ?? '?'} |`);
+    const heap = (bytes) => (bytes === undefined ? '?' : (bytes / 2 ** 20).toFixed(1));
+    L.push(`| ${fmtT(s.t)} | ${fmtMiB(s.gatewayKiB)} | ${heap(s.metrics?.heapUsed)} / ${heap(s.metrics?.external)} | ${s.workers.map((w) => `${w.id} ${fmtMiB(w.kib)}`).join(', ') || '?'} | ${s.sandboxes}, ${fmtMiB(s.sandboxKiB)} | ${s.metrics?.coldStarts ?? '?'} |`);
   });
-  if (stride > 1) L.push(`| (every ${stride}th of ${samples.length} samples, and the last) | | | | |`);
+  if (stride > 1) L.push(`| (every ${stride}th of ${samples.length} samples, and the last) | | | | | |`);
   L.push('');
   const warmupMs = (opts.duration < 2 * opts.warmup ? opts.duration / 2 : opts.warmup) * 1000;
   const withRss = samples.filter((s) => s.gatewayKiB !== undefined);
   const first = withRss.find((s) => s.t >= warmupMs);
   const last = withRss[withRss.length - 1];
   let growthPct;
+  let heapGrowthMiB;
   let memoryLine;
   if (first && last && last !== first) {
     const dMiB = mibOf(last.gatewayKiB) - mibOf(first.gatewayKiB);
@@ -997,6 +960,18 @@ function buildReport({ info, started, finished, loadEnded, stopResult, gatewayEx
     memoryLine = `Memory after warm-up: not enough samples after ${(warmupMs / 1000).toFixed(0)} s to compare (${withRss.length} sample(s) in all).`;
   }
   L.push(memoryLine);
+  // Heap in use swings with each GC; the lowest sample of a stretch is its floor after collection.
+  const heapSamples = samples.filter((s) => s.t >= warmupMs && s.metrics?.heapUsed !== undefined);
+  if (heapSamples.length >= 6) {
+    const third = Math.floor(heapSamples.length / 3);
+    const floor = (xs) => Math.min(...xs.map((s) => s.metrics.heapUsed)) / 2 ** 20;
+    const early = floor(heapSamples.slice(0, third));
+    const late = floor(heapSamples.slice(-third));
+    heapGrowthMiB = late - early;
+    L.push('');
+    L.push(`Gateway V8 heap in use, lowest sample (its floor after collections) of the first and of the last third after warm-up: ` +
+      `${early.toFixed(1)} → ${late.toFixed(1)} MiB (**${heapGrowthMiB >= 0 ? '+' : ''}${heapGrowthMiB.toFixed(1)} MiB**).`);
+  }
   L.push('');
 
   // The gateway's own counts, beside ours.
@@ -1016,7 +991,8 @@ function buildReport({ info, started, finished, loadEnded, stopResult, gatewayEx
   const ok = unexplainedCount === 0 && lostCount === 0 && gatewayDiedAt === undefined && !gatewayExitBeforeStop;
   L.push(`finished ${iso(finished)} (${((finished - started) / 1000).toFixed(0)} s in all)`);
   L.push('');
-  L.push(`**Verdict: unexplained errors ${unexplainedCount}, lost calls ${lostCount}, memory growth ${verdictPct}**${gatewayDiedAt !== undefined || gatewayExitBeforeStop ? ' (and the gateway exited by itself)' : ''}`);
+  const heapVerdict = heapGrowthMiB === undefined ? '' : `, heap floor ${heapGrowthMiB >= 0 ? '+' : ''}${heapGrowthMiB.toFixed(1)} MiB`;
+  L.push(`**Verdict: unexplained errors ${unexplainedCount}, lost calls ${lostCount}, memory growth ${verdictPct} (RSS)${heapVerdict}**${gatewayDiedAt !== undefined || gatewayExitBeforeStop ? ' (and the gateway exited by itself)' : ''}`);
   L.push('');
 
   const json = {

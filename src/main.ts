@@ -181,7 +181,20 @@ function gauges(store: RouteStore, fleet: Fleet, limiter: RateLimiter, startedMs
       values: [[{}, limiter.size]] },
     { name: 'faas_rate_limit_evicted_total', help: 'Buckets dropped to stay under the cap while not full (more clients than room).', type: 'counter',
       values: [[{}, limiter.evicted]] },
+    ...processMemory(),
     { name: 'faas_uptime_seconds', help: 'Seconds since the gateway started.', type: 'gauge', values: [[{}, (now - startedMs) / 1000]] },
+  ];
+}
+
+/** The gateway process's own memory, under the names prom-client's default metrics use. */
+function processMemory(): Sample[] {
+  const m = process.memoryUsage();
+  const gauge = (name: string, help: string, value: number): Sample => ({ name, help, type: 'gauge', values: [[{}, value]] });
+  return [
+    gauge('process_resident_memory_bytes', 'Resident memory of the gateway process.', m.rss),
+    gauge('nodejs_heap_size_used_bytes', 'V8 heap in use in the gateway (what a leak would grow).', m.heapUsed),
+    gauge('nodejs_heap_size_total_bytes', 'V8 heap reserved by the gateway.', m.heapTotal),
+    gauge('nodejs_external_memory_bytes', 'Memory held outside the V8 heap by the gateway (Buffers).', m.external),
   ];
 }
 
