@@ -140,10 +140,15 @@ function handle(deps: ServerDeps, calls: InFlight, res: HttpResponse, req: HttpR
     deps.observe(routeKey, err.status, performance.now() - started, false, err.code);
   };
   let routeKey: string | undefined; // set once the route is known, for metrics
+  // A refusal before the body is read: uWS reads and discards a body nobody takes, so the client
+  // sees the answer instead of a reset while it is still writing (nginx's lingering close).
+  const refuseEarly = (err: GatewayError, extra?: ReadonlyArray<readonly [string, string]>, close = false): void => {
+    if (contentLength !== undefined || chunked) res.onData(() => {});
+    fail(err, extra, close);
+  };
 
   if (deps.draining()) {
-    if (contentLength !== undefined || chunked) res.onData(() => {});
-    fail(new GatewayError('SHUTTING_DOWN', 'the gateway is shutting down; retry on a new connection'), undefined, true);
+    refuseEarly(new GatewayError('SHUTTING_DOWN', 'the gateway is shutting down; retry on a new connection'), undefined, true);
     return;
   }
 
@@ -175,11 +180,6 @@ function handle(deps: ServerDeps, calls: InFlight, res: HttpResponse, req: HttpR
     return;
   }
 
-  // Refusals before the body is read: uWS reads and discards a body nobody takes (as for 413).
-  const refuseEarly = (err: GatewayError, extra?: ReadonlyArray<readonly [string, string]>): void => {
-    if (contentLength !== undefined || chunked) res.onData(() => {});
-    fail(err, extra);
-  };
   let client: string | undefined;
   if (route.config.auth === 'api-key') {
     const bearer = authorization !== undefined ? BEARER.exec(authorization)?.[1] : undefined;
@@ -221,10 +221,7 @@ function handle(deps: ServerDeps, calls: InFlight, res: HttpResponse, req: HttpR
     return;
   }
   if (declared !== undefined && declared > deps.maxBodyBytes) {
-    // Answer now, keep the connection: uWS reads and discards the declared body, so the
-    // client sees the 413 instead of a reset while it is still writing (nginx's lingering close).
-    res.onData(() => {});
-    fail(new GatewayError('PAYLOAD_TOO_LARGE', `request body of ${declared} bytes is over the limit of ${deps.maxBodyBytes} bytes`));
+    refuseEarly(new GatewayError('PAYLOAD_TOO_LARGE', `request body of ${declared} bytes is over the limit of ${deps.maxBodyBytes} bytes`));
     return;
   }
 
