@@ -202,17 +202,16 @@ export class Fleet {
   /**
    * A worker that stopped answering on its stream (a blocked event loop, SIGSTOP) is killed: a
    * supervised one is then restarted, one started by hand is left to whatever started it. Its
-   * sandboxes die with it. Its state is dropped so no call goes to it meanwhile.
+   * sandboxes die with it. It is forgotten at once, so no call goes to it meanwhile.
    */
   private killHung(w: WorkerState, pid: number): void {
-    w.report = undefined;
-    w.lastReportMs = -Infinity;
     try {
       process.kill(pid, 'SIGKILL');
       this.opts.log({ level: 'error', msg: 'worker hung; killed', worker: w.id, pid });
     } catch (err) {
       this.opts.log({ level: 'error', msg: 'worker hung; could not kill it', worker: w.id, pid, error: (err as Error).message });
     }
+    this.forget(w.id, 'hung');
   }
 
   private forget(id: string, reason: string): void {
