@@ -12,16 +12,10 @@ const w = (id: string, score: number, inFlight = 0, ageMs = 100, connected = tru
     inFlightOf: (key) => fn.calls?.[key] ?? 0, isWarm: (key) => fn.warm?.includes(key) ?? false });
 const call = (maxConcurrency = 100, refusedBy: string[] = []): CallView => ({ key: 'GET:/f', maxConcurrency, refusedBy: new Set(refusedBy) });
 
-/** Deterministic random source (mulberry32). */
-function seeded(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+// The deterministic random source (mulberry32) the simulation and the benchmarks use. A path in a
+// variable: tsc does not type the plain-JS module, and needs no declaration for it.
+const helpersPath = new URL('../../scripts/lib/bench-helpers.mjs', import.meta.url).href;
+const { seeded } = (await import(helpersPath)) as { seeded: (seed: number) => () => number };
 
 /** Share of `n` picks each worker gets, with a fresh policy and a seeded random source. */
 function shares(name: PolicyName, workers: readonly WorkerView[], n: number, seed = 42, c?: CallView): Map<string, number> {
