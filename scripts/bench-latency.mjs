@@ -31,8 +31,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { eachFlag, median, parseWrk, shellQuote, UsageError } from './lib/bench-helpers.mjs';
-import { alive, procStat, processTree } from './lib/processes.mjs';
+import { eachFlag, intFlag as int, median, parseWrk, shellQuote, UsageError } from './lib/bench-helpers.mjs';
+import { ChildGroup, procStat, processTree } from './lib/processes.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 /** What each --function calls, and the bytes both servers answer (bare-uws.mjs serves the same). */
@@ -94,14 +94,6 @@ function parseArgs(argv) {
   return o;
 }
 
-function int(flag, raw, min, max) {
-  const n = Number(raw);
-  if (!/^\d+$/.test(String(raw).trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
-    throw new UsageError(`${flag} must be an integer from ${min} to ${max} (got ${JSON.stringify(raw)})`);
-  }
-  return n;
-}
-
 function cpuList(flag, raw) {
   if (!/^\d+(-\d+)?(,\d+(-\d+)?)*$/.test(raw)) throw new UsageError(`${flag} must be a taskset CPU list such as 1 or 2-3 (got ${JSON.stringify(raw)})`);
   return raw;
@@ -155,21 +147,10 @@ Transfer/sec:     11.16MB
 // ---------------------------------------------------------------------------------------------
 // Processes: start, track, stop
 
-const children = new Map(); // pid -> { name, child, exited: Promise }
 const clkTck = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout?.trim()) || 100;
 
 function taskset(cpus, file, args) {
   return opts.pin ? ['taskset', ['-c', cpus, file, ...args]] : [file, args];
-}
-
-function track(name, child) {
-  const exited = new Promise((resolve) => {
-    child.once('exit', (code, signal) => resolve({ code, signal }));
-    child.once('error', (error) => { if (child.pid === undefined) resolve({ code: null, signal: null, error }); });
-  });
-  children.set(child.pid, { name, child, exited, startTime: procStat(child.pid)?.startTime });
-  exited.then(() => children.delete(child.pid));
-  return exited;
 }
 
 /** Starts a server pinned to the server CPUs; resolves once it prints `listening http=PORT`. */
@@ -182,7 +163,7 @@ function startServer(name, args, { timeoutMs = 60_000 } = {}) {
   child.stderr.on('data', (c) => { stderr = (stderr + c).slice(-8000); });
   child.stdout.on('data', (c) => { stdout = (stdout + c).slice(-8000); });
   child.once('error', () => {});
-  const exited = track(name, child);
+  const exited = group.track(name, child);
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${name} did not print "listening http=PORT" within ${timeoutMs / 1000} s\nstdout:\n${stdout}\nstderr:\n${stderr}`)), timeoutMs);
     const onData = () => {
@@ -203,56 +184,14 @@ function startServer(name, args, { timeoutMs = 60_000 } = {}) {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-let stopping;
-/** SIGTERM every tracked process, SIGKILL what is left after the grace period, then any descendant still alive. */
-function stopAll() {
-  stopping ??= (async () => {
-    const entries = [...children.entries()];
-    // Every descendant seen now or at any snapshot (a worker whose gateway died is no longer in its tree).
-    const descendants = entries.flatMap(([pid]) => processTree(pid).filter((p) => p.pid !== pid));
-    for (const p of placement.values()) {
-      if (!children.has(p.pid) && !descendants.some((d) => d.pid === p.pid)) descendants.push(p);
-    }
-    for (const [, e] of entries) {
-      try { e.child.kill(e.name === 'wrk' ? 'SIGKILL' : 'SIGTERM'); } catch {}
-    }
-    await Promise.race([Promise.all(entries.map(([, e]) => e.exited)), sleep(5000)]);
-    for (const [pid, e] of children) {
-      process.stderr.write(`bench-latency: ${e.name} (pid ${pid}) ignored SIGTERM for 5 s; SIGKILL\n`);
-      try { e.child.kill('SIGKILL'); } catch {}
-    }
-    await Promise.race([Promise.all(entries.map(([, e]) => e.exited)), sleep(2000)]);
-    // The gateway stops its workers itself; give them a moment, then kill stragglers by pid.
-    for (let i = 0; i < 20 && descendants.some((d) => alive(d.pid, d.startTime)); i++) await sleep(100);
-    for (const d of descendants) {
-      if (!alive(d.pid, d.startTime)) continue;
-      process.stderr.write(`bench-latency: ${d.comm} (pid ${d.pid}) outlived its parent; SIGKILL\n`);
-      try { process.kill(d.pid, 'SIGKILL'); } catch {}
-    }
-  })();
-  return stopping;
-}
-
-// Last resort when the event loop is gone (process.exit from anywhere): SIGKILL synchronously.
-process.on('exit', () => {
-  for (const [pid] of children) try { process.kill(pid, 'SIGKILL'); } catch {}
-});
-
-let signalled; // the exit code of the signal being handled
-for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143], ['SIGHUP', 129]]) {
-  process.on(sig, () => {
-    if (signalled) process.exit(code); // a second signal: stop waiting (the exit hook SIGKILLs)
-    signalled = code;
-    process.stderr.write(`\nbench-latency: ${sig}, stopping every process it started\n`);
-    stopAll().finally(() => { cleanupDir(); process.exit(code); });
-  });
-}
-
 let tmpDir;
 function cleanupDir() {
   if (tmpDir) try { fs.rmSync(tmpDir, { recursive: true, force: true }); } catch {}
   tmpDir = undefined;
 }
+
+// Every process this script starts; on the way out, also whatever the placement snapshots saw.
+const group = new ChildGroup('bench-latency', { graceMs: 5000, cleanup: cleanupDir, seen: () => [...placement.values()] });
 
 let luaDir;
 /** wrk's `-s FILE` for a function called with a body (a Lua script setting method, body, type). */
@@ -277,7 +216,7 @@ function runWrk(url, connections, seconds, observe) {
   child.stdout.on('data', (c) => { out += c; });
   child.stderr.on('data', (c) => { err += c; });
   child.once('error', () => {});
-  const exited = track('wrk', child);
+  const exited = group.track('wrk', child);
   const mid = setTimeout(() => { try { observe?.(child.pid); } catch {} }, Math.min(seconds * 500, 2000));
   const kill = setTimeout(() => { try { child.kill('SIGKILL'); } catch {} }, (seconds + 30) * 1000);
   return new Promise((resolve, reject) => {
@@ -491,7 +430,7 @@ async function main() {
         const r = await runWrk(targets[side].url, c, opts.duration, observeWrk(side));
         const after = snapshot(side);
         for (const s of sides) {
-          if (!children.has(targets[s].pid)) throw new Error(`${roleName[s]} (pid ${targets[s].pid}) died during the run:\n${targets[s].stderrTail()}`);
+          if (!group.children.has(targets[s].pid)) throw new Error(`${roleName[s]} (pid ${targets[s].pid}) died during the run:\n${targets[s].stderrTail()}`);
         }
         r.cpuUsPerRequest = cpuPerRequest(before, after, r.requests, targets[side].pid, roleName[side]);
         r.round = round + 1;
@@ -655,22 +594,4 @@ function roleName(side) {
 // ---------------------------------------------------------------------------------------------
 
 let opts;
-try {
-  opts = parseArgs(process.argv.slice(2));
-} catch (err) {
-  process.stderr.write(`bench-latency: ${err.message}\n${err instanceof UsageError ? usage() + '\n' : ''}`);
-  process.exit(64);
-}
-
-let exitCode = 1;
-try {
-  exitCode = await main();
-} catch (err) {
-  // After a signal, wrk and the servers die under us: that is not worth a message.
-  if (signalled === undefined) process.stderr.write(`bench-latency: ${err?.message ?? err}\n`);
-  exitCode = 1;
-} finally {
-  await stopAll();
-  cleanupDir();
-}
-process.exit(signalled ?? exitCode);
+await group.run(() => { opts = parseArgs(process.argv.slice(2)); }, usage, main);

@@ -39,7 +39,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { eachFlag, median as medianOf, parseWrk, shellQuote, UsageError } from './lib/bench-helpers.mjs';
+import { eachFlag, intFlag as int, median as medianOf, parseWrk, shellQuote, UsageError } from './lib/bench-helpers.mjs';
+import { ChildGroup } from './lib/processes.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = path.join(root, 'native-bench/bin');
@@ -131,18 +132,9 @@ function parseArgs(argv) {
   return o;
 }
 
-function int(flag, raw, min, max) {
-  const n = Number(raw);
-  if (!/^\d+$/.test(String(raw).trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
-    throw new UsageError(`${flag} must be an integer from ${min} to ${max} (got ${JSON.stringify(raw)})`);
-  }
-  return n;
-}
-
 // ---------------------------------------------------------------------------------------------
 // Processes: start, track, stop
 
-const children = new Map(); // pid -> { name, child, exited }
 let pin = false;
 let tmpDir;
 
@@ -153,21 +145,13 @@ function placed(cpu, file, args) {
 
 /** Starts `file args` on `cpu` with both output pipes drained; `exited` resolves with how it ended. */
 function start(name, cpu, file, args) {
-  if (signalled !== undefined) throw new Error('stopping: no new process'); // stopAll may have passed already
+  if (group.signalled !== undefined) throw new Error('stopping: no new process'); // stopAll may have passed already
   const [f, a] = placed(cpu, file, args);
   const child = spawn(f, a, { cwd: root, env: { ...process.env, TMPDIR: tmpDir }, stdio: ['ignore', 'pipe', 'pipe'] });
   const io = { out: '', err: '', command: [f, ...a].join(' ') };
   child.stdout.on('data', (c) => { io.out += c; });
   child.stderr.on('data', (c) => { io.err = (io.err + c).slice(-8000); });
-  const exited = new Promise((resolve) => {
-    child.once('exit', (code, signal) => resolve({ code, signal }));
-    child.once('error', (error) => { if (child.pid === undefined) resolve({ code: null, signal: null, error }); });
-  });
-  if (child.pid !== undefined) {
-    children.set(child.pid, { name, child, exited });
-    exited.then(() => children.delete(child.pid));
-  }
-  return { child, exited, io };
+  return { child, exited: group.track(name, child), io };
 }
 
 /** Runs a program to completion on the work CPU and returns its stdout; throws with its stderr if it fails. */
@@ -201,44 +185,13 @@ function startServer(name, file, args) {
   });
 }
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-let stopping;
-/** SIGTERM every tracked process (wrk: SIGKILL), then SIGKILL whatever is left after 3 s. */
-function stopAll() {
-  stopping ??= (async () => {
-    const entries = [...children.values()];
-    for (const e of entries) try { e.child.kill(e.name === 'wrk' ? 'SIGKILL' : 'SIGTERM'); } catch {}
-    await Promise.race([Promise.all(entries.map((e) => e.exited)), sleep(3000)]);
-    for (const [pid, e] of children) {
-      process.stderr.write(`bench-native: ${e.name} (pid ${pid}) ignored SIGTERM for 3 s; SIGKILL\n`);
-      try { e.child.kill('SIGKILL'); } catch {}
-    }
-    await Promise.race([Promise.all(entries.map((e) => e.exited)), sleep(2000)]);
-  })();
-  return stopping;
-}
-
 function removeTmpDir() {
   if (tmpDir) try { fs.rmSync(tmpDir, { recursive: true, force: true }); } catch {}
   tmpDir = undefined;
 }
 
-// Last resort when the event loop is gone (process.exit from anywhere): SIGKILL synchronously.
-process.on('exit', () => {
-  for (const [pid] of children) try { process.kill(pid, 'SIGKILL'); } catch {}
-  removeTmpDir();
-});
-
-let signalled; // the exit code of the signal being handled
-for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143], ['SIGHUP', 129]]) {
-  process.on(sig, () => {
-    if (signalled) process.exit(code); // a second signal: stop waiting (the exit hook SIGKILLs)
-    signalled = code;
-    process.stderr.write(`\nbench-native: ${sig}, stopping every process it started\n`);
-    stopAll().finally(() => process.exit(code));
-  });
-}
+// Every process this script starts, stopped however it ends.
+const group = new ChildGroup('bench-native', { graceMs: 3000, cleanup: removeTmpDir });
 
 // ---------------------------------------------------------------------------------------------
 // wrk (the parser of scripts/bench-latency.mjs, cut to the figures used here)
@@ -343,7 +296,7 @@ async function main() {
             const r = await runWrk(servers[side].url, connections, opts.duration);
             r.serverCpuUs = ((cpuTicks(servers[side].child.pid) - before) * 1e6) / clkTck / r.requests;
             for (const s of ['c', 'node']) {
-              if (!children.has(servers[s].child.pid)) throw new Error(`${servers[s].name} died during the run:\n${servers[s].io.err}`);
+              if (!group.children.has(servers[s].child.pid)) throw new Error(`${servers[s].name} died during the run:\n${servers[s].io.err}`);
             }
             const metrics = spec.metrics.filter((m) => m.connections === connections);
             runs.http.push({ round, side, connections, wrk: r, values: Object.fromEntries(metrics.map((m) => [m.key, m.wrk(r)])) });
@@ -405,22 +358,4 @@ async function main() {
 }
 
 let opts;
-try {
-  opts = parseArgs(process.argv.slice(2));
-} catch (err) {
-  process.stderr.write(`bench-native: ${err.message}\n${err instanceof UsageError ? usage() + '\n' : ''}`);
-  process.exit(64);
-}
-
-let exitCode = 1;
-try {
-  exitCode = await main();
-} catch (err) {
-  // After a signal, the programs die under us: that is not worth a message.
-  if (signalled === undefined) process.stderr.write(`bench-native: ${err?.message ?? err}\n`);
-  exitCode = 1;
-} finally {
-  await stopAll();
-  removeTmpDir();
-}
-process.exit(signalled ?? exitCode);
+await group.run(() => { opts = parseArgs(process.argv.slice(2)); }, usage, main);

@@ -13,17 +13,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
-import { eachFlag, UsageError } from './lib/bench-helpers.mjs';
+import { eachFlag, intFlag, UsageError } from './lib/bench-helpers.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const opts = { warmup: 40, rounds: 160, killEvery: 8 };
 try {
   eachFlag(process.argv.slice(2), (flag, value) => {
-    const n = () => {
-      const v = Number(value());
-      if (!Number.isInteger(v) || v < 0) throw new UsageError(`${flag} must be a non-negative integer`);
-      return v;
-    };
+    const n = () => intFlag(flag, value(), 0, 100_000);
     if (flag === '--warmup') opts.warmup = n();
     else if (flag === '--rounds') opts.rounds = n();
     else if (flag === '--kill-every') opts.killEvery = n();

@@ -78,3 +78,12 @@ export function eachFlag(argv, take) {
     take(flag, value);
   }
 }
+
+/** A flag's value as an integer from min to max; otherwise a UsageError naming the flag and the range. */
+export function intFlag(flag, raw, min, max) {
+  const n = Number(raw);
+  if (!/^\d+$/.test(String(raw).trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
+    throw new UsageError(`${flag} must be an integer from ${min} to ${max} (got ${JSON.stringify(raw)})`);
+  }
+  return n;
+}
