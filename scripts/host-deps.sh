@@ -4,7 +4,9 @@
 # of container mode) and the sqlite3
 # command-line client (how operators edit routes). Installed with apt-get when run
 # as root on Debian/Ubuntu; otherwise a message names the package to install.
-# --test (npm test) adds podman: the suite runs container functions from image names with it.
+# --test (npm test) adds podman (the suite runs container functions from image names with it),
+# chromium (the dashboard test drives it headless), prometheus (promtool checks /metrics) and
+# slowhttptest (the slowloris test).
 # Operators who want image names need Docker or Podman themselves; the gateway runs without.
 set -e
 missing=""
@@ -14,7 +16,12 @@ command -v runc >/dev/null 2>&1 || missing="$missing runc"
 command -v cc >/dev/null 2>&1 || missing="$missing gcc"
 [ -f /usr/include/seccomp.h ] || missing="$missing libseccomp-dev"
 [ -x /usr/bin/python3 ] || missing="$missing python3"
-if [ "${1:-}" = "--test" ]; then command -v podman >/dev/null 2>&1 || missing="$missing podman"; fi
+if [ "${1:-}" = "--test" ]; then
+  command -v podman >/dev/null 2>&1 || missing="$missing podman"
+  [ -x /usr/bin/chromium ] || missing="$missing chromium"
+  command -v promtool >/dev/null 2>&1 || missing="$missing prometheus"
+  command -v slowhttptest >/dev/null 2>&1 || missing="$missing slowhttptest"
+fi
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "host-deps: installing$missing with apt-get" >&2
