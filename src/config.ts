@@ -21,6 +21,8 @@ export interface GatewayConfig {
   readonly policy: PolicyName;
   /** Pin each worker (and its sandboxes) to one of the gateway's CPUs in turn (SCHEDULING.md). */
   readonly pin: 'off' | 'on';
+  /** One JSON log line per answered request (route, status, worker, durations, cold, request and trace ids). */
+  readonly accessLog: 'off' | 'on';
 }
 
 export interface WorkerConfig {
@@ -72,6 +74,7 @@ const GATEWAY_OPTIONS = {
   maxInFlight: { flag: '--max-in-flight', env: 'FAAS_MAX_IN_FLIGHT', fallback: 10_000, parse: int(1, 1_000_000) },
   policy: { flag: '--policy', env: 'FAAS_POLICY', fallback: 'least-loaded', parse: oneOf(POLICY_NAMES) },
   pin: { flag: '--pin', env: 'FAAS_PIN', fallback: 'off', parse: oneOf(['off', 'on'] as const) },
+  accessLog: { flag: '--access-log', env: 'FAAS_ACCESS_LOG', fallback: 'on', parse: oneOf(['off', 'on'] as const) },
 } satisfies Record<keyof GatewayConfig, Option<unknown>>;
 
 const WORKER_OPTIONS = {

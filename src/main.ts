@@ -3,12 +3,16 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { loadGatewayConfig, type GatewayConfig } from './config.js';
-import { Fleet } from './fleet/fleet.js';
+import { Fleet, type WorkerState } from './fleet/fleet.js';
 import { createAdminServer } from './http/admin.js';
+import { DASHBOARD_HTML } from './http/dashboard.js';
 import { RateLimiter } from './http/rate-limit.js';
-import { createServer } from './http/server.js';
+import { createServer, type Answered } from './http/server.js';
 import { listen, uws } from './http/uws.js';
-import { GatewayMetrics, type Sample } from './metrics.js';
+import type { FunctionOutput } from './fleet/worker-connection.js';
+import { LiveStats, WINDOW_S } from './live-stats.js';
+import { LogBook } from './log-book.js';
+import { GatewayMetrics, type Scraped } from './metrics.js';
 import { createLog, type Log } from './protocol/log.js';
 import { RouteStore } from './routes/route-store.js';
 
@@ -18,7 +22,7 @@ const SANDBOX_UID = 65534;
 
 export async function runGateway(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<void> {
   const config = loadGatewayConfig(argv, env);
-  const log = createLog('gateway');
+  const log = createLog('gateway', {}, { buffered: true });
   uws(); // fail now, loudly, if the native binary does not load
 
   fs.mkdirSync(config.runDir, { recursive: true });
@@ -34,13 +38,33 @@ export async function runGateway(argv: readonly string[], env: NodeJS.ProcessEnv
   const first = store.sync();
   log({ msg: 'routes loaded', db: path.resolve(config.db), routes: store.snapshot.size, errors: first.errors, ...(first.error ? { error: first.error } : {}) });
 
+  const logs = new LogBook();
+  const onOutput = (o: FunctionOutput): void => {
+    log({ msg: 'function output', route: o.key, requestId: o.requestId, worker: o.workerId, stream: o.stream, text: o.text });
+    logs.add({ level: o.stream === 'stderr' ? 'warn' : 'info', kind: 'output', route: o.key, requestId: o.requestId, worker: o.workerId,
+      stream: o.stream, text: o.text, msg: 'function output' });
+  };
   const fleet = new Fleet({ runDir: config.runDir, workers: config.workers, reportMs: config.reportMs, policy: config.policy,
-    pin: config.pin === 'on', log });
+    pin: config.pin === 'on', log, onOutput });
   fleet.start();
-  const metrics = new GatewayMetrics();
   let stopping = false;
   const limiter = new RateLimiter();
   const started = Date.now();
+  const metrics = new GatewayMetrics(scraped(store, fleet, limiter, started));
+  const live = new LiveStats();
+  const answered = (a: Answered): void => {
+    metrics.observe(a);
+    live.record({ route: a.route, status: a.status, ms: a.ms, worker: a.worker, code: a.code, message: a.message, requestId: a.requestId });
+    if (config.accessLog === 'on') {
+      log({ level: a.status >= 500 ? 'warn' : 'info', msg: 'request', route: a.route ?? null, method: a.method, path: a.path, status: a.status,
+        worker: a.worker ?? null, ms: round(a.ms), fnMs: round(a.fnMs), cold: a.cold, requestId: a.requestId, traceId: a.traceId,
+        ...(a.code !== undefined && { code: a.code, error: a.message }) });
+    }
+    if (a.route === undefined) return; // the recent log is about functions; a 404 is in the access log
+    logs.add({ level: a.status >= 500 ? 'error' : 'info', kind: a.code !== undefined ? 'error' : 'access', route: a.route, requestId: a.requestId,
+      traceId: a.traceId, status: a.status, ms: round(a.ms), cold: a.cold, msg: a.message ?? `${a.method} ${a.path} ${a.status}`,
+      ...(a.worker !== undefined && { worker: a.worker }), ...(a.code !== undefined && { code: a.code }) });
+  };
 
   const app = createServer({
     routes: () => store.snapshot,
@@ -51,14 +75,27 @@ export async function runGateway(argv: readonly string[], env: NodeJS.ProcessEnv
     draining: () => stopping,
     limiter,
     log,
-    observe: (route, status, ms, cold, code) => metrics.observe(route, status, ms, cold, code),
+    observe: answered,
   });
   const admin = createAdminServer({
     readiness: () => readiness(store, fleet),
-    metrics: () => metrics.render(gauges(store, fleet, limiter, started)),
+    metrics: () => metrics.render(),
+    metricsContentType: metrics.contentType,
     workers: () => workersView(fleet),
     routes: () => store.status(),
+    stats: () => statsView(store, fleet, live),
+    history: () => ({ workers: live.workerHistory() }),
+    logs,
+    dashboard: DASHBOARD_HTML,
   });
+  const sampler = setInterval(() => {
+    live.sampleWorkers(new Map([...fleet.workers.values()].map((w) => [w.id,
+      { score: w.report?.score ?? null, cpu: w.report?.cpu ?? null, mem: w.report?.mem ?? null, io: w.report?.io ?? null, inFlight: w.inFlight }])));
+    const table = store.snapshot;
+    live.prune((key) => table.get(key) !== undefined, (id) => fleet.workers.has(id));
+    metrics.forgetRoutes((key) => table.get(key) !== undefined);
+  }, 1000);
+  sampler.unref();
 
   const keepWarm = (): void => fleet.keepWarm([...store.snapshot.routes.values()].filter((r) => r.config.minWarm > 0));
   keepWarm();
@@ -70,7 +107,7 @@ export async function runGateway(argv: readonly string[], env: NodeJS.ProcessEnv
 
   await waitForWorkers(fleet, config, log);
   const http = await listen(app, config.host, config.port);
-  const adminListen = await listen(admin, '127.0.0.1', config.adminPort);
+  const adminListen = await listen(admin.app, '127.0.0.1', config.adminPort);
   process.stdout.write(`listening http=${http.port} admin=${adminListen.port}\n`);
   log({ msg: 'gateway ready', http: http.port, admin: adminListen.port, workers: config.workers, policy: config.policy, pin: config.pin });
 
@@ -83,6 +120,8 @@ export async function runGateway(argv: readonly string[], env: NodeJS.ProcessEnv
     const deadline = Date.now() + DRAIN_GRACE_MS;
     while (inFlight(fleet) > 0 && Date.now() < deadline) await sleep(20);
     uws().us_listen_socket_close(adminListen.socket);
+    admin.close();
+    clearInterval(sampler);
     await fleet.stop();
     store.close();
     process.exit(0);
@@ -149,53 +188,73 @@ function workersView(fleet: Fleet): unknown {
   });
 }
 
-function gauges(store: RouteStore, fleet: Fleet, limiter: RateLimiter, startedMs: number): Sample[] {
-  const now = Date.now();
-  const ws = [...fleet.workers.values()];
-  const per = (name: string, help: string, value: (w: (typeof ws)[number]) => number): Sample =>
-    ({ name, help, type: 'gauge', values: ws.map((w) => [{ worker: w.id }, value(w)] as const) });
+/** What GET /stats and the dashboard show: now, and over the last WINDOW_S seconds. */
+function statsView(store: RouteStore, fleet: Fleet, live: LiveStats): unknown {
   const status = store.status();
-  const dg = fleet.datagramCounters();
+  const now = Date.now();
+  return {
+    time: now,
+    windowS: WINDOW_S,
+    workers: [...fleet.workers.values()].map((w) => {
+      const r = w.report;
+      return {
+        id: w.id, pid: r?.pid ?? fleet.supervisedInfo(w.id)?.pid ?? null,
+        available: w.connected && now - w.lastReportMs <= fleet.staleAfterMs,
+        score: r?.score ?? null, cpu: r?.cpu ?? null, mem: r?.mem ?? null, io: r?.io ?? null,
+        inFlight: w.inFlight, restarts: fleet.supervisedInfo(w.id)?.restarts ?? 0,
+        ...live.worker(w.id),
+      };
+    }),
+    routes: status.routes.map((r) => ({ key: r.key, state: r.state, runtime: r.runtime ?? null, ...live.route(r.key) })),
+    sync: {
+      lastSyncAt: status.lastSyncAt ?? null, lastSuccessAt: status.lastSuccessAt ?? null,
+      ...(status.lastError !== undefined && { lastError: status.lastError }),
+      routes: store.snapshot.size, configErrors: status.routes.filter((r) => r.state !== 'ok').length,
+    },
+    recentErrors: live.recentErrors(),
+  };
+}
+
+/** Fleet, route and limiter state for /metrics, read at each scrape. */
+function scraped(store: RouteStore, fleet: Fleet, limiter: RateLimiter, startedMs: number): Scraped[] {
+  const ws = (): WorkerState[] => [...fleet.workers.values()];
+  const per = (name: string, help: string, value: (w: WorkerState) => number | undefined, type: 'gauge' | 'counter' = 'gauge'): Scraped =>
+    ({ name, help, type, labels: ['worker'], read: () => ws().flatMap((w) => { const v = value(w); return v === undefined ? [] : [[{ worker: w.id }, v] as const]; }) });
+  const one = (name: string, help: string, type: 'gauge' | 'counter', value: () => number): Scraped =>
+    ({ name, help, type, read: () => [[{}, value()]] });
   return [
-    per('faas_worker_score', 'Smoothed load score reported by the worker, 0-100.', (w) => w.report?.score ?? NaN),
-    per('faas_worker_cpu', 'Smoothed CPU part of the score, 0-100.', (w) => w.report?.cpu ?? NaN),
-    per('faas_worker_mem', 'Smoothed memory part of the score, 0-100.', (w) => w.report?.mem ?? NaN),
-    per('faas_worker_io', 'Smoothed IO part of the score, 0-100.', (w) => w.report?.io ?? NaN),
+    per('faas_worker_score', 'Smoothed load score reported by the worker, 0-100.', (w) => w.report?.score),
+    per('faas_worker_cpu', 'Smoothed CPU part of the score, 0-100.', (w) => w.report?.cpu),
+    per('faas_worker_mem', 'Smoothed memory part of the score, 0-100.', (w) => w.report?.mem),
+    per('faas_worker_io', 'Smoothed IO part of the score, 0-100.', (w) => w.report?.io),
     per('faas_worker_in_flight', 'Calls the gateway has in flight on the worker.', (w) => w.inFlight),
-    per('faas_worker_report_age_seconds', 'Seconds since the worker last reported.', (w) => (now - w.lastReportMs) / 1000),
-    per('faas_worker_restarts', 'Times the supervisor restarted the worker.', (w) => fleet.supervisedInfo(w.id)?.restarts ?? 0),
-    { name: 'faas_datagrams_received_total', help: 'Load-report datagrams received.', type: 'counter', values: [[{}, dg.received]] },
-    { name: 'faas_datagrams_missed_total', help: 'Load reports workers numbered that never arrived (gaps in seq).', type: 'counter',
-      values: [[{}, ws.reduce((n, w) => n + w.missedReports, 0)]] },
-    { name: 'faas_datagrams_dropped_total', help: 'Load-report datagrams dropped, by reason.', type: 'counter',
-      values: Object.entries(dg.dropped).map(([reason, n]) => [{ reason }, n] as const) },
-    { name: 'faas_routes', help: 'Routes being served.', type: 'gauge', values: [[{}, store.snapshot.size]] },
-    { name: 'faas_config_sync_age_seconds', help: 'Seconds since routes were last synced successfully.', type: 'gauge',
-      values: [[{}, status.lastSuccessAt === undefined ? NaN : (now - status.lastSuccessAt) / 1000]] },
-    { name: 'faas_config_errors', help: 'Rows the gateway cannot use (serving the last good config or nothing).', type: 'gauge',
-      values: [[{}, status.routes.filter((r) => r.state !== 'ok').length]] },
-    { name: 'faas_config_sync_failing', help: '1 while the database cannot be read and routes are served from memory.', type: 'gauge',
-      values: [[{}, status.lastError ? 1 : 0]] },
-    { name: 'faas_api_keys', help: 'API keys the gateway accepts (api_keys rows).', type: 'gauge', values: [[{}, store.snapshot.keys.size]] },
-    { name: 'faas_rate_limit_buckets', help: 'Token buckets held for rate-limited routes (one per route and client not at full burst).', type: 'gauge',
-      values: [[{}, limiter.size]] },
-    { name: 'faas_rate_limit_evicted_total', help: 'Buckets dropped to stay under the cap while not full (more clients than room).', type: 'counter',
-      values: [[{}, limiter.evicted]] },
-    ...processMemory(),
-    { name: 'faas_uptime_seconds', help: 'Seconds since the gateway started.', type: 'gauge', values: [[{}, (now - startedMs) / 1000]] },
+    per('faas_worker_up', '1 while the worker is connected and reporting (it can be picked), else 0.',
+      (w) => (w.connected && Date.now() - w.lastReportMs <= fleet.staleAfterMs ? 1 : 0)),
+    per('faas_worker_report_age_seconds', 'Seconds since the worker last reported.', (w) => (Number.isFinite(w.lastReportMs) ? (Date.now() - w.lastReportMs) / 1000 : undefined)),
+    per('faas_worker_restarts_total', 'Times the supervisor restarted the worker.', (w) => fleet.supervisedInfo(w.id)?.restarts ?? 0, 'counter'),
+    per('faas_worker_calls_total', 'Calls the worker answered.', (w) => w.served, 'counter'),
+    one('faas_datagrams_received_total', 'Load-report datagrams received.', 'counter', () => fleet.datagramCounters().received),
+    one('faas_datagrams_missed_total', 'Load reports workers numbered that never arrived (gaps in seq).', 'counter',
+      () => ws().reduce((n, w) => n + w.missedReports, 0)),
+    { name: 'faas_datagrams_dropped_total', help: 'Load-report datagrams dropped, by reason.', type: 'counter', labels: ['reason'],
+      read: () => Object.entries(fleet.datagramCounters().dropped).map(([reason, n]) => [{ reason }, n] as const) },
+    one('faas_routes', 'Routes being served.', 'gauge', () => store.snapshot.size),
+    one('faas_config_sync_age_seconds', 'Seconds since routes were last synced successfully.', 'gauge', () => {
+      const at = store.status().lastSuccessAt;
+      return at === undefined ? NaN : (Date.now() - at) / 1000;
+    }),
+    one('faas_config_errors', 'Rows the gateway cannot use (serving the last good config or nothing).', 'gauge',
+      () => store.status().routes.filter((r) => r.state !== 'ok').length),
+    one('faas_config_sync_failing', '1 while the database cannot be read and routes are served from memory.', 'gauge', () => (store.status().lastError ? 1 : 0)),
+    one('faas_api_keys', 'API keys the gateway accepts (api_keys rows).', 'gauge', () => store.snapshot.keys.size),
+    one('faas_rate_limit_buckets', 'Token buckets held for rate-limited routes (one per route and client not at full burst).', 'gauge', () => limiter.size),
+    one('faas_rate_limit_evicted_total', 'Buckets dropped to stay under the cap while not full (more clients than room).', 'counter', () => limiter.evicted),
+    one('faas_uptime_seconds', 'Seconds since the gateway started.', 'gauge', () => (Date.now() - startedMs) / 1000),
   ];
 }
 
-/** The gateway process's own memory, under the names prom-client's default metrics use. */
-function processMemory(): Sample[] {
-  const m = process.memoryUsage();
-  const gauge = (name: string, help: string, value: number): Sample => ({ name, help, type: 'gauge', values: [[{}, value]] });
-  return [
-    gauge('process_resident_memory_bytes', 'Resident memory of the gateway process.', m.rss),
-    gauge('nodejs_heap_size_used_bytes', 'V8 heap in use in the gateway (what a leak would grow).', m.heapUsed),
-    gauge('nodejs_heap_size_total_bytes', 'V8 heap reserved by the gateway.', m.heapTotal),
-    gauge('nodejs_external_memory_bytes', 'Memory held outside the V8 heap by the gateway (Buffers).', m.external),
-  ];
+function round(ms: number): number {
+  return Math.round(ms * 1000) / 1000;
 }
 
 /**

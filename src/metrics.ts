@@ -1,73 +1,109 @@
-// Gateway metrics in the Prometheus text format (served at GET /metrics on the admin port).
-// Request counters and latency histograms are kept here; fleet and route state are read at
-// scrape time. Label cardinality is bounded: unmatched requests share route="".
+// Gateway metrics for Prometheus (GET /metrics on the admin port), with prom-client. Request
+// counters and latency histograms are updated as calls are answered; fleet, route and limiter
+// state is read at scrape time (`scraped`). Node's default process metrics come along
+// (event-loop lag, heap, resident memory, GC). Label cardinality is bounded: routes are the
+// configured ones (unmatched requests share route=""), statuses and codes are few.
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { Answered } from './http/server.js';
 
 const BUCKETS_S = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
-interface Histogram {
-  counts: number[];
-  sum: number;
-  count: number;
-}
+type Labels = Record<string, string>;
 
-export interface Sample {
+/** A metric whose values are read when Prometheus scrapes: [labels, value] pairs. */
+export interface Scraped {
   readonly name: string;
   readonly help: string;
   readonly type: 'gauge' | 'counter';
-  readonly values: ReadonlyArray<readonly [labels: Record<string, string>, value: number]>;
+  readonly labels?: readonly string[];
+  readonly read: () => ReadonlyArray<readonly [Labels, number]>;
+}
+
+interface Child {
+  readonly count: { inc(): void };
+  readonly duration: { observe(seconds: number): void };
 }
 
 export class GatewayMetrics {
-  /** Answered requests by route, then status: no key string to build per request. */
-  private readonly requests = new Map<string, Map<number, number>>();
-  private readonly latency = new Map<string, Histogram>();
-  private readonly errors = new Map<string, number>();
-  private coldStarts = 0;
+  readonly registry = new Registry();
+  private readonly requests: Counter<'route' | 'status'>;
+  private readonly duration: Histogram<'route' | 'status'>;
+  private readonly coldStarts: Counter<'route'>;
+  private readonly errors: Counter<'route' | 'code'>;
+  /** Per route, then status: prom-client hashes labels on every call, a child does not. */
+  private readonly children = new Map<string, Map<number, Child>>();
+  /** Error codes seen per route, so that a removed route's series can be removed. */
+  private readonly codes = new Map<string, Set<string>>();
 
-  observe(routeKey: string | undefined, status: number, durationMs: number, cold: boolean, code?: string): void {
-    const route = routeKey ?? '';
-    let byStatus = this.requests.get(route);
-    if (!byStatus) this.requests.set(route, (byStatus = new Map()));
-    byStatus.set(status, (byStatus.get(status) ?? 0) + 1);
-    let h = this.latency.get(route);
-    if (!h) {
-      h = { counts: new Array<number>(BUCKETS_S.length).fill(0), sum: 0, count: 0 };
-      this.latency.set(route, h);
-    }
-    const s = durationMs / 1000;
-    for (let i = 0; i < BUCKETS_S.length; i++) if (s <= BUCKETS_S[i]!) h.counts[i]!++;
-    h.sum += s;
-    h.count++;
-    if (cold) this.coldStarts++;
-    if (code) this.errors.set(code, (this.errors.get(code) ?? 0) + 1);
+  constructor(scraped: readonly Scraped[]) {
+    const registers = [this.registry];
+    this.requests = new Counter({ name: 'faas_requests_total', help: 'HTTP requests answered, by route and status.', labelNames: ['route', 'status'], registers });
+    this.duration = new Histogram({ name: 'faas_request_duration_seconds', help: 'Time from request to response in the gateway, by route and status.',
+      labelNames: ['route', 'status'], buckets: BUCKETS_S, registers });
+    this.coldStarts = new Counter({ name: 'faas_cold_starts_total', help: 'Calls that waited for a new function instance, by route.', labelNames: ['route'], registers });
+    this.errors = new Counter({ name: 'faas_errors_total', help: 'Error answers, by route and error code (README, Errors).', labelNames: ['route', 'code'], registers });
+    for (const s of scraped) register(this.registry, s);
+    collectDefaultMetrics({ register: this.registry });
+    // Gauges that prom-client names like counters, which Prometheus' linter (promtool) refuses.
+    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) this.registry.removeSingleMetric(name);
   }
 
-  render(extra: readonly Sample[]): string {
-    const out: string[] = [];
-    out.push('# HELP faas_requests_total HTTP requests answered, by route and status.', '# TYPE faas_requests_total counter');
-    for (const [route, byStatus] of this.requests) {
-      for (const [status, n] of byStatus) out.push(`faas_requests_total{route=${q(route)},status="${status}"} ${n}`);
+  observe(a: Answered): void {
+    const route = a.route ?? '';
+    let byStatus = this.children.get(route);
+    if (!byStatus) this.children.set(route, (byStatus = new Map()));
+    let child = byStatus.get(a.status);
+    if (!child) {
+      const labels = { route, status: String(a.status) };
+      child = { count: this.requests.labels(labels), duration: this.duration.labels(labels) };
+      byStatus.set(a.status, child);
     }
-    out.push('# HELP faas_request_duration_seconds Time from request to response in the gateway.', '# TYPE faas_request_duration_seconds histogram');
-    for (const [route, h] of this.latency) {
-      BUCKETS_S.forEach((le, i) => out.push(`faas_request_duration_seconds_bucket{route=${q(route)},le="${le}"} ${h.counts[i]}`));
-      out.push(`faas_request_duration_seconds_bucket{route=${q(route)},le="+Inf"} ${h.count}`);
-      out.push(`faas_request_duration_seconds_sum{route=${q(route)}} ${h.sum}`, `faas_request_duration_seconds_count{route=${q(route)}} ${h.count}`);
+    child.count.inc();
+    child.duration.observe(a.ms / 1000);
+    if (a.cold) this.coldStarts.inc({ route });
+    if (a.code) {
+      this.errors.inc({ route, code: a.code });
+      let seen = this.codes.get(route);
+      if (!seen) this.codes.set(route, (seen = new Set()));
+      seen.add(a.code);
     }
-    out.push('# HELP faas_cold_starts_total Calls that waited for a new function instance.', '# TYPE faas_cold_starts_total counter', `faas_cold_starts_total ${this.coldStarts}`);
-    out.push('# HELP faas_errors_total Error responses, by error code.', '# TYPE faas_errors_total counter');
-    for (const [code, n] of this.errors) out.push(`faas_errors_total{code=${q(code)}} ${n}`);
-    for (const s of extra) {
-      out.push(`# HELP ${s.name} ${s.help}`, `# TYPE ${s.name} ${s.type}`);
-      for (const [labels, v] of s.values) {
-        const l = Object.entries(labels).map(([k, val]) => `${k}=${q(val)}`).join(',');
-        out.push(`${s.name}${l ? `{${l}}` : ''} ${Number.isFinite(v) ? v : 'NaN'}`);
+  }
+
+  /** Forgets the series of routes that are no longer configured (their counters would otherwise stay forever). */
+  forgetRoutes(live: (key: string) => boolean): void {
+    for (const [route, byStatus] of this.children) {
+      if (route === '' || live(route)) continue;
+      for (const status of byStatus.keys()) {
+        this.requests.remove({ route, status: String(status) });
+        this.duration.remove({ route, status: String(status) });
       }
+      this.coldStarts.remove({ route });
+      for (const code of this.codes.get(route) ?? []) this.errors.remove({ route, code });
+      this.children.delete(route);
+      this.codes.delete(route);
     }
-    return `${out.join('\n')}\n`;
+  }
+
+  render(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
   }
 }
 
-function q(v: string): string {
-  return `"${v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"')}"`;
+function register(registry: Registry, s: Scraped): void {
+  const labelNames = [...(s.labels ?? [])];
+  if (s.type === 'gauge') {
+    new Gauge({ name: s.name, help: s.help, labelNames, registers: [registry], collect() {
+      this.reset();
+      for (const [labels, v] of s.read()) if (Number.isFinite(v)) this.set(labels, v);
+    } });
+  } else {
+    new Counter({ name: s.name, help: s.help, labelNames, registers: [registry], collect() {
+      this.reset();
+      for (const [labels, v] of s.read()) this.inc(labels, v);
+    } });
+  }
 }

@@ -12,10 +12,14 @@ export type CallOutcome =
   | { readonly ok: true; readonly status: number; readonly headers: string[]; readonly body: Buffer }
   | { readonly ok: false; readonly code: WorkerErrorCode; readonly message: string };
 
+/** Where what a function prints during a call goes (to the gateway, over the worker's stream). */
+export type CallOutput = (stream: 'stdout' | 'stderr', text: string) => void;
+
 interface PendingCall {
   readonly resolve: (outcome: CallOutcome) => void;
   readonly requestId: string;
   readonly timer: NodeJS.Timeout;
+  readonly output: CallOutput | undefined;
 }
 
 
@@ -116,7 +120,7 @@ export class Instance {
     return !this.retired && this.claims < this.capacity;
   }
 
-  invoke(call: Omit<HostInvoke, 't' | 'id' | 'deadlineMs'>, body: Buffer, timeoutMs: number): Promise<CallOutcome> {
+  invoke(call: Omit<HostInvoke, 't' | 'id' | 'deadlineMs'>, body: Buffer, timeoutMs: number, output?: CallOutput): Promise<CallOutcome> {
     const id = this.nextId++;
     this.lastUsedMs = Date.now();
     return new Promise<CallOutcome>((resolve) => {
@@ -125,7 +129,7 @@ export class Instance {
         this.settle(id, { ok: false, code: 'FUNCTION_TIMEOUT', message: `the function ran past its timeout_ms of ${timeoutMs} ms; its instance was replaced` });
         this.retire();
       }, timeoutMs);
-      this.pending.set(id, { resolve, requestId: call.requestId, timer });
+      this.pending.set(id, { resolve, requestId: call.requestId, timer, output });
       this.out.write(...encodeInstanceFrame({ t: 'invoke', id, deadlineMs: Date.now() + timeoutMs, ...call }, body));
     });
   }
@@ -190,8 +194,9 @@ export class Instance {
         this.settle(meta.id, toOutcome({ exitCode: meta.exitCode, stdout: body, stderr: meta.stderr }));
         return;
       case 'log': {
-        const requestId = this.pending.get(meta.id)?.requestId;
-        this.log({ level: 'info', msg: 'function output', instance: this.name, requestId, stream: meta.stream, text: meta.text });
+        const call = this.pending.get(meta.id);
+        if (call?.output) call.output(meta.stream, meta.text);
+        else this.log({ level: 'info', msg: 'function output', instance: this.name, requestId: call?.requestId, stream: meta.stream, text: meta.text });
         return;
       }
     }

@@ -92,7 +92,8 @@ export class InvokeServer {
       return;
     }
     const req = { requestId: msg.requestId, method: msg.method, path: msg.path, query: msg.query, headers: msg.headers };
-    this.pool.invoke(spec, req, body).then(
+    const output = (stream: 'stdout' | 'stderr', text: string): void => writer.send({ t: FrameType.Output, id: msg.id, stream, text });
+    this.pool.invoke(spec, req, body, output).then(
       ({ outcome, cold }) => {
         if (outcome.ok) reply({ status: outcome.status, headers: outcome.headers, cold }, outcome.body);
         else reply({ status: 0, headers: [], cold, error: { code: outcome.code, message: outcome.message } });

@@ -13,6 +13,7 @@
 // call is refused with FUNCTION_AT_CAPACITY rather than overcommitting the host. Spare
 // sandboxes (spares.ts) are a fixed overhead outside the budget.
 import type { Log } from '../src/protocol/log.js';
+import type { CallOutput } from './instance.js';
 import type { FunctionSpec, SandboxMode } from '../src/protocol/messages.js';
 import { cgiCall } from './cgi.js';
 import { materialize } from './function-code.js';
@@ -63,7 +64,8 @@ export class InstancePool {
     this.spares = { process: new Spares(runner('process'), log), container: new Spares(runner('container'), log, { lazy: true }) };
   }
 
-  async invoke(spec: FunctionSpec, req: CallRequest, body: Buffer): Promise<{ outcome: CallOutcome; cold: boolean }> {
+  /** `output` gets what the function prints during the call; without it, the worker logs it. */
+  async invoke(spec: FunctionSpec, req: CallRequest, body: Buffer, output?: CallOutput): Promise<{ outcome: CallOutcome; cold: boolean }> {
     const fp = this.poolFor(spec);
     const { maxConcurrency, timeoutMs } = spec.config;
     if (fp.loadFailure && fp.loadFailure.untilMs > Date.now()) {
@@ -84,7 +86,7 @@ export class InstancePool {
       // A module in a sandbox gets what it would get in a thread: the CGI environment, the stdout cap.
       const call = spec.config.runtime === 'wasm' ? { ...req, cgi: cgiCall(spec, req, body) } : req;
       try {
-        return { outcome: await instance.invoke(call, body, timeoutMs), cold };
+        return { outcome: await instance.invoke(call, body, timeoutMs, output), cold };
       } finally {
         instance.claims--;
       }

@@ -11,7 +11,7 @@ import type { DropReason } from '../protocol/report.js';
 import { createPolicy, type Policy, type PolicyName, type WorkerView } from '../scheduler/policies.js';
 import { MetricsSocket } from './metrics-socket.js';
 import { Supervisor } from './supervisor.js';
-import { WorkerConnection } from './worker-connection.js';
+import { WorkerConnection, type FunctionOutput } from './worker-connection.js';
 
 /** Extra time the gateway gives a worker past the function's timeout (cold start, queueing). */
 const GATEWAY_GRACE_MS = 15_000;
@@ -58,6 +58,8 @@ export interface FleetOptions {
   readonly policy?: PolicyName;
   /** Pin each spawned worker to a CPU of its own (Supervisor). */
   readonly pin?: boolean;
+  /** What functions print, as their workers send it. */
+  readonly onOutput?: (output: FunctionOutput) => void;
 }
 
 export class Fleet {
@@ -195,7 +197,7 @@ export class Fleet {
         if (w!.conn === conn) w!.conn = undefined;
         this.opts.log({ level: 'warn', msg: 'worker connection closed', worker: r.id, reason });
         if (hung) this.killHung(w!, r.pid);
-      }, this.warmSpecs);
+      }, this.warmSpecs, this.opts.onOutput);
     }
   }
 

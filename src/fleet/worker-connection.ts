@@ -11,7 +11,18 @@ export interface CallReply {
   readonly body: Buffer;
 }
 
+/** What a function printed during a call, tagged with the call. */
+export interface FunctionOutput {
+  readonly workerId: string;
+  readonly key: string;
+  readonly requestId: string;
+  readonly stream: 'stdout' | 'stderr';
+  readonly text: string;
+}
+
 interface Pending {
+  readonly key: string;
+  readonly requestId: string;
   readonly resolve: (reply: CallReply) => void;
   readonly reject: (err: GatewayError) => void;
   /** Date.now() past which the call is failed with FUNCTION_TIMEOUT, and the limit it stands for. */
@@ -47,6 +58,7 @@ export class WorkerConnection {
     private readonly onClose: (conn: WorkerConnection, reason: string, hung: boolean) => void,
     /** What the worker should keep warm: sent once connected. */
     warmSpecs: readonly FunctionSpec[] = [],
+    private readonly onOutput: (output: FunctionOutput) => void = () => {},
   ) {
     this.socket = net.createConnection(socketPath);
     this.writer = new FrameWriter(this.socket);
@@ -66,6 +78,12 @@ export class WorkerConnection {
       }
       this.lastHeard = Date.now();
       for (const { message, body } of frames) {
+        if (message.t === FrameType.Output) {
+          const call = this.pending.get(message.id);
+          // Output of a call already failed here (timed out) still belongs to the log; untagged.
+          this.onOutput({ workerId, key: call?.key ?? '', requestId: call?.requestId ?? '', stream: message.stream, text: message.text });
+          continue;
+        }
         if (message.t !== FrameType.Result) continue;
         const call = this.pending.get(message.id);
         if (!call) continue;
@@ -91,7 +109,7 @@ export class WorkerConnection {
     const first = !this.sentVersions.has(spec.version);
     if (first) this.sentVersions.add(spec.version);
     return new Promise<CallReply>((resolve, reject) => {
-      this.pending.set(id, { resolve, reject, deadline: Date.now() + limitMs, limitMs });
+      this.pending.set(id, { key: spec.key, requestId, resolve, reject, deadline: Date.now() + limitMs, limitMs });
       this.writer.send({
         t: FrameType.Invoke, id, key: spec.key, version: spec.version,
         ...(first ? { spec: spec.config } : {}),

@@ -46,8 +46,29 @@ export interface ServerDeps {
   /** Buckets for routes with rate_limit. */
   readonly limiter: RateLimiter;
   readonly log: Log;
-  /** Called once per answered request, for metrics and the access log. */
-  readonly observe: (routeKey: string | undefined, status: number, durationMs: number, cold: boolean, code?: ErrorCode) => void;
+  /** Called once per answered request, for metrics, live stats and the access log. */
+  readonly observe: (answered: Answered) => void;
+}
+
+/** One answered request. */
+export interface Answered {
+  /** The route's key; undefined when no route matched. */
+  readonly route: string | undefined;
+  readonly method: string;
+  readonly path: string;
+  readonly status: number;
+  /** From the request's arrival to its answer, in the gateway. */
+  readonly ms: number;
+  /** The worker's time on the call; 0 when no worker answered. */
+  readonly fnMs: number;
+  readonly cold: boolean;
+  readonly worker: string | undefined;
+  /** The error code of a gateway error answer. */
+  readonly code: ErrorCode | undefined;
+  readonly message: string | undefined;
+  readonly requestId: string;
+  /** W3C trace id: the client's (traceparent), or a new one. */
+  readonly traceId: string;
 }
 
 /** Headers a function may not set: framing and the gateway's own headers are the gateway's business. */
@@ -56,6 +77,8 @@ const RESERVED = new Set(['connection', 'content-length', 'transfer-encoding', '
 /** The gateway's rate-limit fields replace a function's own on a route with rate_limit. */
 const LIMIT_HEADERS = new Set(['ratelimit', 'ratelimit-policy', 'retry-after']);
 const REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
+/** W3C Trace Context: version-traceid-parentid-flags; later versions may append fields. */
+const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$/;
 const BEARER = /^Bearer[ \t]+(\S+)[ \t]*$/i;
 /** Seconds a client should wait after a 503: workers restart and report within about a second. */
 const RETRY_AFTER_S = '1';
@@ -108,6 +131,7 @@ function handle(deps: ServerDeps, calls: InFlight, res: HttpResponse, req: HttpR
   let clientRequestId: string | undefined;
   let apiKey: string | undefined;
   let authorization: string | undefined;
+  let traceparent: string | undefined;
   let conflictingLength = false;
   let headerBytes = method.length + path.length + query.length + 12; // "GET /p?q HTTP/1.1\r\n"
   req.forEach((name, value) => {
@@ -121,8 +145,10 @@ function handle(deps: ServerDeps, calls: InFlight, res: HttpResponse, req: HttpR
     else if (name === 'x-request-id' && REQUEST_ID.test(value)) clientRequestId = value;
     else if (name === 'x-api-key') apiKey ??= value;
     else if (name === 'authorization') authorization ??= value;
+    else if (name === 'traceparent') traceparent = traceparent === undefined ? value : ''; // twice: invalid
   });
   const requestId = clientRequestId ?? randomUUID();
+  const trace = traceContext(traceparent, clientRequestId === undefined ? requestId : undefined);
 
   const fail = (err: GatewayError, extra?: ReadonlyArray<readonly [string, string]>, close = false): void => {
     release();
@@ -137,7 +163,8 @@ function handle(deps: ServerDeps, calls: InFlight, res: HttpResponse, req: HttpR
       if (err.status === 503) res.writeHeader('retry-after', RETRY_AFTER_S);
       res.end(errorBody(err.code, err.message), close);
     });
-    deps.observe(routeKey, err.status, performance.now() - started, false, err.code);
+    deps.observe({ route: routeKey, method, path, status: err.status, ms: performance.now() - started, fnMs: 0, cold: false,
+      worker: err.workerId, code: err.code, message: err.message, requestId, traceId: trace.traceId });
   };
   let routeKey: string | undefined; // set once the route is known, for metrics
   // A refusal before the body is read: uWS reads and discards a body nobody takes, so the client
@@ -225,6 +252,10 @@ function handle(deps: ServerDeps, calls: InFlight, res: HttpResponse, req: HttpR
     return;
   }
 
+  // The function is called as a child span of the client's trace (or of a new one).
+  if (traceparent !== undefined) removeHeader(headers, 'traceparent');
+  headers.push('traceparent', trace.child);
+
   const dispatch = (body: Buffer): void => {
     deps
       .invoke({ route, requestId, method, path, query, headers, body })
@@ -245,7 +276,8 @@ function handle(deps: ServerDeps, calls: InFlight, res: HttpResponse, req: HttpR
           if (limitHeaders) for (const [k, v] of limitHeaders) res.writeHeader(k, v);
           res.end(result.body);
         });
-        deps.observe(route.key, result.status, totalMs, result.cold);
+        deps.observe({ route: route.key, method, path, status: result.status, ms: totalMs, fnMs: result.fnMs, cold: result.cold,
+          worker: result.workerId, code: undefined, message: undefined, requestId, traceId: trace.traceId });
       }, (err: unknown) => {
         fail(err instanceof GatewayError ? err : new GatewayError('WORKER_PROTOCOL_ERROR', `internal error: ${String(err)}`));
       });
@@ -258,6 +290,25 @@ function handle(deps: ServerDeps, calls: InFlight, res: HttpResponse, req: HttpR
   readBody(res, deps.maxBodyBytes, declared, state, dispatch, () =>
     fail(new GatewayError('PAYLOAD_TOO_LARGE', `request body is over the limit of ${deps.maxBodyBytes} bytes`)),
   );
+}
+
+/**
+ * The trace this request belongs to and the traceparent the function gets: a new span id under
+ * the client's trace id and flags, or a new trace (from the request's own random id when there
+ * is one) when the client sent no valid traceparent. An invalid one is replaced, as the spec asks.
+ */
+export function traceContext(header: string | undefined, uuid: string | undefined): { traceId: string; child: string } {
+  const m = header !== undefined ? TRACEPARENT.exec(header) : null;
+  const valid = m !== null && m[1] !== 'ff' && !(m[1] === '00' && m[5] !== undefined) && !/^0+$/.test(m[2]!) && !/^0+$/.test(m[3]!);
+  const traceId = valid ? m[2]! : (uuid ?? randomUUID()).replace(/-/g, '');
+  const flags = valid ? m[4]! : '00'; // a trace started here is not recorded: no sampled flag
+  return { traceId, child: `00-${traceId}-${spanId()}-${flags}` };
+}
+
+function spanId(): string {
+  const hi = (Math.random() * 0x100000000) >>> 0;
+  const lo = ((Math.random() * 0xffffffff) >>> 0) + 1; // never all zeros
+  return hi.toString(16).padStart(8, '0') + lo.toString(16).padStart(8, '0');
 }
 
 /** Removes every `name` header from a flat [name, value, …] list. */

@@ -52,6 +52,7 @@ export const enum FrameType {
   Ping = 3,
   Pong = 4,
   Warm = 5,
+  Output = 6,
 }
 
 /** Gateway → worker: run a function. The request body travels raw beside the envelope. */
@@ -110,7 +111,18 @@ export interface WarmMessage {
   readonly specs: readonly FunctionSpec[];
 }
 
-export type StreamMessage = InvokeMessage | ResultMessage | PingMessage | WarmMessage;
+/**
+ * Worker → gateway: what a function printed during call `id` (stdout/stderr, console.*, print),
+ * already capped per call by its runtime host. Sent before the call's Result.
+ */
+export interface OutputMessage {
+  readonly t: FrameType.Output;
+  readonly id: number;
+  readonly stream: 'stdout' | 'stderr';
+  readonly text: string;
+}
+
+export type StreamMessage = InvokeMessage | ResultMessage | PingMessage | WarmMessage | OutputMessage;
 
 /**
  * Worker → gateway over the metrics datagram socket, every report period.

@@ -15,6 +15,12 @@ function headerObject(flat) {
   return out;
 }
 
+/** The W3C traceparent the gateway set for this call (its last header), or undefined. */
+function traceparentOf(headers) {
+  for (let i = headers.length - 2; i >= 0; i -= 2) if (headers[i] === 'traceparent') return headers[i + 1];
+  return undefined;
+}
+
 export async function runFetch(fn, self, call, body, env) {
   const headers = new Headers();
   for (let i = 0; i + 1 < call.headers.length; i += 2) {
@@ -24,7 +30,7 @@ export async function runFetch(fn, self, call, body, env) {
   const url = `http://${host}${call.path}${call.query ? `?${call.query}` : ''}`;
   const hasBody = call.method !== 'GET' && call.method !== 'HEAD';
   const request = new Request(url, { method: call.method, headers, body: hasBody ? body : undefined });
-  const ctx = { waitUntil() {}, passThroughOnException() {}, requestId: call.requestId };
+  const ctx = { waitUntil() {}, passThroughOnException() {}, requestId: call.requestId, traceparent: traceparentOf(call.headers) };
   const response = await fn.call(self, request, env, ctx);
   if (!(response instanceof Response)) {
     return { invalid: `fetch() must return a Response (got ${response === null ? 'null' : typeof response})` };
@@ -75,6 +81,7 @@ export async function runLambda(fn, call, body, functionName, memoryMb) {
   };
   const context = {
     awsRequestId: call.requestId,
+    traceparent: traceparentOf(call.headers),
     functionName,
     memoryLimitInMB: memoryMb,
     getRemainingTimeInMillis: () => Math.max(0, call.deadlineMs - Date.now()),

@@ -27,26 +27,40 @@ def send(meta, body=b""):
 
 
 class CallOutput:
-    """sys.stdout / sys.stderr: what the function prints goes to the worker's log, capped per call."""
+    """sys.stdout / sys.stderr: what the function prints goes to the worker's log, capped per call.
+    Line-buffered, as a terminal is: print("a", b) is one entry, not four."""
 
     call_id = 0
     used = 0
 
     def __init__(self, stream):
         self.stream = stream
+        self.pending = ""
 
     def write(self, text):
-        if CallOutput.used >= LOG_CAP_BYTES or not text:
-            return len(text)
+        if not text:
+            return 0
+        self.pending += text
+        cut = self.pending.rfind("\n")
+        if cut >= 0 or len(self.pending) >= 8192:
+            end = len(self.pending) if cut < 0 else cut + 1
+            self.emit(self.pending[:end])
+            self.pending = self.pending[end:]
+        return len(text)
+
+    def flush(self):
+        if self.pending:
+            self.emit(self.pending)
+            self.pending = ""
+
+    def emit(self, text):
+        if CallOutput.used >= LOG_CAP_BYTES:
+            return
         raw = text.encode("utf-8", "replace")
         room = LOG_CAP_BYTES - CallOutput.used
         out = raw if len(raw) <= room else raw[:room] + b"\n[output truncated at %d bytes]" % LOG_CAP_BYTES
         CallOutput.used += len(raw)
         send({"t": "log", "id": CallOutput.call_id, "stream": self.stream, "text": out.decode("utf-8", "replace")})
-        return len(text)
-
-    def flush(self):
-        pass
 
 
 
@@ -64,6 +78,8 @@ class Request:
             self.headers[h[i]] = self.headers[h[i]] + "," + h[i + 1] if h[i] in self.headers else h[i + 1]
         self.body = body
         self.request_id = call["requestId"]
+        # W3C trace context of this call: a child of the client's trace, or of a new one.
+        self.traceparent = self.headers.get("traceparent")
 
     def text(self):
         return self.body.decode("utf-8")
@@ -150,6 +166,12 @@ def adopt():
     os.environ.update(meta["env"])
 
 
+def flush_output():
+    """What the call printed without a final newline goes out before its answer."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+
+
 def serve(connection, entry_file, handler):
     """Serves one function over `connection` until the worker closes it."""
     global conn, entry, handler_name
@@ -178,8 +200,10 @@ def main():
         except Exception as err:
             tb = traceback.format_exception(type(err), err, err.__traceback__)
             sys.stderr.write("".join(tb))
+            flush_output()
             send({"t": "error", "id": meta["id"], "code": "FUNCTION_ERROR", "message": "%s: %s" % (type(err).__name__, err)})
             continue
+        flush_output()
         try:
             status, headers, out = to_response(result)
         except (TypeError, ValueError) as err:
