@@ -17,6 +17,13 @@
 // corrupt, schema gone) never throws out of sync(): the last snapshot keeps serving, lastError
 // says why, and the next call retries.
 //
+// The file itself changing under the gateway is noticed too, each sync, for the price of a stat:
+//   - replaced (mv, cp to a new inode, a restore by rename): the new file is opened and read in
+//     full; until a good file is in place (missing, a folder, not a database) the last snapshot
+//     keeps serving and lastError names the problem;
+//   - its change log gone backwards (`sqlite3 faas.db ".restore backup.db"` writes an older
+//     database into the same file): read in full, since `seq > last seen` would show nothing.
+//
 // In WAL mode a reader does not wait for writers, so an operator's long transaction neither
 // blocks sync() nor shows before it commits. The busy timeout matters for the schema migration
 // (a write) and for rollback-journal databases; it is short because it blocks the event loop.
@@ -130,7 +137,14 @@ const CHANGES_SQL = `
 export class RouteStore {
   private table = RouteTable.EMPTY;
   private readonly problems = new Map<string, Problem>();
-  private statements: { readonly dataVersion: Database.Statement; readonly changes: Database.Statement; readonly keys: Database.Statement } | undefined;
+  private statements: { readonly dataVersion: Database.Statement; readonly changes: Database.Statement; readonly keys: Database.Statement;
+    readonly lastSeq: Database.Statement } | undefined;
+  /** The file this connection has open: a different inode at the path means it was replaced. */
+  private inode: number;
+  /** The inode of the open file's WAL (`-wal`), seen at the last sync. */
+  private walInode: number | undefined;
+  /** Set when the file was replaced, until a sync has read the new one in full. */
+  private needFull = false;
   private schemaReady = false;
   private lastSeq = 0;
   private dataVersion: number | undefined;
@@ -139,7 +153,9 @@ export class RouteStore {
   private lastError: string | undefined;
   private lastErrorAt: number | undefined;
 
-  private constructor(private readonly db: Database.Database) {}
+  private constructor(private db: Database.Database | undefined, private readonly dbPath: string, private readonly busyTimeoutMs: number) {
+    this.inode = fs.statSync(dbPath).ino;
+  }
 
   /**
    * Opens (creating the folder and the file if needed), switches to WAL, migrates, and seeds the
@@ -155,7 +171,7 @@ export class RouteStore {
     } catch (err) {
       throw unusable(err);
     }
-    const store = new RouteStore(db);
+    const store = new RouteStore(db, dbPath, opts.busyTimeoutMs ?? 250);
     try {
       store.ensureSchema();
     } catch (err) {
@@ -177,13 +193,22 @@ export class RouteStore {
     const started = performance.now();
     this.lastSyncAt = Date.now();
     try {
-      const { dataVersion, changes, keys } = this.prepare();
+      if (this.reopenIfReplaced()) this.needFull = true;
+      let full = this.needFull;
+      const { dataVersion, changes, keys, lastSeq } = this.prepare();
       const version = dataVersion.get() as number;
-      const unchanged = version === this.dataVersion;
-      const rows = unchanged ? [] : (changes.all(this.lastSeq) as ChangeRow[]);
+      const unchanged = version === this.dataVersion && !full;
+      // A change log that went backwards is another database's (a restore): read it all.
+      if (!unchanged && ((lastSeq.get() as number | null) ?? 0) < this.lastSeq) full = true;
+      const rows = unchanged ? [] : (changes.all(full ? 0 : this.lastSeq) as ChangeRow[]);
       const ring = unchanged ? this.table.keys : KeyRing.fromRows(keys.all() as Array<{ name: string; hash: string }>);
       // Nothing can throw past this point: the snapshot changes all at once or not at all.
-      const outcome = this.apply(rows, ring, started);
+      if (full) {
+        this.lastSeq = 0;
+        this.problems.clear();
+      }
+      const outcome = this.apply(rows, ring, started, full);
+      this.needFull = false;
       this.dataVersion = version;
       this.lastSuccessAt = this.lastSyncAt;
       this.lastError = undefined;
@@ -214,29 +239,84 @@ export class RouteStore {
 
   close(): void {
     this.statements = undefined;
-    this.db.close();
+    this.db?.close();
+    this.db = undefined;
+  }
+
+  /**
+   * Opens the file now at the path if it is not the one this connection has (true: read it in
+   * full). Throws, keeping the old connection, while the path holds no usable database.
+   */
+  private reopenIfReplaced(): boolean {
+    let ino: number;
+    try {
+      ino = fs.statSync(this.dbPath).ino;
+    } catch (err) {
+      throw new Error(`the database file ${this.dbPath} is gone (${(err as NodeJS.ErrnoException).code}); serving the routes read before`, { cause: err });
+    }
+    const wal = `${this.dbPath}-wal`;
+    if (this.db && ino === this.inode) {
+      this.walInode = inodeOf(wal);
+      return false;
+    }
+    if (this.db) {
+      this.statements = undefined;
+      this.db.close();
+      this.db = undefined;
+      // SQLite leaves the WAL of a database that was moved or unlinked in place, and would read
+      // it as the new file's: pages of the old database over the new one. The old file's WAL
+      // (the inode seen while it was open) goes; a WAL that came with the new file stays.
+      if (this.walInode !== undefined && inodeOf(wal) === this.walInode) {
+        fs.rmSync(wal, { force: true });
+        fs.rmSync(`${this.dbPath}-shm`, { force: true });
+      }
+      this.walInode = undefined;
+    }
+    // fileMustExist: a path that vanished between the stat and here must not become an empty database.
+    const next = new Database(this.dbPath, { timeout: this.busyTimeoutMs, fileMustExist: true });
+    try {
+      prepareDatabase(next);
+    } catch (err) {
+      next.close();
+      throw new Error(`the database file ${this.dbPath} was replaced by one that cannot be used: ${describe(err)}`, { cause: err });
+    }
+    this.db = next;
+    this.inode = ino;
+    this.schemaReady = true;
+    this.dataVersion = undefined;
+    return true;
+  }
+
+  /** The open connection; sync() has reopened (or failed) before this is reached. */
+  private get conn(): Database.Database {
+    if (!this.db) throw new Error(`the database ${this.dbPath} is not open`);
+    return this.db;
   }
 
   private ensureSchema(): void {
     if (this.schemaReady) return;
-    prepareDatabase(this.db);
+    prepareDatabase(this.conn);
     this.schemaReady = true;
   }
 
   private prepare(): NonNullable<RouteStore['statements']> {
     this.ensureSchema();
+    const db = this.conn;
     this.statements ??= {
-      dataVersion: this.db.prepare('PRAGMA data_version').pluck(),
-      changes: this.db.prepare(CHANGES_SQL),
-      keys: this.db.prepare('SELECT name, hash FROM api_keys'),
+      dataVersion: db.prepare('PRAGMA data_version').pluck(),
+      changes: db.prepare(CHANGES_SQL),
+      keys: db.prepare('SELECT name, hash FROM api_keys'),
+      lastSeq: db.prepare('SELECT max(seq) FROM functions_changes').pluck(),
     };
     return this.statements;
   }
 
   /** Applies change rows (in seq order) and the keys, retries pending rows, and swaps in a new table if anything changed. */
-  private apply(rows: readonly ChangeRow[], ring: KeyRing, started: number): SyncOutcome {
+  private apply(rows: readonly ChangeRow[], ring: KeyRing, started: number, full: boolean): SyncOutcome {
     let next: Map<string, Route> | undefined;
-    const write = (): Map<string, Route> => (next ??= new Map(this.table.routes));
+    // A full read starts from nothing: a key the new database lacks is not served.
+    const write = (): Map<string, Route> => (next ??= full ? new Map() : new Map(this.table.routes));
+    if (full) write();
     const problems: Array<{ key: string; error: string }> = [];
     let changed = 0;
 
@@ -293,6 +373,14 @@ function toRoute(key: string, row: ChangeRow): { route: Route } | { problem: Pro
   });
   const unusable = checkUsable(parsed.config);
   return unusable === undefined ? { route } : { problem: { error: unusable, pending: route } };
+}
+
+function inodeOf(file: string): number | undefined {
+  try {
+    return fs.statSync(file).ino;
+  } catch {
+    return undefined;
+  }
 }
 
 function isBusy(err: unknown): boolean {

@@ -25,10 +25,15 @@ export interface Gateway {
   stop(): Promise<void>;
 }
 
-export async function startGateway(args: string[] = [], opts: { workers?: number; syncMs?: number; env?: Record<string, string> } = {}): Promise<Gateway> {
+export async function startGateway(args: string[] = [], opts: {
+  workers?: number; syncMs?: number; env?: Record<string, string>;
+  /** Runs before the gateway starts, with the path its database will have (which does not exist yet). */
+  beforeStart?: (dbPath: string) => void;
+} = {}): Promise<Gateway> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'faas-test-'));
   fs.chmodSync(dir, 0o755); // the sandbox user (uid 65534) mounts code from the run dir inside it
   const dbPath = path.join(dir, 'faas.db');
+  opts.beforeStart?.(dbPath);
   const runDir = path.join(dir, 'run');
   const proc = spawn(process.execPath, [CLI, 'gateway', '--port', '0', '--admin-port', '0', '--host', '127.0.0.1',
     '--db', dbPath, '--run-dir', runDir, '--workers', String(opts.workers ?? 2), '--sync-ms', String(opts.syncMs ?? 200), ...args], {
