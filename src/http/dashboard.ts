@@ -81,7 +81,7 @@ ol.errors .message { margin-top: 2px; overflow-wrap: anywhere; }
 const SCRIPT = String.raw`
 'use strict';
 const WINDOW_MS = 5 * 60 * 1000;  // the most the sparklines cover
-const MIN_SPAN_MS = 10 * 1000;    // the least: a young gateway's few samples are not a smear
+const MIN_SPAN_MS = 5 * 1000;     // the least: a young gateway's first samples are not a smear
 const MAX_POINTS = 400;           // per worker; 1 s ticks need 300
 const STALE_MS = 5000;            // no tick for this long: the indicator says so
 const SERIES = [
