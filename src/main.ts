@@ -7,6 +7,7 @@ import { Fleet, type WorkerState } from './fleet/fleet.js';
 import { createAdminServer } from './http/admin.js';
 import { DASHBOARD_HTML } from './http/dashboard.js';
 import { RateLimiter } from './http/rate-limit.js';
+import { ConnectionCount } from './http/connections.js';
 import { createServer, type Answered } from './http/server.js';
 import { listen, uws } from './http/uws.js';
 import type { FunctionOutput } from './fleet/worker-connection.js';
@@ -52,6 +53,7 @@ export async function runGateway(argv: readonly string[], env: NodeJS.ProcessEnv
   const started = Date.now();
   const metrics = new GatewayMetrics(scraped(store, fleet, limiter, started));
   const live = new LiveStats();
+  let connections: ConnectionCount | undefined; // once the port is known
   const answered = (a: Answered): void => {
     metrics.observe(a);
     live.record({ route: a.route, status: a.status, ms: a.ms, worker: a.worker, code: a.code, message: a.message, requestId: a.requestId });
@@ -72,6 +74,7 @@ export async function runGateway(argv: readonly string[], env: NodeJS.ProcessEnv
     maxBodyBytes: config.maxBodyBytes,
     maxHeaderBytes: config.maxHeaderBytes,
     maxInFlight: config.maxInFlight,
+    excessConnections: () => (connections && config.maxConnections > 0 ? Math.max(0, connections.count - config.maxConnections) : 0),
     draining: () => stopping,
     limiter,
     log,
@@ -107,6 +110,11 @@ export async function runGateway(argv: readonly string[], env: NodeJS.ProcessEnv
 
   await waitForWorkers(fleet, config, log);
   const http = await listen(app, config.host, config.port);
+  if (config.maxConnections > 0) {
+    const counted = new ConnectionCount(http.port);
+    connections = counted;
+    setInterval(() => counted.refresh(), 1000).unref();
+  }
   const adminListen = await listen(admin.app, '127.0.0.1', config.adminPort);
   process.stdout.write(`listening http=${http.port} admin=${adminListen.port}\n`);
   log({ msg: 'gateway ready', http: http.port, admin: adminListen.port, workers: config.workers, policy: config.policy, pin: config.pin });

@@ -41,6 +41,8 @@ export interface ServerDeps {
   readonly maxHeaderBytes: number;
   /** Calls this server may have in flight at once (reading their body or running); past it, 503 OVERLOADED. */
   readonly maxInFlight: number;
+  /** Client connections open past --max-connections (0 when under it): requests get 503 TOO_MANY_CONNECTIONS and close. */
+  readonly excessConnections: () => number;
   /** True once the gateway is stopping: new requests get 503 SHUTTING_DOWN and their connection is closed. */
   readonly draining: () => boolean;
   /** Buckets for routes with rate_limit. */
@@ -176,6 +178,11 @@ function handle(deps: ServerDeps, calls: InFlight, res: HttpResponse, req: HttpR
 
   if (deps.draining()) {
     refuseEarly(new GatewayError('SHUTTING_DOWN', 'the gateway is shutting down; retry on a new connection'), undefined, true);
+    return;
+  }
+
+  if (deps.excessConnections() > 0) {
+    refuseEarly(new GatewayError('TOO_MANY_CONNECTIONS', `the gateway has ${deps.excessConnections()} client connections more than its limit (--max-connections)`), undefined, true);
     return;
   }
 
