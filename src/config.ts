@@ -19,6 +19,8 @@ export interface GatewayConfig {
   readonly maxInFlight: number;
   /** Client connections on the public port; past it, requests get 503 TOO_MANY_CONNECTIONS (0: no cap). */
   readonly maxConnections: number;
+  /** Time a request body has to arrive in, from its headers; past it, 408 and close. */
+  readonly bodyTimeoutMs: number;
   /** How the gateway picks a worker for each call (src/scheduler/policies.ts, SCHEDULING.md). */
   readonly policy: PolicyName;
   /** Pin each worker (and its sandboxes) to one of the gateway's CPUs in turn (SCHEDULING.md). */
@@ -74,6 +76,7 @@ const GATEWAY_OPTIONS = {
   maxBodyBytes: { flag: '--max-body-bytes', env: 'FAAS_MAX_BODY_BYTES', fallback: 6 * 1024 * 1024, parse: int(0, 15 * 1024 * 1024) },
   maxHeaderBytes: { flag: '--max-header-bytes', env: 'FAAS_MAX_HEADER_BYTES', fallback: 16 * 1024, parse: int(1024, 1024 * 1024) },
   maxInFlight: { flag: '--max-in-flight', env: 'FAAS_MAX_IN_FLIGHT', fallback: 10_000, parse: int(1, 1_000_000) },
+  bodyTimeoutMs: { flag: '--body-timeout-ms', env: 'FAAS_BODY_TIMEOUT_MS', fallback: 5_000, parse: int(100, 600_000) },
   maxConnections: { flag: '--max-connections', env: 'FAAS_MAX_CONNECTIONS', fallback: 10_000, parse: int(0, 1_000_000) },
   policy: { flag: '--policy', env: 'FAAS_POLICY', fallback: 'least-loaded', parse: oneOf(POLICY_NAMES) },
   pin: { flag: '--pin', env: 'FAAS_PIN', fallback: 'off', parse: oneOf(['off', 'on'] as const) },

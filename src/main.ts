@@ -74,6 +74,7 @@ export async function runGateway(argv: readonly string[], env: NodeJS.ProcessEnv
     maxBodyBytes: config.maxBodyBytes,
     maxHeaderBytes: config.maxHeaderBytes,
     maxInFlight: config.maxInFlight,
+    bodyTimeoutMs: config.bodyTimeoutMs,
     excessConnections: () => (connections && config.maxConnections > 0 ? Math.max(0, connections.count - config.maxConnections) : 0),
     draining: () => stopping,
     limiter,

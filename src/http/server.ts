@@ -37,6 +37,8 @@ export interface ServerDeps {
   /** Runs the call on a worker; rejects with GatewayError. */
   readonly invoke: (inv: Invocation) => Promise<InvocationResult>;
   readonly maxBodyBytes: number;
+  /** Time the whole body has to arrive in, from the request's headers; past it, 408 and close. */
+  readonly bodyTimeoutMs: number;
   /** Request line plus header lines, in bytes; past it, 431. */
   readonly maxHeaderBytes: number;
   /** Calls this server may have in flight at once (reading their body or running); past it, 503 OVERLOADED. */
@@ -85,9 +87,28 @@ const BEARER = /^Bearer[ \t]+(\S+)[ \t]*$/i;
 /** Seconds a client should wait after a 503: workers restart and report within about a second. */
 const RETRY_AFTER_S = '1';
 
+/** A body being read, and what to do if it is still incomplete at its deadline. */
+interface Reading {
+  readonly deadline: number;
+  readonly expire: () => void;
+}
+
+/** Says the connection will not serve another request (uWS closes it at its idle timeout). */
+const CLOSING: ReadonlyArray<readonly [string, string]> = [['connection', 'close']];
+/** How often bodies past their deadline are looked for: one timer for all, not one per request. */
+const BODY_SWEEP_MS = 250;
+
 export function createServer(deps: ServerDeps): TemplatedApp {
   const app = uws().App();
-  const calls: InFlight = { inFlight: 0 };
+  const calls: InFlight = { inFlight: 0, reading: new Set() };
+  setInterval(() => {
+    const now = performance.now();
+    for (const r of calls.reading) {
+      if (r.deadline > now) continue;
+      calls.reading.delete(r);
+      r.expire();
+    }
+  }, BODY_SWEEP_MS).unref();
   app.any('/*', (res, req) => {
     try {
       handle(deps, calls, res, req);
@@ -107,6 +128,8 @@ export function createServer(deps: ServerDeps): TemplatedApp {
 /** Calls past the checks and not answered yet, across all connections (--max-in-flight). */
 interface InFlight {
   inFlight: number;
+  /** Bodies being read, for the --body-timeout-ms sweep. */
+  readonly reading: Set<Reading>;
 }
 
 function handle(deps: ServerDeps, calls: InFlight, res: HttpResponse, req: HttpRequest): void {
@@ -119,9 +142,12 @@ function handle(deps: ServerDeps, calls: InFlight, res: HttpResponse, req: HttpR
     calls.inFlight--;
   };
   // A closure, not `this`: uWS calls onAborted without the response as `this` (PERF.md).
+  /** Set while the body is being read: its deadline leaves the sweep if the client goes. */
+  let bodyRead: Reading | undefined;
   res.onAborted(() => {
     state.aborted = true;
     release();
+    if (bodyRead) calls.reading.delete(bodyRead);
   });
 
   const method = req.getCaseSensitiveMethod().toUpperCase();
@@ -294,9 +320,32 @@ function handle(deps: ServerDeps, calls: InFlight, res: HttpResponse, req: HttpR
     dispatch(Buffer.alloc(0));
     return;
   }
-  readBody(res, deps.maxBodyBytes, declared, state, dispatch, () =>
-    fail(new GatewayError('PAYLOAD_TOO_LARGE', `request body is over the limit of ${deps.maxBodyBytes} bytes`)),
-  );
+  // A client that sends its body too slowly (or not at all) is answered 408 before uWS's own
+  // 10 s timeout would close it without a word. The connection is not closed at once: a client
+  // still writing would get a reset, and with it lose the answer; the rest of the body is read
+  // and dropped until uWS's timeout closes it (nginx's lingering close).
+  let finished = false;
+  const reading: Reading = {
+    deadline: started + deps.bodyTimeoutMs,
+    expire: () => {
+      if (finished) return;
+      finished = true;
+      fail(new GatewayError('REQUEST_TIMEOUT', `the request body did not arrive within ${deps.bodyTimeoutMs} ms (--body-timeout-ms)`), CLOSING);
+    },
+  };
+  calls.reading.add(reading);
+  const settle = (): boolean => {
+    calls.reading.delete(reading);
+    if (finished) return false;
+    finished = true;
+    return true;
+  };
+  bodyRead = reading;
+  readBody(res, deps.maxBodyBytes, declared, state, (body) => {
+    if (settle()) dispatch(body);
+  }, () => {
+    if (settle()) fail(new GatewayError('PAYLOAD_TOO_LARGE', `request body is over the limit of ${deps.maxBodyBytes} bytes`));
+  });
 }
 
 /**

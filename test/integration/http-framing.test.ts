@@ -91,27 +91,64 @@ describe('limits', () => {
 });
 
 describe('slow clients', () => {
-  it('headers or a body trickled a byte at a time are cut off at the idle timeout, and others are served meanwhile', async () => {
-    const trickle = (first: string): Promise<number> => new Promise((resolve) => {
+  it('headers trickled are cut off at the idle timeout; a body trickled gets 408 at --body-timeout-ms; others are served meanwhile', async () => {
+    const trickle = (first: string): Promise<{ ms: number; answeredMs: number; answer: string }> => new Promise((resolve) => {
       const socket = net.connect(port, '127.0.0.1');
       const opened = Date.now();
+      let answer = '';
+      let answeredMs = -1;
       socket.on('error', () => {});
+      socket.on('data', (c: Buffer) => {
+        if (answeredMs < 0) answeredMs = Date.now() - opened;
+        answer += c.toString();
+      });
       socket.write(first);
       const drip = setInterval(() => socket.write('x'), 1000);
       socket.on('close', () => {
         clearInterval(drip);
-        resolve(Date.now() - opened);
+        resolve({ ms: Date.now() - opened, answeredMs, answer });
       });
-      setTimeout(() => socket.destroy(), 20_000).unref();
+      setTimeout(() => socket.destroy(), 25_000).unref();
     });
     const slowHeaders = trickle('GET /hello HTTP/1.1\r\nHost: x\r\nX-Slow: ');
     const slowBody = trickle('POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n');
     expect((await fetch(`${gw.http}/hello`)).status).toBe(200);
-    for (const ms of await Promise.all([slowHeaders, slowBody])) {
-      expect(ms).toBeGreaterThan(8_000);
-      expect(ms).toBeLessThan(15_000); // uWS's HTTP idle timeout is 10 s and is not reset by a trickle
+    const [headers, body] = await Promise.all([slowHeaders, slowBody]);
+    // uWS's HTTP idle timeout is 10 s on a 4 s tick, is not reset by a trickle, and answers nothing.
+    expect(headers.ms).toBeGreaterThan(7_500);
+    expect(headers.ms).toBeLessThan(15_000);
+    expect(headers.answer).toBe('');
+    // The body's deadline is the gateway's own (5 s by default), answered before uWS would cut
+    // it; the trickle goes on being read (so the client is not reset) until uWS closes it.
+    expect(body.answeredMs).toBeGreaterThan(4_900);
+    expect(body.answeredMs).toBeLessThan(6_500);
+    expect(body.answer).toMatch(/^HTTP\/1\.1 408 Request Timeout\r\n/);
+    expect(body.answer).toMatch(/\r\nconnection: close\r\n/i);
+    expect(body.answer).toContain('"code":"REQUEST_TIMEOUT"');
+    expect(body.ms).toBeLessThan(25_000);
+  }, 30_000);
+
+  it('a body that never comes gets 408 at --body-timeout-ms, and the connection is closed', async () => {
+    const quick = await startGateway(['--body-timeout-ms', '500', '--access-log', 'off'], { workers: 1 });
+    try {
+      const answer = await new Promise<{ ms: number; text: string }>((resolve) => {
+        const socket = net.connect(Number(new URL(quick.http).port), '127.0.0.1');
+        const opened = Date.now();
+        let text = '';
+        socket.on('data', (c: Buffer) => (text += c.toString()));
+        socket.on('close', () => resolve({ ms: Date.now() - opened, text }));
+        socket.write('POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc');
+      });
+      expect(answer.ms).toBeGreaterThanOrEqual(450);
+      expect(answer.ms).toBeLessThan(12_000); // answered at 0.5 s, closed by uWS's idle timeout
+      expect(answer.text).toMatch(/^HTTP\/1\.1 408 Request Timeout\r\n/);
+      // A body that arrives in time on the same gateway is served.
+      const ok = await fetch(`${quick.http}/echo`, { method: 'POST', body: 'in time' });
+      expect(ok.status).toBe(200);
+    } finally {
+      await quick.stop();
     }
-  }, 25_000);
+  }, 20_000);
 });
 
 describe('clients that go away', () => {
