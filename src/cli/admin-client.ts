@@ -2,24 +2,12 @@
 // shapes of GET /routes, /stats and /logs, one JSON getter that tells "no gateway answers"
 // apart from "the gateway said no", an event-stream reader for /logs?follow=1, and the wait
 // that turns a committed row into "live now".
+import type { LogEntry } from '../log-book.js';
+import type { RouteStatus, StoreStatus } from '../routes/route-store.js';
 
-export interface RouteState {
-  readonly key: string;
-  readonly state: 'ok' | 'error' | 'stale';
-  /** The change-log seq of the config being served (schema.ts): larger for every newer write of the key. */
-  readonly version?: number;
-  readonly updated?: number;
-  readonly runtime?: string;
-  readonly error?: string;
-}
-
-export interface RoutesView {
-  readonly lastSyncAt?: number;
-  readonly lastSuccessAt?: number;
-  readonly lastError?: string;
-  readonly lastErrorAt?: number;
-  readonly routes: readonly RouteState[];
-}
+/** GET /routes: the gateway's StoreStatus, one RouteStatus per key. */
+export type RouteState = RouteStatus;
+export type RoutesView = StoreStatus;
 
 export interface StatsView {
   readonly time: number;
@@ -41,24 +29,8 @@ export interface StatsView {
   }>;
 }
 
-export interface LogEntry {
-  readonly seq: number;
-  readonly time: number;
-  readonly level?: string;
-  readonly kind: 'access' | 'output' | 'error' | string;
-  readonly route?: string;
-  readonly requestId?: string;
-  readonly traceId?: string;
-  readonly status?: number;
-  readonly worker?: string;
-  readonly ms?: number;
-  readonly cold?: boolean;
-  readonly stream?: 'stdout' | 'stderr';
-  readonly text?: string;
-  readonly msg?: string;
-  /** The error code of a failed call (kind "error"). */
-  readonly code?: string;
-}
+/** One entry of GET /logs: the gateway's LogBook entry. */
+export type { LogEntry };
 
 export interface LogsPage {
   readonly entries: readonly LogEntry[];

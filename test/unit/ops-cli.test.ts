@@ -143,7 +143,7 @@ describe('output for people', () => {
   });
 
   it('prints a log entry per line, several lines of output as several lines', () => {
-    const base = { seq: 1, time: Date.UTC(2025, 0, 2, 3, 4, 5, 678), route: 'GET:/a', requestId: 'r1' };
+    const base = { seq: 1, time: Date.UTC(2025, 0, 2, 3, 4, 5, 678), route: 'GET:/a', requestId: 'r1', level: 'info' as const, msg: '' };
     expect(formatEntry({ ...base, kind: 'access', status: 200, ms: 3.21, worker: 'w1', cold: true }))
       .toBe('2025-01-02T03:04:05.678Z  r1  GET:/a  [access]  200 3.2ms w1 cold\n');
     expect(formatEntry({ ...base, kind: 'output', stream: 'stderr', text: 'one\ntwo\n' }))
