@@ -1,8 +1,10 @@
-// The gateway's recent log, kept in memory for `faas logs` (GET /logs on the admin port): one
-// access entry per call, what functions printed, and call errors, each tagged with the request
-// id and the route. A ring of CAPACITY entries, so memory stays bounded whatever the traffic;
-// the full record is the JSON log on stderr. Followers (GET /logs?follow=1) get each entry as
-// it is added.
+// The gateway's recent log, kept in memory for `faas logs` (GET /logs on the admin port): what
+// functions printed and calls that failed, each tagged with the request id and the route. A
+// ring of CAPACITY entries, so memory stays bounded whatever the traffic; the full record is the
+// JSON log on stderr. Followers (GET /logs?follow=1) get each entry as it is added, and also an
+// access entry per call, which is not kept: keeping one per call would hold every request's
+// strings past the young generation (a major GC's work at 10k calls a second), and the access
+// log on stderr has them all.
 
 export const CAPACITY = 2000;
 
@@ -35,6 +37,17 @@ export class LogBook {
     const entry: LogEntry = { seq: this.next, time: Date.now(), ...fields };
     this.ring[this.next % CAPACITY] = entry;
     this.next++;
+    for (const follow of this.followers) follow(entry);
+  }
+
+  /** True while someone follows: access entries are worth building only then. */
+  get followed(): boolean {
+    return this.followers.size > 0;
+  }
+
+  /** Tells followers of an entry without keeping it; it carries the seq of the newest kept entry. */
+  publish(fields: NewLogEntry): void {
+    const entry: LogEntry = { seq: this.latest, time: Date.now(), ...fields };
     for (const follow of this.followers) follow(entry);
   }
 

@@ -7,12 +7,13 @@ import { Fleet, type WorkerState } from './fleet/fleet.js';
 import { createAdminServer } from './http/admin.js';
 import { DASHBOARD_HTML } from './http/dashboard.js';
 import { RateLimiter } from './http/rate-limit.js';
+import { accessLine } from './http/access-log.js';
 import { ConnectionCount } from './http/connections.js';
 import { createServer, type Answered } from './http/server.js';
 import { listen, uws } from './http/uws.js';
 import type { FunctionOutput } from './fleet/worker-connection.js';
 import { LiveStats, WINDOW_S } from './live-stats.js';
-import { LogBook } from './log-book.js';
+import { LogBook, type NewLogEntry } from './log-book.js';
 import { GatewayMetrics, type Scraped } from './metrics.js';
 import { createLog, type Log } from './protocol/log.js';
 import { RouteStore } from './routes/route-store.js';
@@ -53,19 +54,20 @@ export async function runGateway(argv: readonly string[], env: NodeJS.ProcessEnv
   const started = Date.now();
   const metrics = new GatewayMetrics(scraped(store, fleet, limiter, started));
   const live = new LiveStats();
+  const accessLog = config.accessLog === 'on' && log.enabled('info');
   let connections: ConnectionCount | undefined; // once the port is known
   const answered = (a: Answered): void => {
     metrics.observe(a);
     live.record({ route: a.route, status: a.status, ms: a.ms, worker: a.worker, code: a.code, message: a.message, requestId: a.requestId });
-    if (config.accessLog === 'on') {
-      log({ level: a.status >= 500 ? 'warn' : 'info', msg: 'request', route: a.route ?? null, method: a.method, path: a.path, status: a.status,
-        worker: a.worker ?? null, ms: round(a.ms), fnMs: round(a.fnMs), cold: a.cold, requestId: a.requestId, traceId: a.traceId,
-        ...(a.code !== undefined && { code: a.code, error: a.message }) });
-    }
+    if (accessLog) log.write(accessLine(a));
     if (a.route === undefined) return; // the recent log is about functions; a 404 is in the access log
-    logs.add({ level: a.status >= 500 ? 'error' : 'info', kind: a.code !== undefined ? 'error' : 'access', route: a.route, requestId: a.requestId,
+    const failed = a.code !== undefined;
+    if (!failed && !logs.followed) return;
+    const entry: NewLogEntry = { level: a.status >= 500 ? 'error' : 'info', kind: failed ? 'error' : 'access', route: a.route, requestId: a.requestId,
       traceId: a.traceId, status: a.status, ms: round(a.ms), cold: a.cold, msg: a.message ?? `${a.method} ${a.path} ${a.status}`,
-      ...(a.worker !== undefined && { worker: a.worker }), ...(a.code !== undefined && { code: a.code }) });
+      ...(a.worker !== undefined && { worker: a.worker }), ...(failed && { code: a.code }) };
+    if (failed) logs.add(entry);
+    else logs.publish(entry);
   };
 
   const app = createServer({

@@ -1,5 +1,5 @@
-// `faas logs [METHOD:/path] [-f]`: the gateway's recent log of calls (GET /logs): access lines,
-// what functions printed, errors; one line each, with the request id to grep for. -f follows
+// `faas logs [METHOD:/path] [-f]`: the gateway's recent log of calls (GET /logs): what
+// functions printed and calls that failed (and, with -f, an access line per call); one line each, with the request id to grep for. -f follows
 // the live stream (GET /logs?follow=1, server-sent events) until Ctrl-C.
 import { parseRouteKey } from '../routes/route-key.js';
 import { AdminClient, AdminUnreachable, type LogEntry, type LogsPage } from './admin-client.js';
@@ -11,8 +11,9 @@ export const LOGS_HELP = `Usage:
 
 The gateway's recent log, oldest first, one line per entry:
   TIME  REQUEST-ID  ROUTE  [KIND]  what happened
-KIND is access (status, ms, worker, cold), stdout or stderr (what the function printed, with
-the call's request id) or error (a call that failed, and why).
+KIND is stdout or stderr (what the function printed, with the call's request id), error (a
+call that failed, and why) or, while following, access (each call: status, ms, worker, cold;
+the gateway does not keep those: its access log on stderr has them all).
 
   METHOD:/path     only this route's entries
   -f, --follow     print the last entries, then new ones as they come, until Ctrl-C
@@ -54,13 +55,10 @@ export async function runLogs(argv: readonly string[], env: NodeJS.ProcessEnv, i
     const page = await client.getJson<LogsPage>(`/logs?limit=${limit}${routeQuery}`, io.signal);
     for (const e of page.entries) print(e);
     if (!follow) return EXIT_OK;
-    // From just after the page: what was logged between the two calls is sent first.
-    let seen = page.next;
-    for await (const e of client.follow(`/logs?follow=1&after=${page.next}${routeQuery}`, io.signal)) {
-      if (e.seq <= seen) continue;
-      seen = e.seq;
-      print(e);
-    }
+    // From just after the page: the gateway first replays what was kept since it (seq > after),
+    // then sends entries as they come (access entries, which are not kept, carry the seq of the
+    // newest kept one).
+    for await (const e of client.follow(`/logs?follow=1&after=${page.next}${routeQuery}`, io.signal)) print(e);
   } catch (err) {
     if (io.signal?.aborted) return EXIT_OK;
     return refuse(io, 'logs', [(err as Error).message + (err instanceof AdminUnreachable ? ' (--admin, FAAS_ADMIN)' : '')]);

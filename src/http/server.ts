@@ -4,7 +4,7 @@
 // uWS rules that matter here (STYLE.md): register onAborted before any await, read everything
 // from `req` synchronously (it is invalid after the handler returns), and cork every write
 // that happens after an await.
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { GatewayError, errorBody, statusLine, type ErrorCode } from '../errors.js';
 import type { Log } from '../protocol/log.js';
@@ -356,15 +356,28 @@ function handle(deps: ServerDeps, calls: InFlight, res: HttpResponse, req: HttpR
 export function traceContext(header: string | undefined, uuid: string | undefined): { traceId: string; child: string } {
   const m = header !== undefined ? TRACEPARENT.exec(header) : null;
   const valid = m !== null && m[1] !== 'ff' && !(m[1] === '00' && m[5] !== undefined) && !/^0+$/.test(m[2]!) && !/^0+$/.test(m[3]!);
-  const traceId = valid ? m[2]! : (uuid ?? randomUUID()).replace(/-/g, '');
+  const traceId = valid ? m[2]! : hex32(uuid ?? randomUUID());
   const flags = valid ? m[4]! : '00'; // a trace started here is not recorded: no sampled flag
   return { traceId, child: `00-${traceId}-${spanId()}-${flags}` };
 }
 
+/** A UUID's 32 hex digits (a regex replace costs twice as much). */
+function hex32(uuid: string): string {
+  return uuid.slice(0, 8) + uuid.slice(9, 13) + uuid.slice(14, 18) + uuid.slice(19, 23) + uuid.slice(24);
+}
+
+/** Random bytes for span ids, drawn 4 KiB at a time: one crypto call per 512 requests. */
+let spanPool = Buffer.alloc(0);
+let spanAt = 0;
+
 function spanId(): string {
-  const hi = (Math.random() * 0x100000000) >>> 0;
-  const lo = ((Math.random() * 0xffffffff) >>> 0) + 1; // never all zeros
-  return hi.toString(16).padStart(8, '0') + lo.toString(16).padStart(8, '0');
+  if (spanAt + 8 > spanPool.length) {
+    spanPool = randomBytes(4096);
+    spanAt = 0;
+  }
+  const id = spanPool.toString('hex', spanAt, spanAt + 8);
+  spanAt += 8;
+  return id === '0000000000000000' ? spanId() : id; // all zeros is not a valid span id
 }
 
 /** Removes every `name` header from a flat [name, value, …] list. */
