@@ -58,7 +58,7 @@ export async function runGateway(argv: readonly string[], env: NodeJS.ProcessEnv
   let connections: ConnectionCount | undefined; // once the port is known
   const answered = (a: Answered): void => {
     metrics.observe(a);
-    live.record({ route: a.route, status: a.status, ms: a.ms, worker: a.worker, code: a.code, message: a.message, requestId: a.requestId });
+    live.record(a);
     if (accessLog) log.write(accessLine(a));
     if (a.route === undefined) return; // the recent log is about functions; a 404 is in the access log
     const failed = a.code !== undefined;
@@ -77,7 +77,7 @@ export async function runGateway(argv: readonly string[], env: NodeJS.ProcessEnv
     maxHeaderBytes: config.maxHeaderBytes,
     maxInFlight: config.maxInFlight,
     bodyTimeoutMs: config.bodyTimeoutMs,
-    excessConnections: () => (connections && config.maxConnections > 0 ? Math.max(0, connections.count - config.maxConnections) : 0),
+    excessConnections: () => connections?.excess ?? 0,
     draining: () => stopping,
     limiter,
     log,
@@ -114,7 +114,7 @@ export async function runGateway(argv: readonly string[], env: NodeJS.ProcessEnv
   await waitForWorkers(fleet, config, log);
   const http = await listen(app, config.host, config.port);
   if (config.maxConnections > 0) {
-    const counted = new ConnectionCount(http.port);
+    const counted = new ConnectionCount(http.port, config.maxConnections);
     connections = counted;
     setInterval(() => counted.refresh(), 1000).unref();
   }

@@ -9,7 +9,7 @@ const ok: Answered = {
 
 describe('accessLine', () => {
   it('is one line of JSON in the log\'s shape, with durations to the microsecond', () => {
-    const line = accessLine(ok, new Date(Date.UTC(2026, 11, 2, 18, 0, 0, 5)));
+    const line = accessLine(ok, Date.UTC(2026, 11, 2, 18, 0, 0, 5));
     expect(line.endsWith('}\n')).toBe(true);
     expect(line.indexOf('\n')).toBe(line.length - 1);
     expect(JSON.parse(line)).toEqual({
