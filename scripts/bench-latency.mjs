@@ -489,7 +489,7 @@ function buildReport({ info, started, finished, command, sides, samples, wrkSeen
     `load average at start ${info.loadavg.join(' ')}`);
   const fn = FUNCTIONS[opts.fn];
   L.push(`function ${opts.fn}: ${fn.method} ${fn.path}${fn.bodyBytes ? ` with a ${fn.bodyBytes}-byte body, echoed` : ''}; ` +
-    `${sides.includes('gateway') ? `gateway with ${opts.workers} worker(s); ` : ''}${where}; wrk -t1 --latency, ` +
+    `${sides.includes('gateway') ? `gateway with ${opts.workers} worker(s), access log ${process.env.FAAS_ACCESS_LOG ?? 'on'} (FAAS_ACCESS_LOG); ` : ''}${where}; wrk -t1 --latency, ` +
     `medians of ${opts.rounds} alternating round(s) of ${opts.duration} s per connection count${opts.warmup ? ` after ${opts.warmup} s of discarded warm-up each` : ''}`);
   L.push(`command: \`${command}\``);
   L.push('');

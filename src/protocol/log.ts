@@ -20,6 +20,7 @@ export type Logger = Log & { readonly write: (line: string) => void; readonly en
 const LEVELS = ['debug', 'info', 'warn', 'error'] as const;
 const BUFFER_CHARS = 16_384;
 const FLUSH_MS = 100;
+const MAX_PENDING_CHARS = 4 * 1024 * 1024;
 
 export function createLog(component: string, base: Record<string, unknown> = {}, opts: { buffered?: boolean } = {}): Logger {
   const level = process.env.LOG_LEVEL ?? 'info';
@@ -27,7 +28,7 @@ export function createLog(component: string, base: Record<string, unknown> = {},
     throw new Error(`LOG_LEVEL must be one of ${LEVELS.join(', ')} (got ${JSON.stringify(level)})`);
   }
   const dest = opts.buffered ? new LineBuffer(2) : pino.destination({ dest: 2, sync: true });
-  if (dest instanceof LineBuffer) process.on('exit', () => dest.flush()); // process.exit() and the end of the event loop alike
+  if (dest instanceof LineBuffer) process.on('exit', () => dest.flush(true)); // process.exit() and the end of the event loop alike
   const logger = pino({
     level,
     base: { component, ...base },
@@ -44,44 +45,73 @@ export function createLog(component: string, base: Record<string, unknown> = {},
   });
 }
 
-/** Lines held and written together: one write per BUFFER_CHARS, or FLUSH_MS after the first line. */
+/**
+ * Lines held and written together: one write per BUFFER_CHARS, or FLUSH_MS after the first line.
+ * A reader that does not keep up (a full pipe) never blocks the gateway: what could not be
+ * written waits for the next try, and past MAX_PENDING_CHARS new lines are dropped and counted
+ * (said in the log once it flows again) — serving comes before logging, as with nginx's buffers.
+ */
 class LineBuffer {
   private lines: string[] = [];
   private chars = 0;
   private timer: NodeJS.Timeout | undefined;
+  /** Bytes a full pipe did not take yet. */
+  private stuck: Buffer | undefined;
+  private dropped = 0;
 
   constructor(private readonly fd: number) {}
 
   write(line: string): boolean {
+    if (this.chars >= MAX_PENDING_CHARS) {
+      this.dropped++;
+      return false;
+    }
     this.lines.push(line);
     this.chars += line.length;
-    if (this.chars >= BUFFER_CHARS) this.flush();
+    if (this.chars >= BUFFER_CHARS && this.stuck === undefined) this.flush();
     else if (this.timer === undefined) this.timer = setTimeout(() => this.flush(), FLUSH_MS).unref();
     return true;
   }
 
-  flush(): void {
+  /** Writes what it can now; the rest is tried again FLUSH_MS later (or at exit, `final`). */
+  flush(final = false): void {
     clearTimeout(this.timer);
     this.timer = undefined;
+    if (this.stuck !== undefined && !this.drain(this.stuck, final)) return this.retry();
+    if (this.dropped > 0) {
+      this.lines.push(`{"level":"warn","time":"${new Date().toISOString()}","msg":"log lines dropped: stderr was not being read fast enough","dropped":${this.dropped}}\n`);
+      this.dropped = 0;
+    }
     if (this.lines.length === 0) return;
     const bytes = Buffer.from(this.lines.join(''));
     this.lines = [];
     this.chars = 0;
-    writeAll(this.fd, bytes);
+    if (!this.drain(bytes, final)) this.retry();
   }
-}
 
-/** Writes all of `bytes`, waiting out a full pipe (EAGAIN) for up to a second; a log that cannot be written is dropped. */
-function writeAll(fd: number, bytes: Buffer): void {
-  let off = 0;
-  for (let waited = 0; off < bytes.length;) {
-    try {
-      off += fs.writeSync(fd, bytes, off);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EAGAIN' || waited >= 1000) return;
-      Atomics.wait(PAUSE, 0, 0, 10);
-      waited += 10;
+  /** True when all of `bytes` is written; otherwise what is left is kept in `stuck`. */
+  private drain(bytes: Buffer, final: boolean): boolean {
+    let off = 0;
+    for (let waited = 0; off < bytes.length;) {
+      try {
+        off += fs.writeSync(this.fd, bytes, off);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code !== 'EAGAIN') break; // stderr closed: nothing more can be done with this
+        if (!final || waited >= 1000) {
+          this.stuck = bytes.subarray(off);
+          return false;
+        }
+        Atomics.wait(PAUSE, 0, 0, 10); // only while exiting: the last lines are worth a short wait
+        waited += 10;
+      }
     }
+    this.stuck = undefined;
+    return true;
+  }
+
+  private retry(): void {
+    this.timer ??= setTimeout(() => this.flush(), FLUSH_MS).unref();
   }
 }
 
