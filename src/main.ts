@@ -160,7 +160,7 @@ function inFlight(fleet: Fleet): number {
 }
 
 function readiness(store: RouteStore, fleet: Fleet): { ready: boolean } & Record<string, unknown> {
-  const status = store.status();
+  const status = store.health();
   const up = fleet.available().length;
   const reasons: string[] = [];
   if (up === 0) reasons.push('no worker is connected and reporting');
@@ -184,7 +184,7 @@ function workersView(fleet: Fleet): unknown {
       socket: r?.socket ?? null,
       supervised: w.supervised,
       connected: w.connected,
-      available: w.connected && now - w.lastReportMs <= fleet.staleAfterMs,
+      available: fleet.isAvailable(w, now),
       score: r?.score ?? null,
       cpu: r?.cpu ?? null,
       mem: r?.mem ?? null,
@@ -210,7 +210,7 @@ function statsView(store: RouteStore, fleet: Fleet, live: LiveStats): unknown {
       const r = w.report;
       return {
         id: w.id, pid: r?.pid ?? fleet.supervisedInfo(w.id)?.pid ?? null,
-        available: w.connected && now - w.lastReportMs <= fleet.staleAfterMs,
+        available: fleet.isAvailable(w, now),
         score: r?.score ?? null, cpu: r?.cpu ?? null, mem: r?.mem ?? null, io: r?.io ?? null,
         inFlight: w.inFlight, restarts: fleet.supervisedInfo(w.id)?.restarts ?? 0,
         ...live.worker(w.id),
@@ -220,7 +220,7 @@ function statsView(store: RouteStore, fleet: Fleet, live: LiveStats): unknown {
     sync: {
       lastSyncAt: status.lastSyncAt ?? null, lastSuccessAt: status.lastSuccessAt ?? null,
       ...(status.lastError !== undefined && { lastError: status.lastError }),
-      routes: store.snapshot.size, configErrors: status.routes.filter((r) => r.state !== 'ok').length,
+      routes: store.snapshot.size, configErrors: store.problemCount,
     },
     recentErrors: live.recentErrors(),
   };
@@ -240,7 +240,7 @@ function scraped(store: RouteStore, fleet: Fleet, limiter: RateLimiter, startedM
     per('faas_worker_io', 'Smoothed IO part of the score, 0-100.', (w) => w.report?.io),
     per('faas_worker_in_flight', 'Calls the gateway has in flight on the worker.', (w) => w.inFlight),
     per('faas_worker_up', '1 while the worker is connected and reporting (it can be picked), else 0.',
-      (w) => (w.connected && Date.now() - w.lastReportMs <= fleet.staleAfterMs ? 1 : 0)),
+      (w) => (fleet.isAvailable(w) ? 1 : 0)),
     per('faas_worker_report_age_seconds', 'Seconds since the worker last reported.', (w) => (Number.isFinite(w.lastReportMs) ? (Date.now() - w.lastReportMs) / 1000 : undefined)),
     per('faas_worker_restarts_total', 'Times the supervisor restarted the worker.', (w) => fleet.supervisedInfo(w.id)?.restarts ?? 0, 'counter'),
     per('faas_worker_calls_total', 'Calls the worker answered.', (w) => w.served, 'counter'),
@@ -251,12 +251,12 @@ function scraped(store: RouteStore, fleet: Fleet, limiter: RateLimiter, startedM
       read: () => Object.entries(fleet.datagramCounters().dropped).map(([reason, n]) => [{ reason }, n] as const) },
     one('faas_routes', 'Routes being served.', 'gauge', () => store.snapshot.size),
     one('faas_config_sync_age_seconds', 'Seconds since routes were last synced successfully.', 'gauge', () => {
-      const at = store.status().lastSuccessAt;
+      const at = store.health().lastSuccessAt;
       return at === undefined ? NaN : (Date.now() - at) / 1000;
     }),
     one('faas_config_errors', 'Rows the gateway cannot use (serving the last good config or nothing).', 'gauge',
-      () => store.status().routes.filter((r) => r.state !== 'ok').length),
-    one('faas_config_sync_failing', '1 while the database cannot be read and routes are served from memory.', 'gauge', () => (store.status().lastError ? 1 : 0)),
+      () => store.problemCount),
+    one('faas_config_sync_failing', '1 while the database cannot be read and routes are served from memory.', 'gauge', () => (store.health().lastError ? 1 : 0)),
     one('faas_api_keys', 'API keys the gateway accepts (api_keys rows).', 'gauge', () => store.snapshot.keys.size),
     one('faas_rate_limit_buckets', 'Token buckets held for rate-limited routes (one per route and client not at full burst).', 'gauge', () => limiter.size),
     one('faas_rate_limit_evicted_total', 'Buckets dropped to stay under the cap while not full (more clients than room).', 'counter', () => limiter.evicted),

@@ -117,7 +117,12 @@ export class Fleet {
   /** Workers that could take a call right now. */
   available(): WorkerState[] {
     const now = this.now();
-    return this.list.filter((w) => w.connected && now - w.lastReportMs <= this.staleAfterMs);
+    return this.list.filter((w) => this.isAvailable(w, now));
+  }
+
+  /** Connected and reported within staleAfterMs: a worker calls can be sent to. */
+  isAvailable(w: WorkerState, now: number = this.now()): boolean {
+    return w.connected && now - w.lastReportMs <= this.staleAfterMs;
   }
 
   /**

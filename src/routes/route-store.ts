@@ -101,12 +101,16 @@ export interface RouteStatus {
   readonly error?: string;
 }
 
-export interface StoreStatus {
+/** The sync state, without the per-route list. */
+export interface StoreHealth {
   readonly lastSyncAt?: number;
   readonly lastSuccessAt?: number;
   /** Set while the database cannot be read (routes are served from memory), with when it last failed. */
   readonly lastError?: string;
   readonly lastErrorAt?: number;
+}
+
+export interface StoreStatus extends StoreHealth {
   readonly routes: RouteStatus[];
 }
 
@@ -229,12 +233,21 @@ export class RouteStore {
       if (!problem) return { key, state: 'ok', ...serving };
       return { key, state: route ? 'stale' : 'error', ...serving, error: problem.error };
     });
+    return { ...this.health(), routes };
+  }
+
+  /** status() without the route list, which sorts every key: for probes, metrics and summaries. */
+  health(): StoreHealth {
     return {
       ...(this.lastSyncAt !== undefined && { lastSyncAt: this.lastSyncAt }),
       ...(this.lastSuccessAt !== undefined && { lastSuccessAt: this.lastSuccessAt }),
       ...(this.lastError !== undefined && { lastError: this.lastError, lastErrorAt: this.lastErrorAt }),
-      routes,
     };
+  }
+
+  /** Rows the gateway cannot use (status() shows them as 'stale' or 'error'). */
+  get problemCount(): number {
+    return this.problems.size;
   }
 
   close(): void {
