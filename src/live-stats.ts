@@ -131,14 +131,15 @@ export class LiveStats {
   constructor(private readonly now: () => number = Date.now) {}
 
   record(call: CallRecord): void {
-    const second = Math.floor(this.now() / 1000);
+    const now = this.now();
+    const second = Math.floor(now / 1000);
     // 4xx is the client's doing (a missing route, a bad key); errors here are the service's.
     const error = call.status >= 500;
     if (call.route !== undefined) window(this.routes, call.route).record(second, call.ms, error);
     if (call.worker !== undefined) window(this.workers, call.worker).record(second, call.ms, error);
     if (error || (call.code !== undefined && call.route !== undefined)) {
       this.errors.unshift({
-        time: this.now(), route: call.route ?? '', status: call.status, code: call.code ?? `HTTP_${call.status}`, requestId: call.requestId,
+        time: now, route: call.route ?? '', status: call.status, code: call.code ?? `HTTP_${call.status}`, requestId: call.requestId,
         ...(call.worker !== undefined && { worker: call.worker }), message: call.message ?? '',
       });
       if (this.errors.length > RECENT_ERRORS) this.errors.pop();

@@ -7,7 +7,7 @@ import { Fleet, type WorkerState } from './fleet/fleet.js';
 import { createAdminServer } from './http/admin.js';
 import { DASHBOARD_HTML } from './http/dashboard.js';
 import { RateLimiter } from './http/rate-limit.js';
-import { accessLine } from './http/access-log.js';
+import { accessLine, roundMs } from './http/access-log.js';
 import { ConnectionCount } from './http/connections.js';
 import { createServer, type Answered } from './http/server.js';
 import { listen, uws } from './http/uws.js';
@@ -64,7 +64,7 @@ export async function runGateway(argv: readonly string[], env: NodeJS.ProcessEnv
     const failed = a.code !== undefined;
     if (!failed && !logs.followed) return;
     const entry: NewLogEntry = { level: a.status >= 500 ? 'error' : 'info', kind: failed ? 'error' : 'access', route: a.route, requestId: a.requestId,
-      traceId: a.traceId, status: a.status, ms: round(a.ms), cold: a.cold, msg: a.message ?? `${a.method} ${a.path} ${a.status}`,
+      traceId: a.traceId, status: a.status, ms: roundMs(a.ms), cold: a.cold, msg: a.message ?? `${a.method} ${a.path} ${a.status}`,
       ...(a.worker !== undefined && { worker: a.worker }), ...(failed && { code: a.code }) };
     if (failed) logs.add(entry);
     else logs.publish(entry);
@@ -262,10 +262,6 @@ function scraped(store: RouteStore, fleet: Fleet, limiter: RateLimiter, startedM
     one('faas_rate_limit_evicted_total', 'Buckets dropped to stay under the cap while not full (more clients than room).', 'counter', () => limiter.evicted),
     one('faas_uptime_seconds', 'Seconds since the gateway started.', 'gauge', () => (Date.now() - startedMs) / 1000),
   ];
-}
-
-function round(ms: number): number {
-  return Math.round(ms * 1000) / 1000;
 }
 
 /**

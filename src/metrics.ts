@@ -53,16 +53,17 @@ class RequestSeries {
     const each = function* (byRoute: RequestSeries['byRoute']): Generator<[Labels, Series]> {
       for (const [route, byStatus] of byRoute) for (const [status, s] of byStatus) yield [{ route, status: String(status) }, s];
     };
+    const requests = { name: 'faas_requests_total', help: 'HTTP requests answered, by route and status.', type: 'counter', aggregator: 'sum' };
+    const duration = { name: 'faas_request_duration_seconds', help: 'Time from request to response in the gateway, by route and status.',
+      type: 'histogram', aggregator: 'sum' };
     return [
       {
-        name: 'faas_requests_total', help: 'HTTP requests answered, by route and status.', type: 'counter', aggregator: 'sum',
-        get: () => ({ name: 'faas_requests_total', help: 'HTTP requests answered, by route and status.', type: 'counter', aggregator: 'sum',
-          values: [...each(this.byRoute)].map(([labels, s]) => ({ labels, value: s.count })) }),
+        ...requests,
+        get: () => ({ ...requests, values: [...each(this.byRoute)].map(([labels, s]) => ({ labels, value: s.count })) }),
       },
       {
-        name: 'faas_request_duration_seconds', help: 'Time from request to response in the gateway, by route and status.', type: 'histogram', aggregator: 'sum',
-        get: () => ({ name: 'faas_request_duration_seconds', help: 'Time from request to response in the gateway, by route and status.', type: 'histogram',
-          aggregator: 'sum',
+        ...duration,
+        get: () => ({ ...duration,
           values: [...each(this.byRoute)].flatMap(([labels, s]) => {
             let cumulative = 0;
             const buckets = [...BUCKETS_S, '+Inf' as const].map((le, i) => {

@@ -9,7 +9,7 @@ export function accessLine(a: Answered, nowMs: number = Date.now()): string {
   const error = a.code !== undefined ? `,"code":"${a.code}","error":${q(a.message ?? '')}` : '';
   return `{"level":"${a.status >= 500 ? 'warn' : 'info'}","time":"${isoTime(nowMs)}","component":"gateway","msg":"request",` +
     `"route":${a.route === undefined ? 'null' : q(a.route)},"method":${q(a.method)},"path":${q(a.path)},` +
-    `"status":${a.status},"worker":${a.worker === undefined ? 'null' : q(a.worker)},"ms":${round(a.ms)},"fnMs":${round(a.fnMs)},` +
+    `"status":${a.status},"worker":${a.worker === undefined ? 'null' : q(a.worker)},"ms":${roundMs(a.ms)},"fnMs":${roundMs(a.fnMs)},` +
     `"cold":${a.cold},"requestId":${q(a.requestId)},"traceId":"${a.traceId}"${error}}\n`;
 }
 
@@ -31,6 +31,7 @@ function isoTime(ms: number): string {
   return lastIso;
 }
 
-function round(ms: number): number {
+/** Milliseconds to the microsecond, as every duration in the log is written. */
+export function roundMs(ms: number): number {
   return Math.round(ms * 1000) / 1000;
 }

@@ -73,7 +73,10 @@ export function createAdminServer(deps: AdminDeps): AdminServer {
     const query = new URLSearchParams(req.getQuery() ?? '');
     const lastEventId = req.getHeader('last-event-id');
     const problems: string[] = [];
-    const after = intParam(query, 'after', lastEventId === '' ? 0 : Number(lastEventId), problems);
+    // Without `after`, a reconnecting EventSource's Last-Event-ID says where to resume from.
+    const resumeFrom = lastEventId === '' ? 0 : Number(lastEventId);
+    if (!query.has('after') && !(Number.isSafeInteger(resumeFrom) && resumeFrom >= 0)) problems.push('Last-Event-ID must be a log seq, a non-negative integer');
+    const after = intParam(query, 'after', resumeFrom, problems);
     const limit = intParam(query, 'limit', DEFAULT_LOG_LIMIT, problems);
     if (limit < 1 || limit > MAX_LOG_LIMIT) problems.push(`limit must be between 1 and ${MAX_LOG_LIMIT}`);
     const follow = query.get('follow');
@@ -170,10 +173,7 @@ function openStream(res: HttpResponse, streams: Set<EventStream>): EventStream {
 
 function intParam(query: URLSearchParams, name: string, fallback: number, problems: string[]): number {
   const raw = query.get(name);
-  if (raw === null) {
-    if (!Number.isSafeInteger(fallback) || fallback < 0) problems.push(`Last-Event-ID must be a log seq, a non-negative integer`);
-    return fallback;
-  }
+  if (raw === null) return fallback;
   if (!/^\d{1,15}$/.test(raw)) problems.push(`${name} must be a non-negative integer (got ${JSON.stringify(raw)})`);
   return Number(raw);
 }

@@ -207,8 +207,9 @@ function handle(deps: ServerDeps, calls: InFlight, res: HttpResponse, req: HttpR
     return;
   }
 
-  if (deps.excessConnections() > 0) {
-    refuseEarly(new GatewayError('TOO_MANY_CONNECTIONS', `the gateway has ${deps.excessConnections()} client connections more than its limit (--max-connections)`), undefined, true);
+  const excess = deps.excessConnections();
+  if (excess > 0) {
+    refuseEarly(new GatewayError('TOO_MANY_CONNECTIONS', `the gateway has ${excess} client connections more than its limit (--max-connections)`), undefined, true);
     return;
   }
 
