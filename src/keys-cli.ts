@@ -1,11 +1,8 @@
 // `faas keys create NAME | revoke NAME | list` (CONTRACT §2): API keys in the gateway's database.
 // The gateway picks a change up at its next sync (5 s by default); nothing needs restarting.
-import fs from 'node:fs';
-import path from 'node:path';
-import Database from 'better-sqlite3';
+import { openForWrite } from './cli/function-rows.js';
 import { loadKeysConfig } from './config.js';
 import { createKey, KeyError, listKeys, revokeKey } from './routes/api-keys.js';
-import { prepareDatabase } from './routes/schema.js';
 
 export const KEYS_HELP = `Usage:
   faas keys create NAME [--db PATH]   make a key; prints it alone on stdout, once (only its SHA-256 is kept)
@@ -40,10 +37,8 @@ export function runKeys(argv: readonly string[], env: NodeJS.ProcessEnv, io: Io)
   if (command !== 'list' && name === undefined) return usage(`${command} needs a NAME`);
   if (extra.length > 0 || (command === 'list' && name !== undefined)) return usage(`unexpected ${JSON.stringify((command === 'list' ? [name, ...extra] : extra)[0])}`);
 
-  fs.mkdirSync(path.dirname(dbPath), { recursive: true });
-  const db = new Database(dbPath, { timeout: 5000 });
+  const db = openForWrite(dbPath);
   try {
-    prepareDatabase(db);
     switch (command) {
       case 'create':
         io.out(`${createKey(db, name!)}\n`);

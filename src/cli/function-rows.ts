@@ -20,7 +20,7 @@ export interface FunctionRow {
   readonly updated: number;
 }
 
-/** Opens the database for writing, creating it (schema, triggers, demo routes) as the gateway would. */
+/** Opens the database for writing, creating it (schema, triggers, demo routes) as the gateway would; `faas keys` opens it this way too. */
 export function openForWrite(dbPath: string): Database.Database {
   fs.mkdirSync(path.dirname(dbPath), { recursive: true });
   const db = new Database(dbPath, { timeout: 5000 });
