@@ -105,14 +105,15 @@ describe('a worker killed with SIGKILL', () => {
     await deploy(gw, 'GET:/killed/bwrap', { runtime: 'node', memory_mb: 200, code: 'export default { fetch: () => new Response("n") }' });
     await deploy(gw, 'GET:/killed/zygote', { runtime: 'python', path: path.join(dir, 'p.py') });
     await deploy(gw, 'GET:/killed/runc', { runtime: 'python', mode: 'container', code: 'def handle(r):\n    return "c"\n' });
-    const workers = async () => (await (await fetch(`${gw.admin}/workers`)).json()) as Array<{ id: string; pid: number }>;
+    const workers = async () => (await (await fetch(`${gw.admin}/workers`)).json()) as Array<{ id: string; pid: number; available: boolean }>;
     const victim = (await workers())[0]!;
     const sandboxes = pidsOfUid((uid) => uid === 65534);
     expect(sandboxes.length).toBeGreaterThan(3);
     const mine = (): string[] => cgroupFolders().filter((f) => path.basename(f) === `faas-${victim.id}-${victim.pid}`);
     expect(mine().length).toBeGreaterThan(0);
     process.kill(victim.pid, 'SIGKILL');
-    await eventually(async () => (await workers()).some((w) => w.id === victim.id && w.pid !== victim.pid && w.pid > 0), 15_000);
+    // Replaced and taking calls again: a new pid shows before the new worker has connected.
+    await eventually(async () => (await workers()).some((w) => w.id === victim.id && w.pid !== victim.pid && w.pid > 0 && w.available), 15_000);
     await eventually(async () => sandboxes.every((pid) => !fs.existsSync(`/proc/${pid}`)), 5000);
     await eventually(async () => mine().length === 0, 5000);
     const runc = execFileSync('runc', ['--root', path.join(gw.runDir, 'containers', 'runc'), 'list', '--quiet'], { encoding: 'utf8' });
