@@ -1,7 +1,7 @@
 #!/bin/sh
 # Host packages the gateway needs beyond npm: bubblewrap (the process sandbox), a C compiler
 # and libseccomp-dev (the sandbox's seccomp filter is built with them), runc (the OCI runtime
-# of container mode) and the sqlite3
+# of container mode), runsc (gVisor: container mode's "isolation": "gvisor") and the sqlite3
 # command-line client (how operators edit routes). Installed with apt-get when run
 # as root on Debian/Ubuntu; otherwise a message names the package to install.
 # --test (npm test) adds podman (the suite runs container functions from image names with it),
@@ -13,6 +13,7 @@ missing=""
 command -v bwrap >/dev/null 2>&1 || missing="$missing bubblewrap"
 command -v sqlite3 >/dev/null 2>&1 || missing="$missing sqlite3"
 command -v runc >/dev/null 2>&1 || missing="$missing runc"
+command -v runsc >/dev/null 2>&1 || missing="$missing runsc"
 command -v cc >/dev/null 2>&1 || missing="$missing gcc"
 [ -f /usr/include/seccomp.h ] || missing="$missing libseccomp-dev"
 [ -x /usr/bin/python3 ] || missing="$missing python3"

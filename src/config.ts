@@ -27,6 +27,11 @@ export interface GatewayConfig {
   readonly pin: 'off' | 'on';
   /** One JSON log line per answered request (route, status, worker, durations, cold, request and trace ids). */
   readonly accessLog: 'off' | 'on';
+  /**
+   * Serve functions whose limits this host's cgroups cannot enforce (memory_mb, the process
+   * limit, cpu), instead of refusing their rows; /readyz, /metrics and the log say what is missing.
+   */
+  readonly allowUnenforcedLimits: boolean;
 }
 
 export interface WorkerConfig {
@@ -37,6 +42,8 @@ export interface WorkerConfig {
   readonly memoryBudgetMb: number;
   /** The process sandbox: bwrap where installed, else unshare + setpriv (auto), or one of them forced. */
   readonly sandbox: 'auto' | 'bwrap' | 'unshare';
+  /** How long a new instance has to start before its call fails (503 FUNCTION_UNAVAILABLE). */
+  readonly startTimeoutMs: number;
 }
 
 export class ConfigError extends Error {
@@ -52,6 +59,8 @@ interface Option<T> {
   readonly env?: string;
   readonly fallback: T;
   readonly parse: Parser<T>;
+  /** A switch: the flag alone means on (`--flag=off` and its env variable can still say off). */
+  readonly switch?: boolean;
 }
 
 export const int = (min: number, max: number): Parser<number> => (raw) => {
@@ -62,6 +71,8 @@ const text = (rule: RegExp, describe: string): Parser<string> => (raw) =>
   (rule.test(raw) ? { value: raw } : { error: `must be ${describe}` });
 const oneOf = <T extends string>(values: readonly T[]): Parser<T> => (raw) =>
   ((values as readonly string[]).includes(raw) ? { value: raw as T } : { error: `must be one of ${values.join(', ')}` });
+const onOff: Parser<boolean> = (raw) =>
+  (/^(on|1|true|yes)$/i.test(raw) ? { value: true } : /^(off|0|false|no)$/i.test(raw) ? { value: false } : { error: 'must be on or off' });
 const dir: Parser<string> = (raw) => (raw.length > 0 ? { value: path.resolve(raw) } : { error: 'must be a non-empty path' });
 
 const GATEWAY_OPTIONS = {
@@ -81,6 +92,7 @@ const GATEWAY_OPTIONS = {
   policy: { flag: '--policy', env: 'FAAS_POLICY', fallback: 'least-loaded', parse: oneOf(POLICY_NAMES) },
   pin: { flag: '--pin', env: 'FAAS_PIN', fallback: 'off', parse: oneOf(['off', 'on'] as const) },
   accessLog: { flag: '--access-log', env: 'FAAS_ACCESS_LOG', fallback: 'on', parse: oneOf(['off', 'on'] as const) },
+  allowUnenforcedLimits: { flag: '--allow-unenforced-limits', env: 'FAAS_ALLOW_UNENFORCED_LIMITS', fallback: false, parse: onOff, switch: true },
 } satisfies Record<keyof GatewayConfig, Option<unknown>>;
 
 const WORKER_OPTIONS = {
@@ -92,6 +104,7 @@ const WORKER_OPTIONS = {
   memoryBudgetMb: { flag: '--memory-budget-mb', env: 'FAAS_MEMORY_BUDGET_MB',
     fallback: Math.floor(os.totalmem() / 1048576 / 2 / os.availableParallelism()), parse: int(64, 1_048_576) },
   sandbox: { flag: '--sandbox', env: 'FAAS_SANDBOX', fallback: 'auto', parse: oneOf(['auto', 'bwrap', 'unshare'] as const) },
+  startTimeoutMs: { flag: '--start-timeout-ms', env: 'FAAS_START_TIMEOUT_MS', fallback: 10_000, parse: int(1000, 600_000) },
 } satisfies Record<keyof WorkerConfig, Option<unknown>>;
 
 /** A kernel CPU list ("0-3,8,10-11", as in Cpus_allowed_list) as numbers; undefined if malformed. */
@@ -145,7 +158,7 @@ function load(options: Record<string, Option<unknown>>, argv: readonly string[],
       if (eq < 0 && argv[i + 1] !== undefined && !argv[i + 1]!.startsWith('--')) i++; // its value
       continue;
     }
-    const value = eq > 0 ? arg.slice(eq + 1) : argv[++i];
+    const value = eq > 0 ? arg.slice(eq + 1) : options[name]!.switch ? 'on' : argv[++i];
     if (value === undefined) problems.push(`${flag} needs a value`);
     else fromFlags.set(name, value);
   }

@@ -60,6 +60,8 @@ export class GatewayError extends Error {
     message: string,
     /** The worker that produced it, when there was one (for `x-faas-worker`). */
     readonly workerId?: string,
+    /** A function's error answer: its instance's CPU µs and peak memory during the call, where known (ResultMessage). */
+    readonly usage?: { readonly cpuUs?: number; readonly memPeak?: number },
   ) {
     super(message);
   }

@@ -15,6 +15,7 @@ import type { FunctionOutput } from './fleet/worker-connection.js';
 import { LiveStats, WINDOW_S } from './live-stats.js';
 import { LogBook, type NewLogEntry } from './log-book.js';
 import { GatewayMetrics, type Scraped } from './metrics.js';
+import { detectHostLimits, LIMITS, limitWarnings, unenforcedLimit, type HostLimits } from './protocol/host-limits.js';
 import { createLog, type Log } from './protocol/log.js';
 import { RouteStore } from './routes/route-store.js';
 
@@ -36,7 +37,17 @@ export async function runGateway(argv: readonly string[], env: NodeJS.ProcessEnv
   }
   fs.chmodSync(config.runDir, 0o755); // sandboxes (uid 65534) mount code from under it
   assertReachableBySandbox(config.runDir);
-  const store = RouteStore.open(path.resolve(config.db));
+  // What the sandboxes' cgroups can hold them to here: said now, on /readyz and in /metrics, and a
+  // row asking for what cannot be enforced is refused unless the operator allows it.
+  const host = detectHostLimits();
+  const limitNotes = limitWarnings(host);
+  log({ msg: 'sandbox limits', host: host.kind, cgroup: host.base ?? null, enforced: LIMITS.filter((l) => host.missing[l] === undefined) });
+  for (const note of limitNotes) {
+    log({ level: 'warn', msg: note, rows: config.allowUnenforcedLimits ? 'served anyway (--allow-unenforced-limits)' : 'refused with a row error (see --allow-unenforced-limits)' });
+  }
+  const store = RouteStore.open(path.resolve(config.db), {
+    ...(!config.allowUnenforcedLimits && { hostCheck: (fn) => unenforcedLimit(fn, host) }),
+  });
   const first = store.sync();
   log({ msg: 'routes loaded', db: path.resolve(config.db), routes: store.snapshot.size, errors: first.errors, ...(first.error ? { error: first.error } : {}) });
 
@@ -52,7 +63,7 @@ export async function runGateway(argv: readonly string[], env: NodeJS.ProcessEnv
   let stopping = false;
   const limiter = new RateLimiter();
   const started = Date.now();
-  const metrics = new GatewayMetrics(scraped(store, fleet, limiter, started));
+  const metrics = new GatewayMetrics(scraped(store, fleet, limiter, started, host));
   const live = new LiveStats();
   const accessLog = config.accessLog === 'on' && log.enabled('info');
   let connections: ConnectionCount | undefined; // once the port is known
@@ -84,7 +95,7 @@ export async function runGateway(argv: readonly string[], env: NodeJS.ProcessEnv
     observe: answered,
   });
   const admin = createAdminServer({
-    readiness: () => readiness(store, fleet),
+    readiness: () => readiness(store, fleet, host, limitNotes),
     metrics: () => metrics.render(),
     metricsContentType: metrics.contentType,
     workers: () => workersView(fleet),
@@ -159,7 +170,7 @@ function inFlight(fleet: Fleet): number {
   return n;
 }
 
-function readiness(store: RouteStore, fleet: Fleet): { ready: boolean } & Record<string, unknown> {
+function readiness(store: RouteStore, fleet: Fleet, host: HostLimits, warnings: readonly string[]): { ready: boolean } & Record<string, unknown> {
   const status = store.health();
   const up = fleet.available().length;
   const reasons: string[] = [];
@@ -168,6 +179,9 @@ function readiness(store: RouteStore, fleet: Fleet): { ready: boolean } & Record
   return {
     ready: reasons.length === 0,
     reasons,
+    // Ready still: a guarantee the host cannot give is said, not a reason to stop serving.
+    warnings,
+    limits: { host: host.kind, cgroup: host.base ?? null, enforced: LIMITS.filter((l) => host.missing[l] === undefined) },
     workers: { up, known: fleet.workers.size },
     config: { lastSyncAt: status.lastSyncAt, lastSuccessAt: status.lastSuccessAt, ...(status.lastError ? { lastError: status.lastError, servingFromMemory: true } : {}) },
   };
@@ -227,7 +241,7 @@ function statsView(store: RouteStore, fleet: Fleet, live: LiveStats): unknown {
 }
 
 /** Fleet, route and limiter state for /metrics, read at each scrape. */
-function scraped(store: RouteStore, fleet: Fleet, limiter: RateLimiter, startedMs: number): Scraped[] {
+function scraped(store: RouteStore, fleet: Fleet, limiter: RateLimiter, startedMs: number, host: HostLimits): Scraped[] {
   const ws = (): WorkerState[] => [...fleet.workers.values()];
   const per = (name: string, help: string, value: (w: WorkerState) => number | undefined, type: 'gauge' | 'counter' = 'gauge'): Scraped =>
     ({ name, help, type, labels: ['worker'], read: () => ws().flatMap((w) => { const v = value(w); return v === undefined ? [] : [[{ worker: w.id }, v] as const]; }) });
@@ -260,6 +274,8 @@ function scraped(store: RouteStore, fleet: Fleet, limiter: RateLimiter, startedM
     one('faas_api_keys', 'API keys the gateway accepts (api_keys rows).', 'gauge', () => store.snapshot.keys.size),
     one('faas_rate_limit_buckets', 'Token buckets held for rate-limited routes (one per route and client not at full burst).', 'gauge', () => limiter.size),
     one('faas_rate_limit_evicted_total', 'Buckets dropped to stay under the cap while not full (more clients than room).', 'counter', () => limiter.evicted),
+    { name: 'faas_sandbox_limit_enforced', help: '1 where the host\'s cgroups let workers enforce the limit on each sandbox (memory, pids, cpu), else 0.',
+      type: 'gauge', labels: ['limit'], read: () => LIMITS.map((limit) => [{ limit }, host.missing[limit] === undefined ? 1 : 0] as const) },
     one('faas_uptime_seconds', 'Seconds since the gateway started.', 'gauge', () => (Date.now() - startedMs) / 1000),
   ];
 }

@@ -1,12 +1,17 @@
 // Gateway metrics for Prometheus (GET /metrics on the admin port), with prom-client. Request
 // counters and latency histograms are updated as calls are answered; fleet, route and limiter
-// state is read at scrape time (`scraped`). Node's default process metrics come along
+// state is read at scrape time (`scraped`). Functions' CPU time and peak memory per call (from
+// their instance's cgroup, when the worker has one) are histograms by route. Node's default process metrics come along
 // (event-loop lag, heap, resident memory, GC). Label cardinality is bounded: routes are the
 // configured ones (unmatched requests share route=""), statuses and codes are few.
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import type { Answered } from './http/server.js';
 
 const BUCKETS_S = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+/** CPU seconds of a function's instance during a call: a no-op is tens of µs, timeout_ms is at most 900 s. */
+const CPU_BUCKETS_S = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+/** Peak bytes of an instance during a call, 4 MiB to 16 GiB by powers of two (memory_mb is 16–16384). */
+const MEMORY_BUCKETS_BYTES = Array.from({ length: 13 }, (_, i) => 2 ** (22 + i));
 
 type Labels = Record<string, string>;
 
@@ -27,6 +32,50 @@ interface Series {
   readonly buckets: Uint32Array;
 }
 
+function newSeries(buckets: readonly number[]): Series {
+  return { count: 0, sum: 0, buckets: new Uint32Array(buckets.length + 1) };
+}
+
+function add(s: Series, bounds: readonly number[], value: number): void {
+  s.count++;
+  s.sum += value;
+  let i = 0;
+  while (i < bounds.length && value > bounds[i]!) i++;
+  s.buckets[i]!++;
+}
+
+/** A histogram series as prom-client's get() gives it: cumulative buckets, then sum and count. */
+function histogramValues(name: string, bounds: readonly number[], labels: Labels, s: Series): Array<{ labels: Labels; value: number; metricName: string }> {
+  let cumulative = 0;
+  const buckets = [...bounds, '+Inf' as const].map((le, i) => {
+    cumulative += s.buckets[i]!;
+    return { labels: { le: String(le), ...labels }, value: cumulative, metricName: `${name}_bucket` };
+  });
+  return [...buckets, { labels, value: s.sum, metricName: `${name}_sum` }, { labels, value: s.count, metricName: `${name}_count` }];
+}
+
+/**
+ * A histogram by route, counted by hand as RequestSeries is: one Map lookup and a few adds per
+ * observation, read by prom-client at scrape time.
+ */
+class RouteHistogram {
+  readonly byRoute = new Map<string, Series>();
+
+  constructor(private readonly name: string, private readonly help: string, private readonly bounds: readonly number[]) {}
+
+  observe(route: string, value: number): void {
+    let s = this.byRoute.get(route);
+    if (!s) this.byRoute.set(route, (s = newSeries(this.bounds)));
+    add(s, this.bounds, value);
+  }
+
+  metric(): { name: string; help: string; type: string; aggregator: string; get: () => unknown } {
+    const head = { name: this.name, help: this.help, type: 'histogram', aggregator: 'sum' };
+    return { ...head, get: () => ({ ...head,
+      values: [...this.byRoute].flatMap(([route, s]) => histogramValues(this.name, this.bounds, { route }, s)) }) };
+  }
+}
+
 /**
  * faas_requests_total and faas_request_duration_seconds, counted by hand: prom-client's own
  * Counter and Histogram validate and hash their labels on every call (≈ 0.9 µs a request, more
@@ -41,12 +90,8 @@ class RequestSeries {
     let byStatus = this.byRoute.get(route);
     if (!byStatus) this.byRoute.set(route, (byStatus = new Map()));
     let s = byStatus.get(status);
-    if (!s) byStatus.set(status, (s = { count: 0, sum: 0, buckets: new Uint32Array(BUCKETS_S.length + 1) }));
-    s.count++;
-    s.sum += seconds;
-    let i = 0;
-    while (i < BUCKETS_S.length && seconds > BUCKETS_S[i]!) i++;
-    s.buckets[i]!++;
+    if (!s) byStatus.set(status, (s = newSeries(BUCKETS_S)));
+    add(s, BUCKETS_S, seconds);
   }
 
   metrics(): Array<{ name: string; help: string; type: string; aggregator: string; get: () => unknown }> {
@@ -64,15 +109,7 @@ class RequestSeries {
       {
         ...duration,
         get: () => ({ ...duration,
-          values: [...each(this.byRoute)].flatMap(([labels, s]) => {
-            let cumulative = 0;
-            const buckets = [...BUCKETS_S, '+Inf' as const].map((le, i) => {
-              cumulative += s.buckets[i]!;
-              return { labels: { le, ...labels }, value: cumulative, metricName: 'faas_request_duration_seconds_bucket' };
-            });
-            return [...buckets, { labels, value: s.sum, metricName: 'faas_request_duration_seconds_sum' },
-              { labels, value: s.count, metricName: 'faas_request_duration_seconds_count' }];
-          }) }),
+          values: [...each(this.byRoute)].flatMap(([labels, s]) => histogramValues(duration.name, BUCKETS_S, labels, s)) }),
       },
     ];
   }
@@ -81,6 +118,11 @@ class RequestSeries {
 export class GatewayMetrics {
   readonly registry = new Registry();
   private readonly requests = new RequestSeries();
+  private readonly cpu = new RouteHistogram('faas_function_cpu_seconds',
+    'CPU time of the function\'s instance during a call, from its cgroup, by route (a node instance runs many calls at once: each is counted with the instance\'s CPU meanwhile).',
+    CPU_BUCKETS_S);
+  private readonly memory = new RouteHistogram('faas_function_memory_peak_bytes',
+    'Most memory charged to the function\'s instance during a call, from its cgroup, by route.', MEMORY_BUCKETS_BYTES);
   private readonly coldStarts: Counter<'route'>;
   private readonly errors: Counter<'route' | 'code'>;
   /** Error codes seen per route, so that a removed route's series can be removed. */
@@ -88,7 +130,9 @@ export class GatewayMetrics {
 
   constructor(scraped: readonly Scraped[]) {
     const registers = [this.registry];
-    for (const m of this.requests.metrics()) this.registry.registerMetric(m as unknown as Parameters<Registry['registerMetric']>[0]);
+    for (const m of [...this.requests.metrics(), this.cpu.metric(), this.memory.metric()]) {
+      this.registry.registerMetric(m as unknown as Parameters<Registry['registerMetric']>[0]);
+    }
     this.coldStarts = new Counter({ name: 'faas_cold_starts_total', help: 'Calls that waited for a new function instance, by route.', labelNames: ['route'], registers });
     this.errors = new Counter({ name: 'faas_errors_total', help: 'Error answers, by route and error code (README, Errors).', labelNames: ['route', 'code'], registers });
     for (const s of scraped) register(this.registry, s);
@@ -100,6 +144,8 @@ export class GatewayMetrics {
   observe(a: Answered): void {
     const route = a.route ?? '';
     this.requests.observe(route, a.status, a.ms / 1000);
+    if (a.cpuUs !== undefined) this.cpu.observe(route, a.cpuUs / 1e6);
+    if (a.memPeak !== undefined) this.memory.observe(route, a.memPeak);
     if (a.cold) this.coldStarts.inc({ route });
     if (a.code) {
       this.errors.inc({ route, code: a.code });
@@ -114,6 +160,8 @@ export class GatewayMetrics {
     for (const route of this.requests.byRoute.keys()) {
       if (route === '' || live(route)) continue;
       this.requests.byRoute.delete(route);
+      this.cpu.byRoute.delete(route);
+      this.memory.byRoute.delete(route);
       this.coldStarts.remove({ route });
       for (const code of this.codes.get(route) ?? []) this.errors.remove({ route, code });
       this.codes.delete(route);

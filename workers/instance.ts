@@ -5,12 +5,15 @@ import type { WorkerErrorCode } from '../src/protocol/messages.js';
 import { encodeInstanceFrame, InstanceFrameDecoder, type HostInvoke, type HostLoad, type HostMessage } from './instance-frames.js';
 import { toOutcome } from './cgi.js';
 import { BatchWriter } from '../src/protocol/frames.js';
-import { MAX_RESPONSE_BYTES, type SandboxProcess } from './runner.js';
+import { MAX_RESPONSE_BYTES, type CgroupUsage, type SandboxProcess } from './runner.js';
 import type { Log } from '../src/protocol/log.js';
+import { callUsage, type CallUsage } from './call-usage.js';
 
-export type CallOutcome =
+/** `usage`: what the instance's cgroup used while the call ran (call-usage.ts), where it has one. */
+export type CallOutcome = (
   | { readonly ok: true; readonly status: number; readonly headers: string[]; readonly body: Buffer }
-  | { readonly ok: false; readonly code: WorkerErrorCode; readonly message: string };
+  | { readonly ok: false; readonly code: WorkerErrorCode; readonly message: string }
+) & { readonly usage?: CallUsage };
 
 /** Where what a function prints during a call goes (to the gateway, over the worker's stream). */
 export type CallOutput = (stream: 'stdout' | 'stderr', text: string) => void;
@@ -20,6 +23,8 @@ interface PendingCall {
   readonly requestId: string;
   readonly timer: NodeJS.Timeout;
   readonly output: CallOutput | undefined;
+  /** The instance's cgroup usage as the call was sent; undefined without one. */
+  readonly before: CgroupUsage | undefined;
 }
 
 
@@ -47,6 +52,11 @@ export class Instance {
   /** Timed out: killed without a grace period. */
   private stuck = false;
   private graceTimer?: NodeJS.Timeout;
+  /** The cgroup usage read this event-loop turn (usage()); null when none was. */
+  private turnUsage: CgroupUsage | undefined | null = null;
+  private readonly nextTurn = (): void => {
+    this.turnUsage = null;
+  };
 
   constructor(
     readonly name: string,
@@ -129,7 +139,7 @@ export class Instance {
         this.settle(id, { ok: false, code: 'FUNCTION_TIMEOUT', message: `the function ran past its timeout_ms of ${timeoutMs} ms; its instance was replaced` });
         this.retire();
       }, timeoutMs);
-      this.pending.set(id, { resolve, requestId: call.requestId, timer, output });
+      this.pending.set(id, { resolve, requestId: call.requestId, timer, output, before: this.usage() });
       this.out.write(...encodeInstanceFrame({ t: 'invoke', id, deadlineMs: Date.now() + timeoutMs, ...call }, body));
     });
   }
@@ -160,6 +170,24 @@ export class Instance {
   kill(): void {
     this.retired = true;
     if (!this.exited) this.sandbox.kill();
+  }
+
+  /**
+   * The sandbox's cgroup usage now (a few small files read synchronously), or undefined. One read
+   * serves every call that starts or ends on this instance in the same event-loop turn: their
+   * frames to the host go out together at the end of the turn anyway (BatchWriter), and their
+   * answers were read in it, so a second read would only add its own cost (≈ 2–3 µs a file).
+   */
+  private usage(): CgroupUsage | undefined {
+    if (this.turnUsage !== null) return this.turnUsage;
+    if (!this.sandbox.usage) return undefined;
+    try {
+      this.turnUsage = this.sandbox.usage();
+    } catch {
+      this.turnUsage = undefined; // its cgroup is gone (the instance exited): no figure, not a failed call
+    }
+    setImmediate(this.nextTurn);
+    return this.turnUsage;
   }
 
   private stopOrKill(): void {
@@ -207,7 +235,8 @@ export class Instance {
     if (!call) return; // already timed out; a late answer is dropped
     this.pending.delete(id);
     clearTimeout(call.timer);
-    call.resolve(outcome);
+    const usage = call.before && callUsage(call.before, this.usage());
+    call.resolve(usage ? { ...outcome, usage } : outcome);
     if (this.retired && this.pending.size === 0) this.stopOrKill();
   }
 }

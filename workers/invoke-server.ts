@@ -95,8 +95,10 @@ export class InvokeServer {
     const output = (stream: 'stdout' | 'stderr', text: string): void => writer.send({ t: FrameType.Output, id: msg.id, stream, text });
     this.pool.invoke(spec, req, body, output).then(
       ({ outcome, cold }) => {
-        if (outcome.ok) reply({ status: outcome.status, headers: outcome.headers, cold }, outcome.body);
-        else reply({ status: 0, headers: [], cold, error: { code: outcome.code, message: outcome.message } });
+        // The instance's CPU and peak memory during the call (call-usage.ts), when its cgroup has them; absent otherwise.
+        const u = outcome.usage;
+        if (outcome.ok) reply({ status: outcome.status, headers: outcome.headers, cold, ...u }, outcome.body);
+        else reply({ status: 0, headers: [], cold, error: { code: outcome.code, message: outcome.message }, ...u });
       },
       (err: unknown) => reply({ status: 0, headers: [], cold: false, error: { code: 'FUNCTION_UNAVAILABLE', message: String(err) } }),
     );

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { allowedCpus, loadWorkerConfig, parseCpuList } from '../src/config.js';
 import { createLog } from '../src/protocol/log.js';
-import { Cgroups } from './cgroups.js';
+import { openCgroups } from './cgroups.js';
 import { ContainerRunner } from './container-runner.js';
 import { InvokeServer } from './invoke-server.js';
 import { InstancePool } from './pool.js';
@@ -27,8 +27,9 @@ export async function runWorker(argv: readonly string[], env: NodeJS.ProcessEnv)
 
   fs.mkdirSync(config.runDir, { recursive: true });
   const runtimeDir = installRuntimeHosts(config.runDir);
-  const cgroups = Cgroups.open(config.id);
+  const cgroups = openCgroups(config.id);
   if (typeof cgroups === 'string') log({ level: 'warn', msg: cgroups });
+  else log({ msg: 'instance limits', cgroup: cgroups.kind, cpuQuotas: cgroups.cpuQuotas });
   const limits = typeof cgroups === 'string' ? undefined : cgroups;
   const zygote = zygoteUsable(limits) && config.sandbox !== 'unshare'
     ? new PythonZygote({ runtimeDir, stateDir: path.join(config.runDir, `zygote-${config.id}`), seccompFilter: DEFAULT_FILTER, cgroups: limits, log })
@@ -41,13 +42,13 @@ export async function runWorker(argv: readonly string[], env: NodeJS.ProcessEnv)
     }),
     container: limits
       ? attempt(() => new ContainerRunner({ runtimeDir, stateDir: path.join(config.runDir, 'containers'), workerId: config.id, cgroups: limits }))
-      : 'container mode needs cgroup v1 memory and pids hierarchies the worker can write',
+      : `container mode needs cgroup memory and pids limits the worker can apply (${cgroups as string})`,
   };
   for (const [mode, runner] of Object.entries(runners)) {
     if (typeof runner === 'string') log({ level: 'warn', msg: `mode ${mode} is not available on this worker; its calls get 503 FUNCTION_UNAVAILABLE`, why: runner });
   }
   const pool = new InstancePool(runners, path.join(config.runDir, 'code'),
-    { idleTtlMs: config.idleTtlMs, memoryBudgetMb: config.memoryBudgetMb }, log, new WasmRunner());
+    { idleTtlMs: config.idleTtlMs, memoryBudgetMb: config.memoryBudgetMb, startTimeoutMs: config.startTimeoutMs }, log, new WasmRunner());
   const server = new InvokeServer(pool, log);
   await server.listen(socketPath);
 

@@ -18,12 +18,12 @@ import type { FunctionSpec, SandboxMode } from '../src/protocol/messages.js';
 import { cgiCall } from './cgi.js';
 import { materialize } from './function-code.js';
 import { Instance, type CallOutcome } from './instance.js';
+import type { ContainerRunner } from './container-runner.js';
 import type { Runner, SandboxProcess } from './runner.js';
 import { Spares } from './spares.js';
 import type { WasmRunner } from './wasm-runner.js';
 
 export const PYTHON_MAX_INSTANCES = 4;
-const START_TIMEOUT_MS = 10_000;
 /** A version whose code failed to load is answered from this cache for a while instead of respawning per call. */
 const LOAD_FAILURE_TTL_MS = 5_000;
 
@@ -49,19 +49,24 @@ export class InstancePool {
   private readonly latestByKey = new Map<string, number>();
   /** Functions to keep min_warm instances of, by key: the gateway's latest WarmMessage. */
   private warm = new Map<string, FunctionSpec>();
-  private readonly spares: Readonly<Record<SandboxMode, Spares>>;
+  /** Per mode, and gVisor's containers apart from runc's (what a spare runs in is fixed at its start). */
+  private readonly spares: Readonly<Record<SandboxMode | 'gvisor', Spares>>;
   private instanceSeq = 0;
 
   constructor(
     /** A runner per mode this worker can run; a mode without one is refused per call, with the reason. */
-    private readonly runners: Readonly<Record<SandboxMode, Runner | string>>,
+    private readonly runners: Readonly<{ process: Runner | string; container: ContainerRunner | string }>,
     private readonly codeDir: string,
-    private readonly limits: { readonly idleTtlMs: number; readonly memoryBudgetMb: number },
+    private readonly limits: { readonly idleTtlMs: number; readonly memoryBudgetMb: number; readonly startTimeoutMs: number },
     private readonly log: Log,
     private readonly wasm?: WasmRunner,
   ) {
     const runner = (mode: SandboxMode): Runner | undefined => (typeof runners[mode] === 'string' ? undefined : runners[mode] as Runner);
-    this.spares = { process: new Spares(runner('process'), log), container: new Spares(runner('container'), log, { lazy: true }) };
+    this.spares = {
+      process: new Spares(runner('process'), log),
+      container: new Spares(runner('container'), log, { lazy: true }),
+      gvisor: new Spares(typeof runners.container === 'string' ? undefined : runners.container.gvisor, log, { lazy: true }),
+    };
   }
 
   /** `output` gets what the function prints during the call; without it, the worker logs it. */
@@ -248,12 +253,12 @@ export class InstancePool {
     if (typeof runner === 'string') {
       return { outcome: { ok: false, code: 'FUNCTION_UNAVAILABLE', message: `${fp.spec.key} cannot run in mode "${config.mode}" on this worker: ${runner}` }, cold: true };
     }
-    const spare = this.spares[mode].take(fp.spec);
+    const spare = this.spares[mode === 'container' && config.isolation === 'gvisor' ? 'gvisor' : mode].take(fp.spec);
     let sandbox: SandboxProcess;
     try {
       sandbox = spare?.sandbox ?? runner.start(fp.spec, materialize(config, this.codeDir));
       const capacity = config.runtime === 'node' ? config.maxConcurrency : 1;
-      instance = new Instance(name, sandbox, capacity, START_TIMEOUT_MS, this.log);
+      instance = new Instance(name, sandbox, capacity, this.limits.startTimeoutMs, this.log);
       if (spare) instance.load(spare.load, spare.files);
       void sandbox.exited.then(() => {
         const at = fp.instances.indexOf(instance);

@@ -13,7 +13,7 @@ import path from 'node:path';
 import type { Duplex, Readable } from 'node:stream';
 import type { FunctionSpec, Runtime } from '../src/protocol/messages.js';
 import type { FunctionCode } from './function-code.js';
-import type { Cgroups, InstanceCgroup } from './cgroups.js';
+import type { Cgroups, InstanceCgroup, InstanceLimits } from './cgroups.js';
 import type { PythonZygote } from './python-zygote.js';
 import {
   BASE_ENV, FILE_SIZE_MAX, hostCommand, OPEN_FILES_MAX, PIDS_MAX, SHM_BYTES,
@@ -87,7 +87,7 @@ export class ProcessRunner implements Runner {
   start(spec: FunctionSpec, code: FunctionCode): SandboxProcess {
     const { config } = spec;
     if (config.runtime === 'python' && this.opts.zygote?.available) return this.opts.zygote.start(spec, code);
-    return this.launch(['--ro-bind', code.hostPath, code.mountPath], config.env, this.command(config.runtime, config.memoryMb, { spec, code }), config.memoryMb);
+    return this.launch(['--ro-bind', code.hostPath, code.mountPath], config.env, this.command(config.runtime, config.memoryMb, { spec, code }), config);
   }
 
   /**
@@ -96,10 +96,10 @@ export class ProcessRunner implements Runner {
    * runtime's start off a cold call. Its memory limit (and node's heap) is `memoryMb`.
    */
   startGeneric(runtime: Runtime, memoryMb: number): SandboxProcess {
-    return this.launch([], {}, this.command(runtime, memoryMb), memoryMb);
+    return this.launch([], {}, this.command(runtime, memoryMb), { memoryMb });
   }
 
-  private launch(binds: string[], env: Readonly<Record<string, string>>, command: string[], memoryMb: number): SandboxProcess {
+  private launch(binds: string[], env: Readonly<Record<string, string>>, command: string[], limits: SandboxLimits): SandboxProcess {
     const args = [
       '--unshare-all', '--die-with-parent', '--new-session', '--cap-drop', 'ALL',
       '--ro-bind', '/usr', '/usr',
@@ -129,7 +129,7 @@ export class ProcessRunner implements Runner {
     const cgroups = this.opts.cgroups;
     const slotUid = this.slots?.take();
     if (!asRoot || slotUid !== undefined) args.unshift('--uid', String(this.uid), '--gid', String(this.uid));
-    const cg = cgroups?.create(memoryMb * 1024 * 1024, PIDS_MAX);
+    const cg = cgroups?.create(instanceLimits(limits));
     const filter = fs.openSync(this.seccompFilter, 'r'); // one fd per sandbox: bwrap reads it to the end
     const launch = () => spawn(this.bwrap, args, {
       ...(asRoot ? { uid: slotUid ?? this.uid, gid: this.uid } : {}),
@@ -170,6 +170,16 @@ export class ProcessRunner implements Runner {
   }
 }
 
+/** What a sandbox is limited to: a function's memory_mb and cpu, or a spare's memory. */
+export interface SandboxLimits {
+  readonly memoryMb: number;
+  readonly cpu?: number | undefined;
+}
+
+export function instanceLimits(limits: SandboxLimits): InstanceLimits {
+  return { memoryBytes: limits.memoryMb * 1024 * 1024, pidsMax: PIDS_MAX, cpu: limits.cpu };
+}
+
 /**
  * The SandboxProcess of a sandbox the worker spawned (bwrap, unshare): fd 3 is the channel,
  * killing it kills its outermost process and its cgroup, and its exit says whether the kernel
@@ -198,6 +208,7 @@ export function spawnedSandbox(child: ChildProcess, via: string, terminate: () =
       if (limits) limits.cgroups.killAll(limits.cg);
     },
     exited,
+    ...(limits && { usage: () => limits.cgroups.usage(limits.cg) }),
   };
 }
 

@@ -82,8 +82,8 @@ export class PythonZygote {
     const cell = this.cell !== undefined && this.cell.pid > 0 ? this.cell : undefined;
     this.cell = undefined;
     setTimeout(() => this.prepareCell(), CELL_DELAY_MS).unref();
-    const memoryBytes = config.memoryMb * 1024 * 1024;
-    const cg = cell ? this.opts.cgroups.resize(cell.cg, memoryBytes) : this.opts.cgroups.create(memoryBytes, PIDS_MAX);
+    const limits = { memoryBytes: config.memoryMb * 1024 * 1024, cpu: config.cpu };
+    const cg = cell ? this.opts.cgroups.resize(cell.cg, limits) : this.opts.cgroups.create({ ...limits, pidsMax: PIDS_MAX });
     if (cell) this.exits.delete(cell.pid); // from now on its exit is this instance's
     let pid = -1;
     let exitedResolve!: (exit: SandboxExit) => void;
@@ -108,7 +108,7 @@ export class PythonZygote {
     });
     this.send({
       t: 'start', id, ...(cell ? { cell: cell.id } : {}), channel: listener.path, entry: code.entry, handler: config.handler ?? '',
-      mounts: [[code.hostPath, code.mountPath]], env: { ...BASE_ENV, ...config.env }, cgroups: Object.values(cg.dirs),
+      mounts: [[code.hostPath, code.mountPath]], env: { ...BASE_ENV, ...config.env }, cgroups: cg.dirs,
       tmpBytes: this.opts.tmpBytes ?? 64 * 1024 * 1024, shmBytes: SHM_BYTES, openFiles: OPEN_FILES_MAX, fileSize: FILE_SIZE_MAX,
     });
     const notMonitor = (p: number): boolean => p !== pid;
@@ -123,6 +123,7 @@ export class PythonZygote {
       terminate: () => this.opts.cgroups.terminateAll(cg, notMonitor),
       kill: () => this.opts.cgroups.killAll(cg),
       exited,
+      usage: () => this.opts.cgroups.usage(cg),
     };
   }
 
@@ -142,7 +143,7 @@ export class PythonZygote {
   /** Has the zygote fork the next instance's child ahead of time, in fresh cgroups. */
   private prepareCell(): void {
     if (this.cell || this.stopped || !this.ensure()) return;
-    const cg = this.opts.cgroups.create(GENERIC_MEMORY_MB * 1024 * 1024, PIDS_MAX);
+    const cg = this.opts.cgroups.create({ memoryBytes: GENERIC_MEMORY_MB * 1024 * 1024, pidsMax: PIDS_MAX });
     const cell: Cell = { id: ++this.seq, cg, pid: -1 };
     this.cell = cell;
     this.waiting.set(cell.id, (msg) => {
@@ -150,7 +151,7 @@ export class PythonZygote {
       cell.pid = msg.pid;
       this.exits.set(msg.pid, () => this.dropCell(cell)); // died unused
     });
-    this.send({ t: 'cell', id: cell.id, cgroups: Object.values(cg.dirs) });
+    this.send({ t: 'cell', id: cell.id, cgroups: cg.dirs });
   }
 
   private dropCell(cell: Cell): void {

@@ -25,6 +25,21 @@ export interface SandboxProcess {
   kill(): void;
   /** Resolves once the sandbox process has exited; `limit` names the limit the kernel enforced, if one did. */
   readonly exited: Promise<SandboxExit>;
+  /**
+   * What the instance's cgroup has used so far (cgroups.ts), read synchronously from its files;
+   * undefined where the sandbox has no cgroup of ours to read (no cgroups, an engine's container).
+   */
+  usage?(): CgroupUsage | undefined;
+}
+
+/** An instance's resource use, from its cgroup: the per-call figures are differences of two reads. */
+export interface CgroupUsage {
+  /** CPU time of every process in the instance since it started, µs (cpu.stat usage_usec, cpuacct.usage). */
+  readonly cpuUsec: number;
+  /** Memory charged to the instance now, bytes (memory.current, memory.usage_in_bytes). */
+  readonly memoryBytes: number;
+  /** The most it was ever charged, bytes (memory.peak, memory.max_usage_in_bytes); undefined where the kernel keeps no peak. */
+  readonly peakBytes: number | undefined;
 }
 
 /** The memory_mb of the spares a worker keeps from its start (the default memory_mb); spares.ts adds others on demand. */

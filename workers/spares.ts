@@ -116,7 +116,8 @@ export class Spares {
   /** A spare and the frame (and files) that make it this function's, if the function can adopt one. */
   take(spec: FunctionSpec): { sandbox: SandboxProcess; load: HostLoad; files: Buffer } | undefined {
     const { config } = spec;
-    if (config.image !== undefined || !RUNTIMES.includes(config.runtime)) return undefined;
+    // A spare has no CPU quota: a function with `cpu` starts in a cgroup made for it.
+    if (config.image !== undefined || config.cpu !== undefined || !RUNTIMES.includes(config.runtime)) return undefined;
     const code = config.code !== undefined ? inlineCode(config.runtime, config.code)
       : config.runtime === 'node' ? nodePathCode(config.path!) : undefined;
     if (code === undefined) return undefined;

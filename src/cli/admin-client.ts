@@ -21,6 +21,8 @@ export interface StatsView {
   readonly routes: ReadonlyArray<{
     readonly key: string; readonly state?: string; readonly runtime?: string; readonly calls?: number | null;
     readonly rps: number | null; readonly p50Ms: number | null; readonly p99Ms: number | null; readonly errors: number | null;
+    /** The instance's CPU ms and peak MiB during a call, mean over the window; null (or absent, an older gateway) when unknown. */
+    readonly cpuMeanMs?: number | null; readonly memPeakMeanMb?: number | null;
   }>;
   readonly sync: { readonly lastSyncAt?: number | null; readonly lastSuccessAt?: number | null; readonly lastError?: string; readonly routes?: number; readonly configErrors?: number };
   readonly recentErrors?: ReadonlyArray<{

@@ -28,6 +28,8 @@ Options (the config field each sets, README "Routes"):
   --memory-mb N             memory_mb, 16-16384 (default 128)
   --max-concurrency N       max_concurrency, 1-10000 (default 100)
   --min-warm N              min_warm, 0-4 (default 0)
+  --cpu CORES               cpu: cores an instance may use, 0.1-16 (default: no quota)
+  --isolation runc|gvisor   isolation (container mode; default runc)
   --env NAME=VALUE          env: a variable the function sees; repeat for more
   --auth none|api-key       auth (default none)
   --rate-limit RPS[/BURST]  rate_limit per client; BURST defaults to RPS rounded up (at least 1)
@@ -65,14 +67,14 @@ const SPECS = [
   { name: '--runtime', value: 'one' }, { name: '--mode', value: 'one' }, { name: '--handler', value: 'one' },
   { name: '--timeout-ms', value: 'one' }, { name: '--memory-mb', value: 'one' }, { name: '--max-concurrency', value: 'one' },
   { name: '--min-warm', value: 'one' }, { name: '--env', value: 'many' }, { name: '--auth', value: 'one' },
-  { name: '--rate-limit', value: 'one' }, { name: '--image', value: 'one' }, { name: '--inline' }, { name: '--no-wait' },
+  { name: '--rate-limit', value: 'one' }, { name: '--image', value: 'one' }, { name: '--cpu', value: 'one' }, { name: '--isolation', value: 'one' }, { name: '--inline' }, { name: '--no-wait' },
 ] as const;
 
 /** The flag behind each field of `v`, so that a refusal names what the operator typed. */
 const FLAG_OF_FIELD: Readonly<Record<string, string>> = {
   runtime: '--runtime', mode: '--mode', handler: '--handler', timeout_ms: '--timeout-ms', memory_mb: '--memory-mb',
   max_concurrency: '--max-concurrency', min_warm: '--min-warm', env: '--env', auth: '--auth', rate_limit: '--rate-limit',
-  image: '--image', path: 'FILE', code: 'FILE',
+  image: '--image', cpu: '--cpu', isolation: '--isolation', path: 'FILE', code: 'FILE',
 };
 
 export async function runDeploy(argv: readonly string[], env: NodeJS.ProcessEnv, io: Io): Promise<number> {
@@ -159,6 +161,8 @@ export function planDeployment(key: string, file: string, args: ParsedArgs): Pla
   number('--memory-mb', 'memory_mb');
   number('--max-concurrency', 'max_concurrency');
   number('--min-warm', 'min_warm');
+  number('--cpu', 'cpu');
+  text('--isolation', 'isolation');
   const envVars = parseEnvFlags(args.values.get('--env') ?? [], problems);
   if (envVars !== undefined) v.env = envVars;
   text('--auth', 'auth');

@@ -16,6 +16,8 @@ answered 2xx prints its status and the gateway's error JSON on stderr.
   -H, --header 'Name: value'   a request header; repeat for more
   --url URL                    FAAS_URL  http://127.0.0.1:8080 (the gateway's HTTP port)
   --json                       print {status, headers, body, requestId, worker, serverTiming};
+                               serverTiming: gateway and function ms, start (cold|warm), and cpu
+                               (ms of CPU the function's instance used during the call, where known);
                                a body that is not UTF-8 is given as base64 with "isBase64Encoded": true
 
 Exit status: 0 answered 2xx, 1 any other status or no answer, 2 usage.
@@ -112,7 +114,7 @@ export function buildRequest(target: string, data: string | undefined, headerFla
   return { method: key.method, path: `${key.path}${q < 0 ? '' : target.slice(q)}`, headers, ...(body !== undefined && { body }) };
 }
 
-/** "gateway;dur=1.2, function;dur=0.8, start;desc=cold" → {gateway: 1.2, function: 0.8, start: "cold"}. */
+/** "gateway;dur=1.2, function;dur=0.8, start;desc=cold, cpu;dur=0.5" → {gateway: 1.2, function: 0.8, start: "cold", cpu: 0.5}. */
 export function parseServerTiming(header: string | null): Record<string, number | string | true> | null {
   if (header === null) return null;
   const out: Record<string, number | string | true> = {};

@@ -10,6 +10,7 @@ export const TOP_HELP = `Usage:
 
 Workers (score and its cpu/mem/io parts, calls in flight, calls a second, p50/p99 latency
 and errors over the gateway's window, restarts, up/down), routes (calls a second, p50/p99,
+mean CPU ms and peak memory MiB of their instance during a call where workers report them,
 errors), the routes' sync state and the latest errors, from the gateway's GET /stats,
 redrawn every interval until Ctrl-C.
 
@@ -73,9 +74,9 @@ export function renderTop(stats: StatsView, admin: string): string {
       fixed(w.rps), ms(w.p50Ms), ms(w.p99Ms), w.errors, w.restarts,
     ])));
   parts.push(stats.routes.length === 0 ? 'no routes\n' : table(
-    ['ROUTE', 'STATE', 'RUNTIME', 'RPS', 'P50ms', 'P99ms', 'ERR'],
+    ['ROUTE', 'STATE', 'RUNTIME', 'RPS', 'P50ms', 'P99ms', 'CPUms', 'MEM-MiB', 'ERR'],
     [...stats.routes].sort((a, b) => a.key.localeCompare(b.key)).map((r) => [
-      r.key, r.state, r.runtime, fixed(r.rps), ms(r.p50Ms), ms(r.p99Ms), r.errors,
+      r.key, r.state, r.runtime, fixed(r.rps), ms(r.p50Ms), ms(r.p99Ms), ms(r.cpuMeanMs), fixed(r.memPeakMeanMb), r.errors,
     ])));
   parts.push(`${syncLine(stats.sync, stats.sync.routes ?? stats.routes.length, stats.sync.configErrors ?? 0, stats.time)}\n`);
   const errors = (stats.recentErrors ?? []).slice(0, 5);

@@ -158,11 +158,12 @@ export class Fleet {
       .then(({ result, body }) => {
         settled();
         w.served++;
-        if (result.error) throw new GatewayError(result.error.code as ErrorCode, result.error.message, w.id);
+        if (result.error) throw new GatewayError(result.error.code as ErrorCode, result.error.message, w.id, result);
         if (!w.warm.has(route.key)) w.warm = new Set(w.warm).add(route.key);
         const invalid = invalidResponse(result.status, result.headers);
-        if (invalid) throw new GatewayError('FUNCTION_RESPONSE_INVALID', invalid, w.id);
-        return { status: result.status, headers: result.headers, body, workerId: w.id, cold: result.cold, fnMs: result.fnMs };
+        if (invalid) throw new GatewayError('FUNCTION_RESPONSE_INVALID', invalid, w.id, result);
+        return { status: result.status, headers: result.headers, body, workerId: w.id, cold: result.cold, fnMs: result.fnMs,
+          cpuUs: result.cpuUs, memPeak: result.memPeak };
       }, (err: unknown) => {
         settled();
         throw err;

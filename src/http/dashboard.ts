@@ -4,8 +4,9 @@
 // It listens on GET /events (server-sent events): one `history` event first, each worker's
 // samples over the last minutes at 1 s ({ workers: { id: [{ t, score, cpu, mem, io, inFlight }] } }),
 // then a `stats` event every second carrying the GET /stats JSON. Each tick appends one sample
-// per worker to the history (5 minutes kept) and redraws workers, routes, recent errors and the
-// config sync state. EventSource reconnects by itself; a new connection starts with a new history.
+// per worker to the history (5 minutes kept) and redraws workers, routes (with their calls' CPU
+// time and peak memory, mean / p99, where workers report them), recent errors and the config sync
+// state. EventSource reconnects by itself; a new connection starts with a new history.
 //
 // Route keys and error messages are user-controlled: data reaches the page only through
 // textContent and setAttribute, never innerHTML, and the CSP forbids anything but this page's
@@ -32,7 +33,7 @@ header {
 }
 h1 { font-size: 16px; margin: 0; font-weight: 600; }
 h2 { font-size: 12px; margin: 0 0 10px; color: var(--muted); text-transform: uppercase; letter-spacing: .05em; }
-main { display: grid; gap: 16px; padding: 16px 20px; grid-template-columns: minmax(0, 3fr) minmax(0, 2fr); }
+main { display: grid; gap: 16px; padding: 16px 20px; grid-template-columns: minmax(0, 2fr) minmax(300px, 1fr); }
 section { background: var(--panel); border: 1px solid var(--line); border-radius: 8px; padding: 12px 14px; min-width: 0; }
 #workers-panel { grid-column: 1 / -1; }
 @media (max-width: 1000px) { main { grid-template-columns: minmax(0, 1fr); } }
@@ -52,6 +53,8 @@ table { width: 100%; border-collapse: collapse; }
 th, td { padding: 5px 8px; border-bottom: 1px solid var(--line); white-space: nowrap; text-align: left; }
 th { font-weight: 500; color: var(--muted); font-size: 12px; }
 td.key { max-width: 320px; overflow: hidden; text-overflow: ellipsis; }
+.table-scroll { overflow-x: auto; }
+.routes th, .routes td { padding: 5px 6px; }
 tr.empty td { color: var(--muted); text-align: center; }
 .workers { display: grid; gap: 12px; grid-template-columns: repeat(auto-fill, minmax(540px, 1fr)); }
 .card { border: 1px solid var(--line); border-radius: 6px; padding: 10px 12px; }
@@ -124,6 +127,20 @@ function millis(v) {
   if (v < 10) return v.toFixed(2) + ' ms';
   if (v < 1000) return v.toFixed(1) + ' ms';
   return (v / 1000).toFixed(2) + ' s';
+}
+function mebibytes(v) {
+  if (!isNum(v)) return DASH;
+  if (v < 10) return v.toFixed(1) + ' MiB';
+  if (v < 1024) return Math.round(v) + ' MiB';
+  return (v / 1024).toFixed(2) + ' GiB';
+}
+// "mean / p99" with the unit once when both have the same: "0.52 / 1.20 ms".
+function pair(mean, p99, format) {
+  if (!isNum(mean) && !isNum(p99)) return DASH;
+  const a = format(mean);
+  const b = format(p99);
+  const unit = (text) => text.slice(text.indexOf(' ') + 1);
+  return (a !== DASH && unit(a) === unit(b) ? a.slice(0, a.indexOf(' ')) : a) + ' / ' + b;
 }
 function age(ms) {
   if (!isNum(ms)) return DASH;
@@ -320,9 +337,11 @@ function renderRoutes(routes) {
       cell(fixed(r.rps, 1), 'num', 'rps'),
       cell(millis(r.p50Ms), 'num', 'p50'),
       cell(millis(r.p99Ms), 'num', 'p99'),
+      cell(pair(r.cpuMeanMs, r.cpuP99Ms, millis), 'num', 'cpu'),
+      cell(pair(r.memPeakMeanMb, r.memPeakP99Mb, mebibytes), 'num', 'mem'),
       cell(count(r.errors), r.errors > 0 ? 'num bad' : 'num', 'errors'),
       cell(count(r.calls), 'num', 'calls')));
-  if (rows.length === 0) rows.push(el('tr', { class: 'empty' }, el('td', { colspan: '8', text: 'no routes' })));
+  if (rows.length === 0) rows.push(el('tr', { class: 'empty' }, el('td', { colspan: '10', text: 'no routes' })));
   $('routes').replaceChildren(...rows);
 }
 
@@ -387,13 +406,18 @@ export const DASHBOARD_HTML = `<!doctype html>
   </section>
   <section>
     <h2>Routes</h2>
-    <table>
+    <div class="table-scroll">
+    <table class="routes">
       <thead><tr>
         <th>route</th><th>state</th><th>runtime</th><th class="num">rps</th><th class="num">p50</th>
-        <th class="num">p99</th><th class="num">errors</th><th class="num">calls</th>
+        <th class="num">p99</th>
+        <th class="num" title="CPU time of the function's instance during a call, mean / p99 (a node instance runs many calls at once: the instance's CPU meanwhile)">cpu</th>
+        <th class="num" title="Most memory charged to the function's instance during a call, mean / p99">mem peak</th>
+        <th class="num">errors</th><th class="num">calls</th>
       </tr></thead>
       <tbody id="routes"></tbody>
     </table>
+    </div>
   </section>
   <div class="side">
     <section>

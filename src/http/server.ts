@@ -30,6 +30,9 @@ export interface InvocationResult {
   readonly workerId: string;
   readonly cold: boolean;
   readonly fnMs: number;
+  /** The instance's CPU µs and peak memory bytes during the call, from its cgroup; undefined when unknown. */
+  readonly cpuUs: number | undefined;
+  readonly memPeak: number | undefined;
 }
 
 export interface ServerDeps {
@@ -67,6 +70,13 @@ export interface Answered {
   readonly fnMs: number;
   readonly cold: boolean;
   readonly worker: string | undefined;
+  /**
+   * CPU time of the function's instance during the call, µs, and the most memory it was charged
+   * meanwhile, bytes (workers/call-usage.ts); undefined when no worker reported them (no cgroup,
+   * no call). A node instance runs many calls at once: the figures are the instance's.
+   */
+  readonly cpuUs: number | undefined;
+  readonly memPeak: number | undefined;
   /** The error code of a gateway error answer. */
   readonly code: ErrorCode | undefined;
   readonly message: string | undefined;
@@ -186,13 +196,16 @@ function handle(deps: ServerDeps, calls: InFlight, res: HttpResponse, req: HttpR
       res.writeHeader('content-type', 'application/json');
       res.writeHeader('x-request-id', requestId);
       if (err.workerId) res.writeHeader('x-faas-worker', err.workerId);
-      res.writeHeader('server-timing', `gateway;dur=${(performance.now() - started).toFixed(3)}`);
+      const cpuUs = err.usage?.cpuUs; // a function's error answer: what its instance used meanwhile
+      res.writeHeader('server-timing',
+        `gateway;dur=${(performance.now() - started).toFixed(3)}` + (cpuUs === undefined ? '' : `, cpu;dur=${cpuTiming(cpuUs)}`));
       for (const [k, v] of extra ?? []) res.writeHeader(k, v);
       if (err.status === 503) res.writeHeader('retry-after', RETRY_AFTER_S);
       res.end(errorBody(err.code, err.message), close);
     });
     deps.observe({ route: routeKey, method, path, status: err.status, ms: performance.now() - started, fnMs: 0, cold: false,
-      worker: err.workerId, code: err.code, message: err.message, requestId, traceId: trace.traceId });
+      worker: err.workerId, cpuUs: err.usage?.cpuUs, memPeak: err.usage?.memPeak, code: err.code, message: err.message, requestId,
+      traceId: trace.traceId });
   };
   let routeKey: string | undefined; // set once the route is known, for metrics
   // A refusal before the body is read: uWS reads and discards a body nobody takes, so the client
@@ -306,12 +319,14 @@ function handle(deps: ServerDeps, calls: InFlight, res: HttpResponse, req: HttpR
           res.writeHeader('x-request-id', requestId);
           res.writeHeader('x-faas-worker', result.workerId);
           res.writeHeader('server-timing',
-            `gateway;dur=${(totalMs - result.fnMs).toFixed(3)}, function;dur=${result.fnMs.toFixed(3)}, start;desc=${result.cold ? 'cold' : 'warm'}`);
+            `gateway;dur=${(totalMs - result.fnMs).toFixed(3)}, function;dur=${result.fnMs.toFixed(3)}, start;desc=${result.cold ? 'cold' : 'warm'}` +
+            (result.cpuUs === undefined ? '' : `, cpu;dur=${cpuTiming(result.cpuUs)}`));
           if (limitHeaders) for (const [k, v] of limitHeaders) res.writeHeader(k, v);
           res.end(result.body);
         });
         deps.observe({ route: route.key, method, path, status: result.status, ms: totalMs, fnMs: result.fnMs, cold: result.cold,
-          worker: result.workerId, code: undefined, message: undefined, requestId, traceId: trace.traceId });
+          worker: result.workerId, cpuUs: result.cpuUs, memPeak: result.memPeak, code: undefined, message: undefined, requestId,
+          traceId: trace.traceId });
       }, (err: unknown) => {
         fail(err instanceof GatewayError ? err : new GatewayError('WORKER_PROTOCOL_ERROR', `internal error: ${String(err)}`));
       });
@@ -347,6 +362,11 @@ function handle(deps: ServerDeps, calls: InFlight, res: HttpResponse, req: HttpR
   }, () => {
     if (settle()) fail(new GatewayError('PAYLOAD_TOO_LARGE', `request body is over the limit of ${deps.maxBodyBytes} bytes`));
   });
+}
+
+/** µs as server-timing's milliseconds, to the µs: 1234 → "1.234". */
+export function cpuTiming(us: number): string {
+  return (us / 1000).toFixed(3);
 }
 
 /**

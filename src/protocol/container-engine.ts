@@ -27,5 +27,17 @@ function probe(): ContainerEngine | undefined {
   return podman ? { name: 'podman', path: podman } : undefined;
 }
 
+const SBIN_DIRS = ['/usr/bin', '/usr/sbin', '/usr/local/bin', '/usr/local/sbin'];
+
+/** The OCI runtime of container mode (Debian package runc), or undefined: container mode then refuses to start instances. */
+export function findOciRuntime(): string | undefined {
+  return SBIN_DIRS.map((d) => `${d}/runc`).find((p) => fs.existsSync(p));
+}
+
+/** gVisor's runsc (Debian package runsc), or undefined: functions with "isolation": "gvisor" are then refused. */
+export function findRunsc(): string | undefined {
+  return SBIN_DIRS.map((d) => `${d}/runsc`).find((p) => fs.existsSync(p));
+}
+
 /** An image name as Docker and Podman take it: registry/path:tag or @digest, no spaces. */
 export const IMAGE_NAME = /^[A-Za-z0-9][A-Za-z0-9._/:@-]{0,254}$/;

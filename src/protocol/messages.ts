@@ -8,6 +8,9 @@ export type Mode = 'process' | 'container' | 'thread';
 /** The modes that run a sandboxed process (a runner each, workers/runner.ts). */
 export type SandboxMode = Exclude<Mode, 'thread'>;
 
+/** Container mode's OCI runtime: runc, or gVisor's runsc. */
+export type Isolation = 'runc' | 'gvisor';
+
 /** A function's config after validation: CONTRACT §2, with defaults applied. */
 export interface FunctionConfig {
   readonly runtime: Runtime;
@@ -19,6 +22,10 @@ export interface FunctionConfig {
   readonly handler?: string;
   /** Container mode: the root file system folder to run in, instead of the host's /usr. */
   readonly image?: string;
+  /** Container mode: runc (the default) or gVisor. */
+  readonly isolation?: Isolation;
+  /** Cores an instance may use (cgroup cpu.max / cfs quota); undefined: no quota. */
+  readonly cpu?: number;
   readonly timeoutMs: number;
   readonly memoryMb: number;
   readonly maxConcurrency: number;
@@ -93,6 +100,14 @@ export interface ResultMessage {
   /** Milliseconds the worker spent on the call (queue + start + function). */
   readonly fnMs: number;
   readonly error?: { readonly code: WorkerErrorCode; readonly message: string };
+  /**
+   * CPU time of the instance while the call ran, integer µs, from its cgroup; absent where the
+   * sandbox has none (workers/call-usage.ts). A node instance runs many calls at once: each call
+   * in flight on it meanwhile gets the same figure.
+   */
+  readonly cpuUs?: number;
+  /** Most memory charged to the instance while the call ran, bytes (call-usage.ts says how); absent where unknown. */
+  readonly memPeak?: number;
 }
 
 export interface PingMessage {

@@ -8,7 +8,7 @@
 // the message cannot quote the bad value (or name an unknown field); and the JSON checks use
 // json_type, which sees 5000.0 as 'real' (accepted when integral, as JSON.parse does).
 // Everything here must run on SQLite 3.40 (Debian 12's sqlite3 CLI): json1, GLOB, instr.
-import { FIELDS, HANDLER_MAX_CHARS, INTEGER_FIELDS, MODES, RATE_LIMIT_FIELDS, RULES, RUNTIMES, AUTHS } from './function-config.js';
+import { AUTHS, CPU_CORES, FIELDS, HANDLER_MAX_CHARS, INTEGER_FIELDS, ISOLATIONS, MODES, RATE_LIMIT_FIELDS, RULES, RUNTIMES } from './function-config.js';
 import { FORBIDDEN_PATH_CODE_POINTS, KEY_RULE, MAX_PATH_CHARS, METHODS, PATH_RULES } from './route-key.js';
 
 /** Statements for a trigger body on functions, reading NEW.k and NEW.v. */
@@ -56,6 +56,9 @@ function configChecks(): Check[] {
     [`${present('image')} AND NOT (${isText('image')} AND (${value('image')} GLOB '/*'
         OR (${value('image')} GLOB '[A-Za-z0-9]*' AND NOT ${value('image')} GLOB '*[^A-Za-z0-9._/:@-]*' AND length(${value('image')}) <= 255)))`, `v.image ${RULES.image}`],
     [`${present('image')} AND NOT (${isText('mode')} AND ${value('mode')} = 'container')`, `v.image ${RULES.imageMode}`],
+    [`${present('isolation')} AND NOT (${isText('isolation')} AND ${anyOf(value('isolation'), ISOLATIONS)})`, `v.isolation ${RULES.isolation}`],
+    [`${present('isolation')} AND NOT (${isText('mode')} AND ${value('mode')} = 'container')`, `v.isolation ${RULES.isolationMode}`],
+    [`${present('cpu')} AND NOT (${hasType('$.cpu', 'integer', 'real')} AND ${value('cpu')} BETWEEN ${CPU_CORES.min} AND ${CPU_CORES.max})`, `v.cpu ${RULES.cpu}`],
     [`${value('mode')} = 'thread' AND ${value('runtime')} <> 'wasm'`, `v.mode ${RULES.threadMode}`],
     [`${present('handler')} AND NOT (${isText('handler')} AND ${value('handler')} GLOB '[A-Za-z_$]*'
         AND NOT ${value('handler')} GLOB '*[^A-Za-z0-9_$]*' AND length(${value('handler')}) <= ${HANDLER_MAX_CHARS})`, `v.handler ${RULES.handler}`],

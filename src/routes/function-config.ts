@@ -8,17 +8,21 @@
 // The rules below are also compiled into SQL triggers by schema.ts; a JSON null counts as an
 // absent optional field in both places. Every problem is listed at once, as STYLE.md asks.
 import fs from 'node:fs';
-import { IMAGE_INTERPRETERS, type FunctionConfig, type Mode, type Runtime } from '../protocol/messages.js';
-import { findContainerEngine, IMAGE_NAME } from '../protocol/container-engine.js';
+import { IMAGE_INTERPRETERS, type FunctionConfig, type Isolation, type Mode, type Runtime } from '../protocol/messages.js';
+import { findContainerEngine, findRunsc, IMAGE_NAME } from '../protocol/container-engine.js';
 import { quote } from './route-key.js';
 
 export const RUNTIMES = ['node', 'python', 'wasm'] as const satisfies readonly Runtime[];
 export const MODES = ['process', 'container', 'thread'] as const satisfies readonly Mode[];
 export const AUTHS = ['none', 'api-key'] as const satisfies readonly FunctionConfig['auth'][];
+/** How a container-mode function is isolated: runc (namespaces) or gVisor's runsc (a user-space kernel). */
+export const ISOLATIONS = ['runc', 'gvisor'] as const satisfies readonly Isolation[];
 export const FIELDS = [
   'runtime', 'mode', 'code', 'path', 'handler', 'timeout_ms', 'memory_mb', 'max_concurrency',
-  'env', 'auth', 'rate_limit', 'min_warm', 'image',
+  'env', 'auth', 'rate_limit', 'min_warm', 'image', 'cpu', 'isolation',
 ] as const;
+/** `cpu`: cores an instance may use (a CFS quota per 100 ms period); unset means no quota. */
+export const CPU_CORES = { min: 0.1, max: 16 } as const;
 export const RATE_LIMIT_FIELDS = ['rps', 'burst'] as const;
 export const INTEGER_FIELDS = {
   timeout_ms: { min: 1, max: 900_000, fallback: 30_000 },
@@ -53,6 +57,9 @@ export const RULES = {
   rateLimit: `must be an object {"rps": N, "burst": M}; allowed fields: ${RATE_LIMIT_FIELDS.join(', ')}`,
   rps: 'must be a number greater than 0',
   burst: 'must be an integer of at least 1',
+  cpu: `must be a number of cores between ${CPU_CORES.min} and ${CPU_CORES.max} (0.5 is half a core)`,
+  isolation: `must be one of ${oneOf(ISOLATIONS)}`,
+  isolationMode: 'needs "mode": "container"',
 } as const;
 
 export type FunctionConfigResult =
@@ -104,6 +111,14 @@ export function parseFunctionConfig(v: string): FunctionConfigResult {
     else if (mode !== 'container') bad('image', RULES.imageMode, mode);
   }
 
+  const isolation = get('isolation');
+  if (isolation !== undefined) {
+    if (!includes(ISOLATIONS, isolation)) bad('isolation', RULES.isolation, isolation);
+    else if (mode !== 'container') bad('isolation', RULES.isolationMode, mode);
+  }
+  const cpu = get('cpu');
+  if (cpu !== undefined && !(typeof cpu === 'number' && cpu >= CPU_CORES.min && cpu <= CPU_CORES.max)) bad('cpu', RULES.cpu, cpu);
+
   const handler = get('handler');
   if (handler !== undefined && !(typeof handler === 'string' && HANDLER.test(handler))) bad('handler', RULES.handler, handler);
 
@@ -127,6 +142,8 @@ export function parseFunctionConfig(v: string): FunctionConfigResult {
     ...(path !== undefined && { path: path as string }),
     ...(handler !== undefined && { handler: handler as string }),
     ...(image !== undefined && { image: image as string }),
+    ...(isolation !== undefined && { isolation: isolation as Isolation }),
+    ...(cpu !== undefined && { cpu: cpu as number }),
     timeoutMs: integers.timeout_ms!,
     memoryMb: integers.memory_mb!,
     maxConcurrency: integers.max_concurrency!,
@@ -143,6 +160,12 @@ export function parseFunctionConfig(v: string): FunctionConfigResult {
  * served, or undefined when it can. Reads the filesystem; keep it out of the pure path.
  */
 export function checkUsable(config: FunctionConfig): string | undefined {
+  if (config.isolation === 'gvisor') {
+    if (findRunsc() === undefined) return 'v.isolation "gvisor" needs gVisor\'s runsc, which this host does not have: install the Debian package runsc';
+    if (config.image !== undefined && !config.image.startsWith('/')) {
+      return `v.isolation "gvisor" runs the host's /usr or a root file system folder ("image": "/…"), not an image name for Docker or Podman (got ${quote(config.image)})`;
+    }
+  }
   if (config.image !== undefined) {
     const missing = imageProblem(config.image, config.runtime);
     if (missing) return missing;

@@ -117,6 +117,8 @@ export interface StoreStatus extends StoreHealth {
 export interface RouteStoreOptions {
   /** How long a statement waits for a lock before SQLITE_BUSY. Default 250 ms. */
   readonly busyTimeoutMs?: number;
+  /** What else a config needs of this host (the limits its cgroups can enforce: src/protocol/host-limits.ts). */
+  readonly hostCheck?: (config: FunctionConfig) => string | undefined;
 }
 
 interface ChangeRow {
@@ -157,7 +159,8 @@ export class RouteStore {
   private lastError: string | undefined;
   private lastErrorAt: number | undefined;
 
-  private constructor(private db: Database.Database | undefined, private readonly dbPath: string, private readonly busyTimeoutMs: number) {
+  private constructor(private db: Database.Database | undefined, private readonly dbPath: string, private readonly busyTimeoutMs: number,
+    private readonly usable: (config: FunctionConfig) => string | undefined) {
     this.inode = fs.statSync(dbPath).ino;
   }
 
@@ -175,7 +178,9 @@ export class RouteStore {
     } catch (err) {
       throw unusable(err);
     }
-    const store = new RouteStore(db, dbPath, opts.busyTimeoutMs ?? 250);
+    const hostCheck = opts.hostCheck;
+    const usable = hostCheck ? (config: FunctionConfig) => checkUsable(config) ?? hostCheck(config) : checkUsable;
+    const store = new RouteStore(db, dbPath, opts.busyTimeoutMs ?? 250, usable);
     try {
       store.ensureSchema();
     } catch (err) {
@@ -335,7 +340,7 @@ export class RouteStore {
 
     for (const row of rows) {
       const key = String(row.k);
-      const result = row.present ? toRoute(key, row) : undefined;
+      const result = row.present ? toRoute(key, row, this.usable) : undefined;
       changed++;
       this.lastSeq = row.seq;
       if (result === undefined) {
@@ -352,7 +357,7 @@ export class RouteStore {
     // A row that was valid but unusable (say its `path` did not exist yet) may be usable now.
     const seen = new Set(problems.map((p) => p.key));
     for (const [key, problem] of this.problems) {
-      if (problem.pending && !seen.has(key) && checkUsable(problem.pending.config) === undefined) {
+      if (problem.pending && !seen.has(key) && this.usable(problem.pending.config) === undefined) {
         write().set(key, problem.pending);
         this.problems.delete(key);
         changed++;
@@ -374,7 +379,7 @@ export class RouteStore {
 }
 
 /** Checks one present row: a usable Route, or why it cannot be served. */
-function toRoute(key: string, row: ChangeRow): { route: Route } | { problem: Problem } {
+function toRoute(key: string, row: ChangeRow, usable: (config: FunctionConfig) => string | undefined): { route: Route } | { problem: Problem } {
   const parsedKey = parseRouteKey(key);
   const parsed = typeof row.v === 'string' ? parseFunctionConfig(row.v) : { ok: false as const, error: `v must be text holding JSON (got ${typeof row.v})` };
   if (!parsedKey.ok || !parsed.ok) {
@@ -384,7 +389,7 @@ function toRoute(key: string, row: ChangeRow): { route: Route } | { problem: Pro
   const route: Route = Object.freeze({
     key, method: parsedKey.method, path: parsedKey.path, version: row.seq, updated: row.updated ?? 0, config: parsed.config,
   });
-  const unusable = checkUsable(parsed.config);
+  const unusable = usable(parsed.config);
   return unusable === undefined ? { route } : { problem: { error: unusable, pending: route } };
 }
 

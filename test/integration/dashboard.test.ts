@@ -74,6 +74,9 @@ describe('dashboard', () => {
     await expect.poll(async () => Number(await field(row, 'calls')), { timeout: 5000 }).toBeGreaterThanOrEqual(HELLO_CALLS);
     expect(await page.locator(row).getAttribute('data-state')).toBe('ok');
     expect(await field(row, 'p99')).toMatch(/^[\d.]+ m?s$/);
+    // The instance's CPU and peak memory during a call, mean / p99 (a dash where workers have no cgroups).
+    expect(await field(row, 'cpu')).toMatch(/^(–|[\d.]+( m?s)? \/ [\d.]+ m?s)$/);
+    expect(await field(row, 'mem')).toMatch(/^(–|[\d.]+( [MG]iB)? \/ [\d.]+ [MG]iB)$/);
   });
 
   it('lists a failed call in recent errors by its request id, its message as text', async () => {

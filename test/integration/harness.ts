@@ -5,8 +5,12 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
+import { detectHostLimits } from '../../src/protocol/host-limits.js';
 
 const CLI = path.resolve('dist/src/cli.js');
+/** In the pure cgroup v2 guest (scripts/cgroup2-vm: QEMU without KVM) everything takes ~6× as long. */
+export const IN_VM = process.env.FAAS_CGROUP2_VM === '1';
+export const SLOW = IN_VM ? 6 : 1;
 
 export interface Gateway {
   readonly http: string;
@@ -46,7 +50,7 @@ export async function startGateway(args: string[] = [], opts: {
   });
   const ports = await new Promise<{ http: number; admin: number }>((resolve, reject) => {
     let out = '';
-    const timer = setTimeout(() => reject(new Error(`gateway did not start in 30 s:\n${stderr}`)), 30_000);
+    const timer = setTimeout(() => reject(new Error(`gateway did not start in ${30 * SLOW} s:\n${stderr}`)), 30_000 * SLOW);
     proc.stdout!.on('data', (c: Buffer) => {
       out += c.toString();
       const m = /listening http=(\d+) admin=(\d+)/.exec(out);
@@ -61,6 +65,9 @@ export async function startGateway(args: string[] = [], opts: {
     });
   });
   const connections: Database.Database[] = [];
+  // The gateway is listening after at most 12 s with the workers that are up; in the guest they
+  // may need longer: wait until they all are.
+  if (IN_VM) await eventually(async () => (await fetch(`http://127.0.0.1:${ports.admin}/readyz`)).ok, 20_000, 500);
   return {
     http: `http://127.0.0.1:${ports.http}`,
     admin: `http://127.0.0.1:${ports.admin}`,
@@ -90,8 +97,9 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-/** Polls until fn returns a truthy value or the time runs out. */
+/** Polls until fn returns a truthy value or the time runs out (SLOW times as long in the guest). */
 export async function eventually<T>(fn: () => Promise<T | undefined | false>, timeoutMs = 5000, stepMs = 50): Promise<T> {
+  timeoutMs *= SLOW;
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
@@ -172,9 +180,21 @@ export function pidsOfUid(which: (uid: number) => boolean): number[] {
   return pids;
 }
 
-/** Worker cgroup folders (faas-WORKER-PID) in any hierarchy, under the folders this process is in. */
+/**
+ * Worker cgroup folders (faas-WORKER-PID) in any hierarchy, under the folders this process is in
+ * (on a pure cgroup v2 host, under the cgroup the gateway delegates: the parent of `supervisor`).
+ */
 export function cgroupFolders(): string[] {
   const found: string[] = [];
+  const host = detectHostLimits();
+  if (host.kind === 'v2') {
+    try {
+      for (const name of fs.readdirSync(host.base!)) if (name.startsWith('faas-')) found.push(path.join(host.base!, name));
+    } catch {
+      /* gone */
+    }
+    return found.sort();
+  }
   let lines: string[];
   try {
     lines = fs.readFileSync('/proc/self/cgroup', 'utf8').split('\n');

@@ -1,10 +1,18 @@
 // What operators read: /metrics (checked by Prometheus' own promtool), the access log and the
 // recent log with function output by request id (GET /logs, and its live follow), W3C trace
-// context from the client through to each runtime, and /stats.
+// context from the client through to each runtime, /stats, and what a call cost its instance
+// (CPU and peak memory from its cgroup) in each of them.
 import { spawnSync } from 'node:child_process';
 import http from 'node:http';
+import os from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { detectHostLimits } from '../../src/protocol/host-limits.js';
 import { deploy, eventually, startGateway, type Gateway } from './harness.js';
+
+// Per-call CPU and memory come from the instance's cgroup: where the worker makes one (cgroup
+// v1 memory hierarchy it can write, cpuacct beside it; or a delegated cgroup2), every process
+// sandbox has them. This project's CI hosts (hybrid v1) do.
+const accounting = detectHostLimits().missing.memory === undefined;
 
 let gw: Gateway;
 const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
@@ -47,7 +55,8 @@ describe('trace context', () => {
     expect(traceId).toBe(requestId.replace(/-/g, ''));
     const line = await eventually(async () => gw.logs().split('\n').find((l) => l.includes('"msg":"request"') && l.includes(requestId)));
     expect(JSON.parse(line)).toMatchObject({ level: 'info', component: 'gateway', route: 'GET:/ops/fetch', method: 'GET', path: '/ops/fetch',
-      status: 200, worker: expect.stringMatching(/^w\d$/), cold: false, requestId, traceId, ms: expect.any(Number), fnMs: expect.any(Number) });
+      status: 200, worker: expect.stringMatching(/^w\d$/), cold: false, requestId, traceId, ms: expect.any(Number), fnMs: expect.any(Number),
+      cpuMs: accounting ? expect.any(Number) : null, memPeakMb: accounting ? expect.any(Number) : null });
   });
 });
 
@@ -175,5 +184,56 @@ describe('/metrics and /stats', () => {
     expect(stats.workers.every((w) => w.available && w.score > 0)).toBe(true);
     expect(stats.recentErrors.find((e) => e.route === 'GET:/ops/throws')).toMatchObject({ code: 'FUNCTION_ERROR' });
     expect(stats.sync.routes).toBeGreaterThanOrEqual(4);
+  });
+});
+
+/** The access log line of one request, once the gateway's buffered log has written it. */
+async function accessLineOf(requestId: string): Promise<Record<string, unknown>> {
+  const line = await eventually(async () => gw.logs().split('\n').find((l) => l.includes('"msg":"request"') && l.includes(requestId)));
+  return JSON.parse(line) as Record<string, unknown>;
+}
+
+describe('what a call cost its instance (from its cgroup)', () => {
+  it.skipIf(!accounting)('a CPU-bound call reports its CPU in server-timing, the access log, /metrics and /stats', async () => {
+    await deploy(gw, 'GET:/ops/busy', { runtime: 'node', code:
+      'export default { fetch() { const end = Date.now() + 200; let n = 0; while (Date.now() < end) n++; return new Response(String(n)) } }' });
+    const res = await fetch(`${gw.http}/ops/busy`); // warm: the instance's start-up is not in it either way
+    expect(res.status).toBe(200);
+    const timing = res.headers.get('server-timing')!;
+    const cpuMs = Number(/(?:^|, )cpu;dur=([\d.]+)$/.exec(timing)?.[1]);
+    const fnMs = Number(/function;dur=([\d.]+)/.exec(timing)?.[1]);
+    expect(cpuMs, timing).toBeGreaterThanOrEqual(100); // ~200 ms of busy loop, on a shared 2-core machine
+    expect(cpuMs, timing).toBeLessThanOrEqual(fnMs * os.availableParallelism() + 5); // read within the worker's time on the call
+    const line = await accessLineOf(res.headers.get('x-request-id')!);
+    expect(line.cpuMs).toBeCloseTo(cpuMs, 2);
+    expect(line.memPeakMb).toBeGreaterThan(0);
+    const metrics = await (await fetch(`${gw.admin}/metrics`)).text();
+    expect(metrics).toMatch(/^faas_function_cpu_seconds_bucket\{le="0\.05",route="GET:\/ops\/busy"\} 0$/m); // neither call under 50 ms
+    expect(metrics).toMatch(/^faas_function_cpu_seconds_count\{route="GET:\/ops\/busy"\} 2$/m);
+    const stats = (await (await fetch(`${gw.admin}/stats`)).json()) as { routes: Array<{ key: string; cpuMeanMs: number | null; cpuP99Ms: number | null }> };
+    const busy = stats.routes.find((r) => r.key === 'GET:/ops/busy')!;
+    expect(busy.cpuMeanMs).toBeGreaterThanOrEqual(100);
+    expect(busy.cpuP99Ms).toBeGreaterThanOrEqual(busy.cpuMeanMs!);
+  });
+
+  it.skipIf(!accounting)('a call that allocates 64 MiB reports a peak of at least 64 MiB', async () => {
+    await deploy(gw, 'GET:/ops/alloc', { runtime: 'node', memory_mb: 256, code:
+      'export default { fetch(request) { if (!new URL(request.url).searchParams.has("go")) return new Response("idle"); ' +
+      'const b = Buffer.alloc(64 * 1048576, 1); return new Response(String(b[b.length - 1])) } }' });
+    const res = await fetch(`${gw.http}/ops/alloc?go=1`);
+    expect(await res.text()).toBe('1');
+    const line = await accessLineOf(res.headers.get('x-request-id')!);
+    expect(line.memPeakMb).toBeGreaterThanOrEqual(64);
+    expect(line.memPeakMb).toBeLessThanOrEqual(256); // memory_mb: the cgroup's limit
+    const metrics = await (await fetch(`${gw.admin}/metrics`)).text();
+    expect(metrics).toMatch(/^faas_function_memory_peak_bytes_bucket\{le="67108864",route="GET:\/ops\/alloc"\} [01]$/m); // the idle call may be under
+    expect(metrics).toMatch(/^faas_function_memory_peak_bytes_bucket\{le="268435456",route="GET:\/ops\/alloc"\} 2$/m);
+  });
+
+  it('a request no function ran has no figures: null in the access log, no cpu in server-timing', async () => {
+    const res = await fetch(`${gw.http}/ops/no-such-route`);
+    expect(res.status).toBe(404);
+    expect(res.headers.get('server-timing')).toMatch(/^gateway;dur=[\d.]+$/);
+    expect(await accessLineOf(res.headers.get('x-request-id')!)).toMatchObject({ status: 404, cpuMs: null, memPeakMb: null });
   });
 });

@@ -41,6 +41,14 @@ describe('loadGatewayConfig', () => {
       .toThrow('--policy must be one of least-loaded, two-choices, lowest-score, least-in-flight, round-robin, random (got "fastest")');
   });
 
+  it('takes --allow-unenforced-limits as a switch, =on/off, or FAAS_ALLOW_UNENFORCED_LIMITS, and refuses anything else', () => {
+    expect(loadGatewayConfig([], {}).allowUnenforcedLimits).toBe(false);
+    expect(loadGatewayConfig(['--allow-unenforced-limits', '--port', '81'], {})).toMatchObject({ allowUnenforcedLimits: true, port: 81 });
+    expect(loadGatewayConfig(['--allow-unenforced-limits=off'], {}).allowUnenforcedLimits).toBe(false);
+    expect(loadGatewayConfig([], { FAAS_ALLOW_UNENFORCED_LIMITS: '1' }).allowUnenforcedLimits).toBe(true);
+    expect(() => loadGatewayConfig(['--allow-unenforced-limits=maybe'], {})).toThrow('--allow-unenforced-limits must be on or off (got "maybe")');
+  });
+
   it('needs a value after a flag', () => {
     expect(() => loadGatewayConfig(['--port'], {})).toThrow(/--port needs a value/);
   });

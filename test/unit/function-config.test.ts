@@ -65,7 +65,7 @@ describe('parseFunctionConfig', () => {
 
   it('refuses unknown fields, lists the allowed ones, and guesses the typo', () => {
     expect(errorOf({ runtime: 'node', code: 'x', timeout: 5000 })).toBe(
-      'v.timeout is not a known field (did you mean "timeout_ms"?); allowed fields: runtime, mode, code, path, handler, timeout_ms, memory_mb, max_concurrency, env, auth, rate_limit, min_warm, image');
+      'v.timeout is not a known field (did you mean "timeout_ms"?); allowed fields: runtime, mode, code, path, handler, timeout_ms, memory_mb, max_concurrency, env, auth, rate_limit, min_warm, image, cpu, isolation');
     expect(errorOf({ runtime: 'node', code: 'x', memoryMb: 64 })).toContain('v.memoryMb is not a known field (did you mean "memory_mb"?)');
     expect(errorOf({ runtime: 'node', code: 'x', colour: 1 })).toMatch(/^v\.colour is not a known field; allowed fields: /);
   });

@@ -26,6 +26,27 @@ describe('CallWindow', () => {
     expect(w.summary(100 + WINDOW_S)).toMatchObject({ calls: 2, errors: 0 });
     expect(w.summary(200)).toEqual({ calls: 0, rps: 0, p50Ms: null, p99Ms: null, errors: 0 });
   });
+
+  it('keeps a route\'s CPU ms and peak MiB: the mean exactly, p99 within 20 %, only from calls that reported them', () => {
+    const w = new CallWindow(true);
+    for (let i = 1; i <= 100; i++) w.record(100, 5, false, i, 10 * i); // cpu 1 … 100 ms, 10 … 1000 MiB
+    w.record(100, 5, false); // no usage reported: counted as a call only
+    const s = w.routeSummary(100);
+    expect(s.calls).toBe(101);
+    expect(s.cpuMeanMs).toBe(50.5);
+    expect(s.memPeakMeanMb).toBe(505);
+    expect(s.cpuP99Ms! / 99).toBeGreaterThanOrEqual(1);
+    expect(s.cpuP99Ms! / 99).toBeLessThan(1.2);
+    expect(s.memPeakP99Mb! / 990).toBeGreaterThanOrEqual(1);
+    expect(s.memPeakP99Mb! / 990).toBeLessThan(1.2);
+    // A reused slot starts empty; a window without usage has none to give.
+    expect(w.routeSummary(100 + WINDOW_S)).toMatchObject({ calls: 0, cpuMeanMs: null, cpuP99Ms: null, memPeakMeanMb: null, memPeakP99Mb: null });
+    w.record(100 + WINDOW_S, 1, false, 2, 3);
+    expect(w.routeSummary(100 + WINDOW_S)).toMatchObject({ calls: 1, cpuMeanMs: 2, memPeakMeanMb: 3 });
+    const plain = new CallWindow();
+    plain.record(100, 5, false, 7, 8);
+    expect(plain.routeSummary(100)).toMatchObject({ calls: 1, cpuMeanMs: null, memPeakMeanMb: null });
+  });
 });
 
 describe('LiveStats', () => {
@@ -36,8 +57,11 @@ describe('LiveStats', () => {
     live.record(call);
     live.record({ ...call, status: 502, code: 'WORKER_DIED', message: 'gone', requestId: 'r2' });
     live.record({ ...call, route: undefined, worker: undefined, status: 404, code: 'ROUTE_NOT_FOUND', requestId: 'r3' });
-    expect(live.route('GET:/a')).toMatchObject({ calls: 2, errors: 1 });
-    expect(live.worker('w1')).toMatchObject({ calls: 2, errors: 1 });
+    expect(live.route('GET:/a')).toMatchObject({ calls: 2, errors: 1, cpuMeanMs: null, memPeakMeanMb: null });
+    live.record({ ...call, requestId: 'r4', cpuUs: 1500, memPeak: 64 * 1048576 });
+    expect(live.route('GET:/a')).toMatchObject({ calls: 3, cpuMeanMs: 1.5, memPeakMeanMb: 64 });
+    expect(live.worker('w1')).not.toHaveProperty('cpuMeanMs'); // per route only
+    expect(live.worker('w1')).toMatchObject({ calls: 3, errors: 1 });
     expect(live.recentErrors().map((e) => e.requestId)).toEqual(['r2']); // a 404 is the client's, not an error of ours
     live.sampleWorkers(new Map([['w1', { score: 1, cpu: 2, mem: 3, io: 4, inFlight: 0 }]]));
     expect(live.workerHistory().w1).toHaveLength(1);

@@ -159,7 +159,8 @@ describe('output for people', () => {
         { id: 'w10', pid: 11, available: false, score: null, cpu: null, mem: null, io: null, inFlight: 0, restarts: 2, rps: 0, p50Ms: null, p99Ms: null, errors: 0 },
         { id: 'w2', pid: 12, available: true, score: 41.26, cpu: 50, mem: 30.04, io: 1, inFlight: 3, restarts: 0, rps: 12.3, p50Ms: 0.42, p99Ms: 123.4, errors: 1 },
       ],
-      routes: [{ key: 'GET:/a', state: 'ok', runtime: 'node', calls: 123, rps: 12.3, p50Ms: 0.42, p99Ms: 123.4, errors: 1 }],
+      routes: [{ key: 'GET:/a', state: 'ok', runtime: 'node', calls: 123, rps: 12.3, p50Ms: 0.42, p99Ms: 123.4, errors: 1, cpuMeanMs: 0.317, memPeakMeanMb: 41.26 },
+        { key: 'GET:/b', state: 'ok', runtime: 'python', calls: 0, rps: 0, p50Ms: null, p99Ms: null, errors: 0, cpuMeanMs: null, memPeakMeanMb: null }],
       sync: { lastSyncAt: 9000, lastSuccessAt: 9000, routes: 1, configErrors: 0 },
       recentErrors: [{ time: 9500, route: 'GET:/a', status: 504, code: 'FUNCTION_TIMEOUT', requestId: 'r9', worker: 'w2', message: 'timed out' }],
     }, 'http://127.0.0.1:9090');
@@ -169,7 +170,8 @@ describe('output for people', () => {
     expect(w2).toBeGreaterThan(0);
     expect(lines[w2 + 1]).toMatch(/^w10 +11 +down +- +- +- +- +0 +0 +- +- +0 +2$/); // w2 before w10
     expect(lines[w2]).toMatch(/^w2 +12 +up +41\.3 +50 +30 +1 +3 +12\.3 +0\.42 +123 +1 +0$/);
-    expect(frame).toMatch(/^GET:\/a +ok +node +12\.3 +0\.42 +123 +1$/m);
+    expect(frame).toMatch(/^GET:\/a +ok +node +12\.3 +0\.42 +123 +0\.32 +41\.3 +1$/m);
+    expect(frame).toMatch(/^GET:\/b +ok +python +0 +- +- +- +- +0$/m);
     expect(frame).toContain('sync: ok, last 1.0 s ago; 1 route\n');
     expect(frame).toMatch(/^1970-01-01T00:00:09\.500Z +GET:\/a +504 +FUNCTION_TIMEOUT +r9 +w2 +timed out$/m);
   });
@@ -184,6 +186,8 @@ describe('parsers', () => {
 
   it('reads Server-Timing', () => {
     expect(parseServerTiming('gateway;dur=1.2, function;dur=0.8, start;desc=cold')).toEqual({ gateway: 1.2, function: 0.8, start: 'cold' });
+    expect(parseServerTiming('gateway;dur=0.120, function;dur=201.5, start;desc=warm, cpu;dur=199.870'))
+      .toEqual({ gateway: 0.12, function: 201.5, start: 'warm', cpu: 199.87 });
     expect(parseServerTiming(null)).toBeNull();
   });
 

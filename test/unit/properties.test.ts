@@ -42,7 +42,9 @@ const result = fc.record({
   headers: fc.array(header, { maxLength: 8 }).map((pairs) => pairs.flat()),
   cold: fc.boolean(),
   fnMs: fc.double({ min: 0, max: 1e6, noNaN: true }),
-}).map((m): StreamMessage => ({ t: FrameType.Result, ...m }));
+  cpuUs: fc.nat(),
+  memPeak: fc.nat(),
+}, { requiredKeys: ['id', 'status', 'headers', 'cold', 'fnMs'] }).map((m): StreamMessage => ({ t: FrameType.Result, ...m }));
 const frame = fc.tuple(fc.oneof(invoke, result), fc.uint8Array({ maxLength: 2000 }));
 
 describe('FrameDecoder', () => {

@@ -67,6 +67,14 @@ const CASES: ReadonlyArray<readonly [string, string, string | null]> = [
   ['GET:/x', V({ rate_limit: { rps: 1, burst: 1, window: 1 } }), 'v.rate_limit must be an object {"rps": N, "burst": M}'],
   ['GET:/x', V({ rate_limit: { rps: 0, burst: 1 } }), 'v.rate_limit.rps must be a number greater than 0'],
   ['GET:/x', V({ rate_limit: { rps: 1 } }), 'v.rate_limit.burst must be an integer of at least 1'],
+  ['GET:/x', V({ cpu: 0.25 }), null],
+  ['GET:/x', V({ cpu: 2 }), null],
+  ['GET:/x', V({ cpu: 0.05 }), 'v.cpu must be a number of cores between 0.1 and 16'],
+  ['GET:/x', V({ cpu: 17 }), 'v.cpu must be a number of cores between 0.1 and 16'],
+  ['GET:/x', V({ cpu: '1' }), 'v.cpu must be a number of cores between 0.1 and 16'],
+  ['GET:/x', V({ mode: 'container', isolation: 'gvisor' }), null],
+  ['GET:/x', V({ mode: 'container', isolation: 'kata' }), 'v.isolation must be one of "runc", "gvisor"'],
+  ['GET:/x', V({ isolation: 'gvisor' }), 'v.isolation needs "mode": "container"'],
 ];
 
 describe('schema triggers', () => {
@@ -157,6 +165,19 @@ describe('migrate', () => {
     expect(migrate(db)).toEqual({ from: 1, to: SCHEMA_VERSION, created: false });
     expect(refusal(db, 'GET:/warm', V({ min_warm: 1 }))).toBeUndefined();
     expect(refusal(db, 'GET:/warmer', V({ min_warm: 9 }))).toBe('v.min_warm must be an integer between 0 and 4');
+    expect(db.prepare('SELECT k FROM functions').pluck().all()).toEqual(['GET:/kept']);
+  });
+
+  it('moves a version 3 database to 4: its triggers learn cpu and isolation, its rows and keys stay', () => {
+    const db = new Database(':memory:');
+    migrate(db);
+    db.prepare('INSERT INTO functions(k, v) VALUES (?, ?)').run('GET:/kept', V());
+    db.exec("DROP TRIGGER functions_check_insert; CREATE TRIGGER functions_check_insert BEFORE INSERT ON functions WHEN json_extract(NEW.v, '$.cpu') IS NOT NULL BEGIN SELECT RAISE(ABORT, 'v has a field that is not a known field'); END;");
+    db.pragma('user_version = 3');
+    expect(refusal(db, 'GET:/cpu', V({ cpu: 0.5 }))).toMatch(/not a known field/); // what version 3 said
+    expect(migrate(db)).toEqual({ from: 3, to: SCHEMA_VERSION, created: false });
+    expect(refusal(db, 'GET:/cpu', V({ cpu: 0.5 }))).toBeUndefined();
+    expect(refusal(db, 'GET:/cpu2', V({ cpu: 99 }))).toBe('v.cpu must be a number of cores between 0.1 and 16 (0.5 is half a core)');
     expect(db.prepare('SELECT k FROM functions').pluck().all()).toEqual(['GET:/kept']);
   });
 
