@@ -7,8 +7,9 @@
 // each cold start starts a sandbox, a zygote fork or a container of its own. A cold sample is the first call after the route's
 // code changed (a new version gets a new instance); its cost is the worker's own time for the
 // call (server-timing `function;dur`: instance start + the call) and the client's round trip.
+// The gVisor rows run the same containers with "isolation": "gvisor" (runsc), beside runc's.
 //
-//   npm run build && node scripts/bench-cold.mjs [--runs 50]
+//   npm run build && node scripts/bench-cold.mjs [--runs 50] [--only SUBSTRING]   (e.g. --only container)
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -21,6 +22,8 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const runsFlag = process.argv.indexOf('--runs');
 const RUNS = runsFlag > 0 ? Number(process.argv[runsFlag + 1]) : 50;
 if (!Number.isInteger(RUNS) || RUNS < 5) throw new Error(`--runs must be an integer >= 5 (got ${process.argv[runsFlag + 1]})`);
+const onlyFlag = process.argv.indexOf('--only');
+const ONLY = onlyFlag > 0 ? process.argv[onlyFlag + 1] ?? '' : '';
 
 const wabt = await (await import('wabt')).default();
 
@@ -91,31 +94,37 @@ async function main() {
     });
     const db = new Database(dbPath);
     const rows = [];
+    const gvisor = ['/usr/bin/runsc', '/usr/sbin/runsc', '/usr/local/bin/runsc'].some((p) => fs.existsSync(p));
     const cases = [
-      ...['process', 'container'].flatMap((mode) => ['node', 'python'].flatMap((runtime) => [
-        { runtime, mode, label: `${runtime}, ${mode}`, extra: {} },
-        { runtime, mode, label: `${runtime}, ${mode}, own sandbox`, byPath: true },
-      ])),
+      ...['process', 'container', ...(gvisor ? ['container, gvisor'] : [])].flatMap((kind) => ['node', 'python'].flatMap((runtime) => {
+        const [mode, isolation] = kind.split(', ');
+        return [
+          { runtime, mode, isolation, label: `${runtime}, ${kind}` },
+          { runtime, mode, isolation, label: `${runtime}, ${kind}, own sandbox`, byPath: true },
+        ];
+      })),
       { runtime: 'wasm', mode: 'thread', label: 'wasm, thread' },
       { runtime: 'wasm', mode: 'process', label: 'wasm, process' },
-    ];
-    for (const { runtime, mode, label, byPath } of cases) {
+    ].filter((c) => c.label.includes(ONLY));
+    if (!gvisor) process.stderr.write('bench-cold: no runsc on this host (Debian package runsc): no gVisor rows\n');
+    for (const { runtime, mode, isolation, label, byPath } of cases) {
       const spec = RUNTIMES[runtime];
       const slug = label.replace(/[^a-z]+/g, '-');
       const key = `GET:/cold/${slug}`;
       const url = `http://127.0.0.1:${port}/cold/${slug}`;
-      const config = (nonce) => {
-        if (!byPath) return JSON.stringify({ runtime, mode, code: spec.code(nonce) });
+      const config = (nonce) => JSON.stringify({ ...source(nonce), ...(isolation && { isolation }) });
+      const source = (nonce) => {
+        if (!byPath) return { runtime, mode, code: spec.code(nonce) };
         if (runtime === 'python') {
           const file = path.join(dir, `${slug}${nonce}.py`);
           fs.writeFileSync(file, spec.code(nonce), { mode: 0o644 });
-          return JSON.stringify({ runtime, mode, path: file });
+          return { runtime, mode, path: file };
         }
         const folder = path.join(dir, `${slug}${nonce}`);
         fs.mkdirSync(folder, { mode: 0o755 });
         fs.writeFileSync(path.join(folder, 'index.mjs'), spec.code(nonce), { mode: 0o644 });
         fs.writeFileSync(path.join(folder, 'asset.bin'), Buffer.alloc(5 * 1024 * 1024), { mode: 0o644 });
-        return JSON.stringify({ runtime, mode, path: folder });
+        return { runtime, mode, path: folder };
       };
       db.prepare('INSERT INTO functions(k, v) VALUES (?, ?)').run(key, config('n0'));
       const cold = { fn: [], total: [] };
@@ -154,7 +163,7 @@ async function main() {
     const cpu = /model name\s*:\s*(.+)/.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? 'unknown CPU';
     console.log(`\n${new Date().toISOString().slice(0, 10)}, ${os.availableParallelism()} cores (${cpu}), Node ${process.version}; ` +
       `${RUNS} runs per row, not pinned; ms, median / p99`);
-    console.log(`command: node scripts/bench-cold.mjs --runs ${RUNS}\n`);
+    console.log(`command: node scripts/bench-cold.mjs --runs ${RUNS}${ONLY ? ` --only '${ONLY}'` : ''}\n`);
     console.log('| runtime, mode | plain spawn of the interpreter | cold: worker time | cold: round trip | warm: worker time | warm: round trip |');
     console.log('|---|---|---|---|---|---|');
     for (const r of rows) {

@@ -54,9 +54,9 @@ export function readNumber(file: string, key?: string): number | undefined {
   return raw === undefined || raw === '' || !Number.isFinite(n) ? undefined : n;
 }
 
-/** rmdir, retried while the kernel says EBUSY (for a moment after the last process exits). */
-export async function rmdirRetrying(dir: string): Promise<void> {
-  for (let attempt = 0; attempt < 20; attempt++) {
+/** rmdir, retried while the kernel says EBUSY (for a moment after the last process exits), up to ~`tries` × 50 ms. */
+export async function rmdirRetrying(dir: string, tries = 20): Promise<void> {
+  for (let attempt = 0; attempt < tries; attempt++) {
     try {
       fs.rmdirSync(dir);
       return;
@@ -79,7 +79,9 @@ export async function removeTree(dir: string, beforeRmdir?: (dir: string) => voi
   }
   for (const e of entries) if (e.isDirectory()) await removeTree(path.join(dir, e.name), beforeRmdir);
   beforeRmdir?.(dir);
-  await rmdirRetrying(dir).catch(() => {}); // still busy after a second: a later worker's removeStale retries
+  // Processes just killed may keep a cgroup busy for a while on a loaded host: up to 5 s, then a
+  // later worker's removeStale retries.
+  await rmdirRetrying(dir, 100).catch(() => {});
 }
 
 /**

@@ -142,7 +142,11 @@ export class CgroupsV1 implements Cgroups {
   }
 
   async close(): Promise<void> {
-    for (const dir of [...this.hierarchies.map((h) => h.worker), ...this.otherDirs]) await removeTree(dir);
+    // What is left (a zygote's cell, a container mid-start) dies first, all of it, then the folders go.
+    const pids = this.hierarchies.find((h) => h.roles.includes('pids'))!.worker;
+    const instances = fs.existsSync(pids) ? fs.readdirSync(pids, { withFileTypes: true }).filter((e) => e.isDirectory()) : [];
+    for (const e of instances) killPids(readPids(path.join(pids, e.name)));
+    for (const dir of [...this.hierarchies.map((h) => h.worker), ...this.otherDirs]) await removeTree(dir, (d) => killPids(readPids(d)));
   }
 
   /** The instance's folder in each hierarchy, by role. */

@@ -115,6 +115,7 @@ export class CgroupsV2 implements Cgroups {
   }
 
   async close(): Promise<void> {
+    killCgroup(this.worker); // what is left (a zygote's cell, a container mid-start) dies at once, all of it
     await removeTree(this.worker);
   }
 }

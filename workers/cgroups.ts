@@ -62,7 +62,7 @@ export interface Cgroups {
   usage(cg: InstanceCgroup): CgroupUsage | undefined;
   /** Removes the instance's cgroups once empty. */
   remove(cg: InstanceCgroup): Promise<void>;
-  /** At worker exit: the worker's own folders (instances are gone by then). */
+  /** At worker exit: kills whatever is still in the worker's folders, then removes them. */
   close(): Promise<void>;
 }
 

@@ -19,6 +19,8 @@ import { WasmRunner } from './wasm-runner.js';
 
 const RUNTIME_SOURCES = fileURLToPath(new URL('../../workers/runtime/', import.meta.url));
 const REAP_EVERY_MS = 10_000;
+/** How long a stopping worker lets its instances stop by themselves (the gateway's grace is 5 s). */
+const HARD_STOP_MS = 3_000;
 
 export async function runWorker(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<void> {
   const config = loadWorkerConfig(argv, env);
@@ -86,6 +88,14 @@ export async function runWorker(argv: readonly string[], env: NodeJS.ProcessEnv)
     server.close();
     fs.rmSync(socketPath, { force: true });
     void pool.shutdown().then(() => zygote?.close()).then(() => limits?.close()).finally(() => process.exit(0));
+    // The gateway SIGKILLs a worker 5 s after SIGTERM. Before that, whatever has not stopped (a
+    // container whose runtime is slow to delete it, on a loaded host) is killed: the worker's own
+    // children first (an OCI runtime still starting a container would make its cgroup folder again
+    // after we removed it), then everything in its cgroups; then the folders are removed.
+    setTimeout(() => {
+      killChildren();
+      void (limits?.close() ?? Promise.resolve()).finally(() => process.exit(0));
+    }, HARD_STOP_MS).unref();
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
@@ -94,6 +104,19 @@ export async function runWorker(argv: readonly string[], env: NodeJS.ProcessEnv)
     process.stdin.on('end', () => shutdown('gateway gone'));
     process.stdin.on('error', () => shutdown('gateway gone'));
     process.stdin.resume();
+  }
+}
+
+/** SIGKILLs this process's children (runc, runsc, bwrap, the zygote): what a stopping worker has not stopped. */
+function killChildren(): void {
+  for (const name of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${name}/stat`, 'latin1');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === process.pid) process.kill(Number(name), 'SIGKILL');
+    } catch {
+      /* gone, or not ours to kill */
+    }
   }
 }
 

@@ -76,7 +76,7 @@ describe.skipIf(host.kind !== 'v2' || host.missing.memory !== undefined)('cgroup
   });
 });
 
-/** A python function by path (so a fork of the zygote, as root), bombing memory when asked. */
+/** Python and node functions that allocate 512 MiB when asked (node outside the V8 heap). */
 const PY_BOMB = 'def handle(r):\n    if r.query.get("go"):\n        x = b"x" * (512 * 1024 * 1024)\n    return "alive"\n';
 const NODE_BOMB = 'export default { fetch(r) { if (new URL(r.url).searchParams.get("go")) globalThis.keep = Buffer.alloc(512 * 1024 * 1024, 1); return new Response("alive") } }';
 
@@ -109,12 +109,6 @@ describe.skipIf(!limits)(`memory_mb and the process limit (${host.kind})`, () =>
     await expectMemoryKill('/container/bomb', 96);
   });
 
-  it.skipIf(findRunsc() === undefined)('gVisor starts and serves, and its memory bomb is killed the same way', async () => {
-    expect((await deploy(gw, 'GET:/gvisor/bomb', { runtime: 'node', mode: 'container', isolation: 'gvisor', memory_mb: 128, code: NODE_BOMB })).status).toBe(200);
-    expect(gw.instanceLog('GET:/gvisor/bomb').find((l) => l.msg === 'instance started')?.via).toBe('runsc');
-    await expectMemoryKill('/gvisor/bomb', 128);
-  });
-
   it('a fork bomb is held at the pids limit; the instance killed at its timeout leaves no process', async () => {
     const before = sandboxProcesses();
     const res = await deploy(gw, 'GET:/forkbomb', { runtime: 'python', timeout_ms: 3000 * SLOW, code: [
@@ -133,12 +127,12 @@ describe.skipIf(!limits)(`memory_mb and the process limit (${host.kind})`, () =>
       '            return {"forked": n, "errno": e.errno}',
     ].join('\n') });
     const first = await res.json();
-    expect(first.errno).toBe(11); // EAGAIN: pids.max
+    expect(first).toMatchObject({ errno: 11 }); // EAGAIN: pids.max
     expect(first.forked).toBeGreaterThan(10);
     expect(first.forked).toBeLessThan(64); // PIDS_MAX, bwrap and the host included
     expect(sandboxProcesses() - before).toBeGreaterThan(10); // …and they are still there
     const hung = await fetch(`${gw.http}/forkbomb?hang=1`);
-    expect({ status: hung.status, body: await hung.text() }).toMatchObject({ status: 504 });
+    expect(`${hung.status} ${await hung.text()}`).toMatch(/^504 /);
     // Killed whole (cgroup.kill on v2, every pid of the cgroup on v1): nothing of it is left.
     await eventually(async () => sandboxProcesses() <= before + 6, 5000); // the spares refilled meanwhile: ≤ 2 of ≤ 3 processes
   });
@@ -180,6 +174,17 @@ describe('a gateway killed with SIGKILL', () => {
       await other.stop();
     }
   });
+});
+
+describe.skipIf(!limits || findRunsc() === undefined)(`gVisor (${host.kind})`, () => {
+  it('gVisor starts and serves, and its memory bomb is killed the same way', async () => {
+    // gVisor's ptrace platform under QEMU's emulation takes about a minute to a first answer, and
+    // the gVisor sandbox its worker pre-starts afterwards as long again: this suite comes last.
+    const res = await deploy(gw, 'GET:/gvisor/bomb', { runtime: 'python', mode: 'container', isolation: 'gvisor', memory_mb: 96, timeout_ms: 30_000 * SLOW, code: PY_BOMB });
+    expect(res.status).toBe(200);
+    expect(gw.instanceLog('GET:/gvisor/bomb').find((l) => l.msg === 'instance started')?.via).toBe('runsc');
+    await expectMemoryKill('/gvisor/bomb', 96);
+  }, 60_000 * SLOW);
 });
 
 /** [folder, its subtree_control] for every cgroup strictly above `dir`, up to the root. */

@@ -25,6 +25,7 @@ afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 const DEPLOY_SPECS = [
   { name: '--runtime', value: 'one' }, { name: '--mode', value: 'one' }, { name: '--timeout-ms', value: 'one' },
   { name: '--env', value: 'many' }, { name: '--rate-limit', value: 'one' }, { name: '--inline' }, { name: '--memory-mb', value: 'one' },
+  { name: '--cpu', value: 'one' }, { name: '--isolation', value: 'one' },
 ] as const;
 
 describe('parseArgs', () => {
@@ -61,6 +62,18 @@ describe('faas deploy plan', () => {
     if (!p.ok) return;
     expect(JSON.parse(p.v)).toEqual({ runtime: 'node', path: fs.realpathSync('examples/fetch.mjs'), timeout_ms: 5000,
       env: { A: '1', B: 'x=y' }, rate_limit: { rps: 2.5, burst: 3 } });
+  });
+
+  it('takes --cpu as a number of cores and --isolation for container mode, naming the flag when they break a rule', () => {
+    const ok = plan('examples/fetch.mjs', '--runtime', 'node', '--cpu', '0.25');
+    expect(ok.ok && JSON.parse(ok.v).cpu).toBe(0.25);
+    const bad = plan('examples/fetch.mjs', '--runtime', 'node', '--cpu', '32', '--isolation', 'gvisor');
+    expect(bad.ok).toBe(false);
+    if (bad.ok) return;
+    expect(bad.problems).toEqual([
+      '--isolation: v.isolation needs "mode": "container" (got "process")',
+      '--cpu: v.cpu must be a number of cores between 0.1 and 16 (0.5 is half a core) (got 32)',
+    ]);
   });
 
   it('names the flag behind each of the gateway\'s rules, all at once', () => {
