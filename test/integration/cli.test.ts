@@ -256,7 +256,7 @@ describe('faas logs and top', () => {
     expect(r.out).not.toContain('\x1b[');
     expect(r.out).toMatch(/^WORKER +PID +STATE +SCORE +CPU +MEM +IO +IN-FLIGHT +RPS +P50ms +P99ms +ERR +RESTARTS$/m);
     expect(r.out).toMatch(/^w1 +\d+ +up /m);
-    expect(r.out).toMatch(/^ROUTE +STATE +RUNTIME +RPS +P50ms +P99ms +ERR$/m);
+    expect(r.out).toMatch(/^ROUTE +STATE +RUNTIME +RPS +P50ms +P99ms +CPUms +MEM-MiB +ERR$/m);
     expect(r.out).toMatch(/^GET:\/ex\/fetch +ok +node /m);
     expect(r.out).toMatch(/^sync: ok, /m);
     const json = JSON.parse((await faas('top', '--once', '--json')).out);
