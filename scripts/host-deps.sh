@@ -1,10 +1,11 @@
 #!/bin/sh
 # Host packages the gateway needs beyond npm: bubblewrap (the process sandbox), a C compiler
 # and libseccomp-dev (the sandbox's seccomp filter is built with them), runc (the OCI runtime
-# of container mode), runsc (gVisor: container mode's "isolation": "gvisor") and the sqlite3
+# of container mode) and the sqlite3
 # command-line client (how operators edit routes). Installed with apt-get when run
 # as root on Debian/Ubuntu; otherwise a message names the package to install.
-# --test (npm test) adds podman (the suite runs container functions from image names with it),
+# --test (npm test) adds runsc (gVisor, for "isolation": "gvisor": operators who want it install
+# it themselves; without it such rows get a row error), podman (the suite runs container functions from image names with it),
 # chromium (the dashboard test drives it headless), prometheus (promtool checks /metrics) and
 # slowhttptest (the slowloris test).
 # Operators who want image names need Docker or Podman themselves; the gateway runs without.
@@ -13,11 +14,11 @@ missing=""
 command -v bwrap >/dev/null 2>&1 || missing="$missing bubblewrap"
 command -v sqlite3 >/dev/null 2>&1 || missing="$missing sqlite3"
 command -v runc >/dev/null 2>&1 || missing="$missing runc"
-command -v runsc >/dev/null 2>&1 || missing="$missing runsc"
 command -v cc >/dev/null 2>&1 || missing="$missing gcc"
 [ -f /usr/include/seccomp.h ] || missing="$missing libseccomp-dev"
 [ -x /usr/bin/python3 ] || missing="$missing python3"
 if [ "${1:-}" = "--test" ]; then
+  command -v runsc >/dev/null 2>&1 || missing="$missing runsc"
   command -v podman >/dev/null 2>&1 || missing="$missing podman"
   [ -x /usr/bin/chromium ] || missing="$missing chromium"
   command -v promtool >/dev/null 2>&1 || missing="$missing prometheus"
