@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
-import { eachFlag, intFlag, median, UsageError } from './lib/bench-helpers.mjs';
+import { eachFlag, intFlag, listeningPort, median, UsageError } from './lib/bench-helpers.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 let RUNS = 5;
@@ -62,15 +62,7 @@ async function main() {
   const gw = spawn(process.execPath, ['bin/faas.js', 'gateway', '--host', '127.0.0.1', '--port', '0', '--admin-port', '0',
     '--db', dbPath, '--run-dir', path.join(dir, 'run'), '--workers', '1', '--sync-ms', '50'], { cwd: root, stdio: ['ignore', 'pipe', logFd] });
   try {
-    const port = await new Promise((resolve, reject) => {
-      let out = '';
-      gw.stdout.on('data', (c) => {
-        out += c;
-        const m = /listening http=(\d+)/.exec(out);
-        if (m) resolve(m[1]);
-      });
-      gw.once('exit', (code) => reject(new Error(`gateway exited (${code}); its log: ${logPath}`)));
-    });
+    const port = await listeningPort(gw, `the gateway (its log: ${logPath})`);
     const db = new Database(dbPath);
     const call = async (route, query) => {
       const res = await fetch(`http://127.0.0.1:${port}${route}?${query}`);

@@ -17,6 +17,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import Database from 'better-sqlite3';
+import { listeningPort } from './lib/bench-helpers.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const runsFlag = process.argv.indexOf('--runs');
@@ -83,15 +84,7 @@ async function main() {
   const gw = spawn(process.execPath, ['bin/faas.js', 'gateway', '--host', '127.0.0.1', '--port', '0', '--admin-port', '0',
     '--db', dbPath, '--run-dir', path.join(dir, 'run'), '--workers', '1', '--sync-ms', '50'], { cwd: root, stdio: ['ignore', 'pipe', 'ignore'] });
   try {
-    const port = await new Promise((resolve, reject) => {
-      let out = '';
-      gw.stdout.on('data', (c) => {
-        out += c;
-        const m = /listening http=(\d+)/.exec(out);
-        if (m) resolve(m[1]);
-      });
-      gw.once('exit', (code) => reject(new Error(`gateway exited (${code})`)));
-    });
+    const port = await listeningPort(gw);
     const db = new Database(dbPath);
     const rows = [];
     const gvisor = ['/usr/bin/runsc', '/usr/sbin/runsc', '/usr/local/bin/runsc'].some((p) => fs.existsSync(p));

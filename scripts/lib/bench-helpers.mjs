@@ -87,3 +87,16 @@ export function intFlag(flag, raw, min, max) {
   }
   return n;
 }
+
+/** The port a server child (the gateway, bare-uws.mjs) prints on stdout as `listening http=PORT`; rejects if it exits first. */
+export function listeningPort(child, what = 'the gateway') {
+  return new Promise((resolve, reject) => {
+    let out = '';
+    child.stdout.on('data', (c) => {
+      out += c;
+      const m = /listening http=(\d+)/.exec(out);
+      if (m) resolve(m[1]);
+    });
+    child.once('exit', (code) => reject(new Error(`${what} exited (${code}) before listening`)));
+  });
+}
