@@ -161,6 +161,22 @@ describe.skipIf(!cpuQuotas)(`cpu quotas (${host.kind})`, () => {
   });
 });
 
+describe.skipIf(!limits)('a worker killed with SIGKILL', () => {
+  it('is replaced, and the new worker kills what the old one left in its cgroups and removes them', async () => {
+    await deploy(gw, 'GET:/reaped', { runtime: 'python', code: 'def handle(r):\n    return "r"\n' });
+    const workers = async () => (await (await fetch(`${gw.admin}/workers`)).json()) as Array<{ id: string; pid: number; available: boolean }>;
+    const victim = (await workers())[0]!;
+    const folder = (): string | undefined => cgroupFolders().find((f) => path.basename(f) === `faas-${victim.id}-${victim.pid}`);
+    expect(folder()).toBeDefined();
+    const before = sandboxProcesses();
+    expect(before).toBeGreaterThan(0);
+    process.kill(victim.pid, 'SIGKILL');
+    await eventually(async () => (await workers()).some((w) => w.pid !== victim.pid && w.pid > 0 && w.available), 15_000);
+    await eventually(async () => folder() === undefined, 5000);
+    expect(await (await fetch(`${gw.http}/reaped`)).text()).toBe('r'); // and the new worker serves
+  });
+});
+
 describe('a gateway killed with SIGKILL', () => {
   it('leaves no process and no cgroup folder behind', async () => {
     const before = hostResidue();
