@@ -22,17 +22,14 @@
 // namespace; the next worker with the same id deletes what is left of the old one's containers.
 //
 // gVisor (`"isolation": "gvisor"`): the same bundle run by runsc instead of runc, so the function
-// talks to gVisor's user-space kernel, not the host's. The differences, all measured with the
-// Debian package (runsc 0.0~20221219): flags in GVISOR_FLAGS; runsc removes the cgroups it makes
-// as soon as the container exits (it has no --keep), so the container's cgroup is made here with
-// its limits, and runsc joins one it finds as it is (gvisorCgroup); its pids limit counts gVisor's
-// own threads (GVISOR_PIDS_MAX); runsc applies seccomp rules in its kernel but answers every
-// refusal with EPERM (gvisorSeccomp). A cold start through the gateway took ~0.5 s for python
-// and ~1 s for node on a loaded 2-core host (runc: ~0.2 and ~0.3 s); gVisor's own spares (pool.ts)
+// talks to gVisor's user-space kernel, not the host's. What it needs besides (its flags, its pids
+// limit, its seccomp rules), measured with the Debian package, is in gvisor.ts. runsc removes the
+// cgroups it makes as soon as the container exits (it has no --keep), so the container's cgroup is
+// made here with its limits, and runsc joins one it finds as it is (gvisorCgroup). A cold start
+// through the gateway took ~0.5 s for python and ~1 s for node on a loaded 2-core host (runc: ~0.2 and ~0.3 s); gVisor's own spares (pool.ts)
 // bring the later cold starts of inline code down to ~15–25 ms, as runc's do.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Readable } from 'node:stream';
@@ -40,6 +37,7 @@ import { findContainerEngine, findOciRuntime, findRunsc } from '../src/protocol/
 import { IMAGE_INTERPRETERS, type FunctionSpec, type Isolation, type Runtime } from '../src/protocol/messages.js';
 import { processAlive, type Cgroups, type InstanceCgroup } from './cgroups.js';
 import { cpuQuota } from './cgroup-files.js';
+import { GVISOR_FLAGS, GVISOR_PIDS_MAX, gvisorSeccomp, type SeccompProfile } from './gvisor.js';
 import type { SandboxLimits } from './process-runner.js';
 import { listenForChannel, type ChannelSocket } from './channel-socket.js';
 import type { FunctionCode } from './function-code.js';
@@ -81,23 +79,6 @@ const MASKED = ['/proc/acpi', '/proc/asound', '/proc/kcore', '/proc/keys', '/pro
 const ENGINE_NPROC = 4096;
 const READ_ONLY = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];
 
-/**
- * runsc's flags before every command, besides --root. ptrace: this runsc has only the ptrace and
- * kvm platforms ("unknown platform: systrap"), and kvm hangs on our hosts (nested
- * virtualisation). --network=none: no network stack but loopback, as runc's empty network
- * namespace. --host-uds=open: gVisor refuses host Unix sockets by default, and the runtime
- * host connects to the worker's socket bound in at /run/faas; `open` allows connecting to one,
- * not creating one. --oci-seccomp: runsc ignores linux.seccomp without it (Seccomp: 0 inside).
- */
-const GVISOR_FLAGS = ['--platform=ptrace', '--network=none', '--host-uds=open', '--oci-seccomp'];
-/**
- * pids.max of a gVisor container's cgroup: it counts host tasks, not the function's, i.e. gVisor's
- * own threads (~50) and, on the ptrace platform, a stub of ~10 threads per process the function
- * runs (measured: 61 with one process, 364 with 30, 681 with 60). Reaching it ends the whole
- * sandbox (its kernel panics: "error initializing first thread"), so it stops a fork bomb by
- * ending that instance: gVisor enforces no process limit of its own (not RLIMIT_NPROC either).
- */
-const GVISOR_PIDS_MAX = 512;
 
 
 /** An OCI runtime as launch() uses it: the binary, its state folder, and its flags before every command (--root first). */
@@ -356,20 +337,6 @@ function ociRuntime(binary: string, root: string, isolation: Isolation, flags: r
   return { path: binary, root, isolation, flags: ['--root', root, ...flags] };
 }
 
-interface SeccompProfile {
-  readonly syscalls?: ReadonlyArray<{ readonly errnoRet?: number }>;
-}
-
-/**
- * The seccomp rules for runsc. It applies them in its own kernel (--oci-seccomp) but ignores
- * errnoRet: every refused call fails with EPERM (a refused socket too, where runc says EACCES).
- * So the rule that answers clone3 with ENOSYS, for glibc to fall back to clone (whose flags a
- * filter can read), would fail every thread creation instead; gVisor has no clone3 anyway (ENOSYS
- * without a rule), and checks clone's flags against the other rules.
- */
-function gvisorSeccomp(profile: SeccompProfile): unknown {
-  return { ...profile, syscalls: (profile.syscalls ?? []).filter((rule) => rule.errnoRet !== os.constants.errno.ENOSYS) };
-}
 
 /** A user's root file system: its own interpreters, nothing of the host's but what launch() binds. */
 function imageRoot(image: string): Root {
