@@ -48,10 +48,21 @@ export function tryWrite(file: string, value: string): boolean {
 /** A number from a file of one, or from a `key value` line of a flat-keyed file (cpu.stat). */
 export function readNumber(file: string, key?: string): number | undefined {
   const text = tryRead(file);
-  if (text === undefined) return undefined;
-  const raw = key === undefined ? text.trim() : new RegExp(`^${key} (\\d+)$`, 'm').exec(text)?.[1];
-  const n = Number(raw);
-  return raw === undefined || raw === '' || !Number.isFinite(n) ? undefined : n;
+  return text === undefined ? undefined : parseNumber(text, key);
+}
+
+/** The number a cgroup file holds, or the one on its `key` line; undefined for anything else ("max", nothing). */
+function parseNumber(text: string, key?: string): number | undefined {
+  let raw = text;
+  if (key !== undefined) {
+    const line = text.startsWith(`${key} `) ? 0 : text.indexOf(`\n${key} `) + 1; // 0 when neither
+    if (line === 0 && !text.startsWith(`${key} `)) return undefined;
+    const from = line + key.length + 1;
+    const end = text.indexOf('\n', from);
+    raw = text.slice(from, end < 0 ? text.length : end);
+  }
+  const n = Number(raw); // Number() ignores the trailing newline; '' is 0, so refuse it
+  return raw.trim() === '' || !Number.isFinite(n) ? undefined : n;
 }
 
 /** rmdir, retried while the kernel says EBUSY (for a moment after the last process exits), up to ~`tries` × 50 ms. */
@@ -136,22 +147,11 @@ export class CgroupNumberFile {
   read(key?: string): number | undefined {
     if (this.fd === undefined) return undefined;
     const buf = CgroupNumberFile.buffer;
-    let text: string;
     try {
-      text = buf.toString('latin1', 0, fs.readSync(this.fd, buf, 0, buf.length, 0));
+      return parseNumber(buf.toString('latin1', 0, fs.readSync(this.fd, buf, 0, buf.length, 0)), key);
     } catch {
       return undefined;
     }
-    let raw = text;
-    if (key !== undefined) {
-      const line = text.startsWith(`${key} `) ? 0 : text.indexOf(`\n${key} `) + 1; // 0 when neither
-      if (line === 0 && !text.startsWith(`${key} `)) return undefined;
-      const from = line + key.length + 1;
-      const end = text.indexOf('\n', from);
-      raw = text.slice(from, end < 0 ? text.length : end);
-    }
-    const n = Number(raw); // Number() ignores the trailing newline; '' is 0, so refuse it
-    return raw.trim() === '' || !Number.isFinite(n) ? undefined : n;
   }
 
   close(): void {

@@ -14,6 +14,11 @@ import { findRunsc } from '../../src/protocol/container-engine.js';
 import { CGROUP_MOUNT, detectHostLimits, SUPERVISOR_LEAF } from '../../src/protocol/host-limits.js';
 import { cgroupFolders, deploy, eventually, expectNoResidue, hostResidue, sandboxProcesses, SLOW, startGateway, type Gateway } from './harness.js';
 
+// A process and its descendants, as the scripts read them from /proc. A path in a variable: tsc
+// does not type the plain-JS module (policies.test.ts does the same).
+const processesPath = new URL('../../scripts/lib/processes.mjs', import.meta.url).href;
+const { processTree } = (await import(processesPath)) as { processTree: (root: number) => Array<{ pid: number }> };
+
 const host = detectHostLimits();
 const limits = host.missing.memory === undefined && host.missing.pids === undefined;
 const cpuQuotas = limits && host.missing.cpu === undefined;
@@ -184,7 +189,7 @@ describe('a gateway killed with SIGKILL', () => {
     try {
       await deploy(other, 'GET:/killed', { runtime: 'python', code: 'def handle(r):\n    return "k"\n' });
       const workers = (await (await fetch(`${other.admin}/workers`)).json()) as Array<{ id: string; pid: number }>;
-      const processes = descendants(other.proc.pid!);
+      const processes = processTree(other.proc.pid!).slice(1).map((p) => p.pid); // below the gateway
       expect(processes.length).toBeGreaterThan(workers.length + 1); // workers, sandboxes, the zygote…
       const folders = (): string[] => cgroupFolders().filter((f) => workers.some((w) => path.basename(f) === `faas-${w.id}-${w.pid}`));
       expect(folders().length).toBeGreaterThan(0);
@@ -215,26 +220,6 @@ describe.skipIf(host.kind !== 'v2' || host.missing.memory !== undefined)('cgroup
     expect(ancestorControls(detectHostLimits().base!)).toEqual(ancestorsBefore);
   });
 });
-
-/** Every process below `root` (by parent pid, from /proc). */
-function descendants(root: number): number[] {
-  const parent = new Map<number, number>();
-  for (const name of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${name}/stat`, 'latin1');
-      parent.set(Number(name), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
-    } catch {
-      /* gone */
-    }
-  }
-  const found: number[] = [];
-  const walk = (pid: number): void => {
-    for (const [child, ppid] of parent) if (ppid === pid) found.push(child), walk(child);
-  };
-  walk(root);
-  return found;
-}
 
 /** [folder, its subtree_control] for every cgroup strictly above `dir`, up to the root. */
 function ancestorControls(dir: string): Array<[string, string]> {
