@@ -12,11 +12,30 @@ import { ChunkQueue } from '../src/protocol/frames.js';
 export type HostMessage =
   | { t: 'ready' }
   | { t: 'load_error'; message: string }
-  | { t: 'result'; id: number; status: number; headers: string[] }
+  /** `waitUntil`: work the call handed to ctx.waitUntil still runs; a `done` frame follows. */
+  | { t: 'result'; id: number; status: number; headers: string[]; waitUntil?: true }
   | { t: 'error'; id: number; code: 'FUNCTION_ERROR' | 'FUNCTION_RESPONSE_INVALID'; message: string }
   | { t: 'log'; id: number; stream: 'stdout' | 'stderr'; text: string }
   /** A WebAssembly module's run: its stdout (the body of the frame) is a CGI response (cgi.ts). */
-  | { t: 'cgi'; id: number; exitCode: number; stderr: string };
+  | { t: 'cgi'; id: number; exitCode: number; stderr: string }
+  /** A streamed answer: its status and headers, then `chunk` frames (the bytes are the body), then `end`. */
+  | { t: 'head'; id: number; status: number; headers: string[] }
+  | { t: 'chunk'; id: number }
+  /** `error`: the stream broke off (the function's stream threw); the answer is cut short. */
+  | { t: 'end'; id: number; error?: string; waitUntil?: true }
+  /** The call's answer is sent, and work it handed to ctx.waitUntil is running: `done` follows. */
+  | { t: 'done'; id: number };
+
+/**
+ * Worker → host, beside invoke and load: flow control of a streamed answer (`ack`: the client
+ * took `bytes` more; `cancel`: it went away), and a streamed request body (`chunk`, `end`).
+ */
+export type HostControl =
+  | { t: 'ack'; id: number; bytes: number }
+  | { t: 'cancel'; id: number }
+  | { t: 'chunk'; id: number }
+  /** `error`: the request body broke off (its client went). */
+  | { t: 'end'; id: number; error?: string };
 
 export interface HostInvoke {
   t: 'invoke';
@@ -29,6 +48,10 @@ export interface HostInvoke {
   deadlineMs: number;
   /** For a WebAssembly module: its whole environment (CGI variables and the function's env) and stdout cap. */
   cgi?: { env: Record<string, string>; stdoutCap: number };
+  /** A Lambda handler gets the HTTP API payload 2.0 (the route's `"event": "v2"`); absent: the REST API event. */
+  event?: 'v2';
+  /** The request body follows in `chunk` frames and an `end`, as it arrives (the frame's own body is empty). */
+  bodyStream?: true;
 }
 
 /**
@@ -48,7 +71,7 @@ export interface HostLoad {
 
 export const MAX_INSTANCE_FRAME_BYTES = 64 * 1024 * 1024;
 
-export function encodeInstanceFrame(meta: HostInvoke | HostLoad, body: Buffer = Buffer.alloc(0)): Buffer[] {
+export function encodeInstanceFrame(meta: HostInvoke | HostLoad | HostControl, body: Buffer = Buffer.alloc(0)): Buffer[] {
   const json = JSON.stringify(meta);
   const jsonBytes = Buffer.byteLength(json);
   const head = Buffer.allocUnsafe(8 + jsonBytes);

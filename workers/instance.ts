@@ -8,10 +8,17 @@ import { BatchWriter } from '../src/protocol/frames.js';
 import { MAX_RESPONSE_BYTES, type CgroupUsage, type SandboxProcess } from './runner.js';
 import type { Log } from '../src/protocol/log.js';
 import { callUsage, type CallUsage } from './call-usage.js';
+import { BodyStream } from '../src/protocol/body-stream.js';
 
-/** `usage`: what the instance's cgroup used while the call ran (call-usage.ts), where it has one. */
+/** A streamed answer in the worker; its end carries the call's figures. */
+export type AnswerStream = BodyStream<CallUsage>;
+
+/**
+ * `usage`: what the instance's cgroup used while the call ran (call-usage.ts), where it has one.
+ * A streamed answer (`stream`) has an empty body: its bytes, and its usage, come through the stream.
+ */
 export type CallOutcome = (
-  | { readonly ok: true; readonly status: number; readonly headers: string[]; readonly body: Buffer }
+  | { readonly ok: true; readonly status: number; readonly headers: string[]; readonly body: Buffer; readonly stream?: AnswerStream }
   | { readonly ok: false; readonly code: WorkerErrorCode; readonly message: string }
 ) & { readonly usage?: CallUsage };
 
@@ -25,10 +32,15 @@ interface PendingCall {
   readonly output: CallOutput | undefined;
   /** The instance's cgroup usage as the call was sent; undefined without one. */
   readonly before: CgroupUsage | undefined;
+  /** Set once the host has started streaming the answer: the call is settled by ending it. */
+  stream?: AnswerStream;
+  /** The call's timeout_ms, which also bounds its ctx.waitUntil work. */
+  readonly timeoutMs: number;
 }
 
 
 const OUTPUT_TAIL_BYTES = 2048;
+const EMPTY = Buffer.alloc(0);
 /** How long a stopped instance (idle, evicted, replaced, worker stopping) has to exit on SIGTERM. */
 export const STOP_GRACE_MS = 1000;
 
@@ -45,6 +57,8 @@ export class Instance {
   retired = false;
   exited = false;
   private readonly pending = new Map<number, PendingCall>();
+  /** Calls answered whose ctx.waitUntil work still runs, with the timer that stops waiting for it. */
+  private readonly background = new Map<number, NodeJS.Timeout>();
   private nextId = 1;
   private outputTail = '';
   /** Frames to the host, one write per event-loop turn; attached once the channel exists. */
@@ -130,7 +144,12 @@ export class Instance {
     return !this.retired && this.claims < this.capacity;
   }
 
-  invoke(call: Omit<HostInvoke, 't' | 'id' | 'deadlineMs'>, body: Buffer, timeoutMs: number, output?: CallOutput): Promise<CallOutcome> {
+  /**
+   * Runs one call. With `bodyIn`, the request body is streamed: `body` is empty and bodyIn's
+   * chunks are passed on as they come (the caller's stream, consumed here).
+   */
+  invoke(call: Omit<HostInvoke, 't' | 'id' | 'deadlineMs'>, body: Buffer, timeoutMs: number, output?: CallOutput,
+    bodyIn?: BodyStream): Promise<CallOutcome> {
     const id = this.nextId++;
     this.lastUsedMs = Date.now();
     return new Promise<CallOutcome>((resolve) => {
@@ -139,8 +158,16 @@ export class Instance {
         this.settle(id, { ok: false, code: 'FUNCTION_TIMEOUT', message: `the function ran past its timeout_ms of ${timeoutMs} ms; its instance was replaced` });
         this.retire();
       }, timeoutMs);
-      this.pending.set(id, { resolve, requestId: call.requestId, timer, output, before: this.usage() });
-      this.out.write(...encodeInstanceFrame({ t: 'invoke', id, deadlineMs: Date.now() + timeoutMs, ...call }, body));
+      this.pending.set(id, { resolve, requestId: call.requestId, timer, output, before: this.usage(), timeoutMs });
+      this.out.write(...encodeInstanceFrame({ t: 'invoke', id, deadlineMs: Date.now() + timeoutMs, ...call, ...(bodyIn && { bodyStream: true }) }, body));
+      bodyIn?.consume({
+        chunk: (bytes) => {
+          if (this.pending.has(id)) this.out.write(...encodeInstanceFrame({ t: 'chunk', id }, bytes));
+        },
+        end: (failure) => {
+          if (this.pending.has(id)) this.out.write(...encodeInstanceFrame({ t: 'end', id, ...(failure && { error: failure.message }) }));
+        },
+      });
     });
   }
 
@@ -152,7 +179,12 @@ export class Instance {
   /** No new calls; the sandbox is stopped once the calls already running are settled. */
   retire(): void {
     this.retired = true;
-    if (this.pending.size === 0) this.stopOrKill();
+    if (this.idle) this.stopOrKill();
+  }
+
+  /** No call running and no ctx.waitUntil work left: a retired instance may stop. */
+  private get idle(): boolean {
+    return this.pending.size === 0 && this.background.size === 0;
   }
 
   /** SIGTERM, then SIGKILL for the whole tree if it has not exited within STOP_GRACE_MS. */
@@ -207,7 +239,32 @@ export class Instance {
         failReady(new Error(`function failed to load: ${meta.message}`));
         this.kill();
         return;
+      case 'head': {
+        const call = this.pending.get(meta.id);
+        if (!call || call.stream) return;
+        const stream: AnswerStream = new BodyStream<CallUsage>({
+          ack: (bytes) => this.out.write(...encodeInstanceFrame({ t: 'ack', id: meta.id, bytes })),
+          cancel: () => this.out.write(...encodeInstanceFrame({ t: 'cancel', id: meta.id })),
+        });
+        call.stream = stream;
+        call.resolve({ ok: true, status: meta.status, headers: meta.headers, body: EMPTY, stream });
+        return;
+      }
+      case 'chunk':
+        this.pending.get(meta.id)?.stream?.push(body);
+        return;
+      case 'end':
+        if (meta.waitUntil) this.waitFor(meta.id);
+        this.settle(meta.id, meta.error === undefined ? { ok: true, status: 0, headers: [], body: EMPTY }
+          : { ok: false, code: 'FUNCTION_ERROR', message: `the answer's stream broke off: ${meta.error}` });
+        return;
+      case 'done':
+        clearTimeout(this.background.get(meta.id));
+        this.background.delete(meta.id);
+        if (this.retired && this.idle) this.stopOrKill();
+        return;
       case 'result':
+        if (meta.waitUntil) this.waitFor(meta.id);
         if (body.length > MAX_RESPONSE_BYTES) {
           this.settle(meta.id, { ok: false, code: 'FUNCTION_RESPONSE_INVALID',
             message: `the response body of ${body.length} bytes is over the limit of ${MAX_RESPONSE_BYTES} bytes (6 MiB)` });
@@ -230,13 +287,31 @@ export class Instance {
     }
   }
 
+  /**
+   * Keeps a retired instance alive for a call's ctx.waitUntil work, until its host says it is
+   * done or the call's time is up (the host stops waiting at the call's deadline itself; this is
+   * the backstop).
+   */
+  private waitFor(id: number): void {
+    const call = this.pending.get(id);
+    if (!call) return;
+    const timer = setTimeout(() => {
+      this.background.delete(id);
+      if (this.retired && this.idle) this.stopOrKill();
+    }, call.timeoutMs);
+    timer.unref();
+    this.background.set(id, timer);
+  }
+
+  /** Ends a call: resolves its promise, or, once its answer is streaming, ends the stream. */
   private settle(id: number, outcome: CallOutcome): void {
     const call = this.pending.get(id);
     if (!call) return; // already timed out; a late answer is dropped
     this.pending.delete(id);
     clearTimeout(call.timer);
     const usage = call.before && callUsage(call.before, this.usage());
-    call.resolve(usage ? { ...outcome, usage } : outcome);
-    if (this.retired && this.pending.size === 0) this.stopOrKill();
+    if (call.stream) call.stream.end(outcome.ok ? undefined : { code: outcome.code, message: outcome.message }, usage);
+    else call.resolve(usage ? { ...outcome, usage } : outcome);
+    if (this.retired && this.idle) this.stopOrKill();
   }
 }

@@ -20,6 +20,7 @@ import { materialize } from './function-code.js';
 import { Instance, type CallOutcome } from './instance.js';
 import type { ContainerRunner } from './container-runner.js';
 import type { Runner, SandboxProcess } from './runner.js';
+import type { BodyStream } from '../src/protocol/body-stream.js';
 import { Spares } from './spares.js';
 import type { WasmRunner } from './wasm-runner.js';
 
@@ -69,8 +70,12 @@ export class InstancePool {
     };
   }
 
-  /** `output` gets what the function prints during the call; without it, the worker logs it. */
-  async invoke(spec: FunctionSpec, req: CallRequest, body: Buffer, output?: CallOutput): Promise<{ outcome: CallOutcome; cold: boolean }> {
+  /**
+   * `output` gets what the function prints during the call; without it, the worker logs it.
+   * `bodyIn`: the request body, streamed (then `body` is empty). A streamed answer keeps its slot
+   * on the instance, and counts against max_concurrency, until its stream has ended.
+   */
+  async invoke(spec: FunctionSpec, req: CallRequest, body: Buffer, output?: CallOutput, bodyIn?: BodyStream): Promise<{ outcome: CallOutcome; cold: boolean }> {
     const fp = this.poolFor(spec);
     const { maxConcurrency, timeoutMs } = spec.config;
     if (fp.loadFailure && fp.loadFailure.untilMs > Date.now()) {
@@ -80,24 +85,47 @@ export class InstancePool {
       return { outcome: { ok: false, code: 'FUNCTION_AT_CAPACITY', message: `${spec.key} is at its max_concurrency of ${maxConcurrency} on this worker` }, cold: false };
     }
     fp.inFlight++;
+    let streaming: Promise<void> | undefined;
     try {
       if (spec.config.mode === 'thread') {
+        if (bodyIn) body = await wholeBody(bodyIn);
         if (!this.wasm) return { outcome: { ok: false, code: 'FUNCTION_UNAVAILABLE', message: 'this worker runs no WebAssembly' }, cold: false };
         return await this.wasm.invoke(spec, req, body);
       }
       const acquired = await this.acquire(fp, timeoutMs);
       if ('outcome' in acquired) return { outcome: acquired.outcome, cold: acquired.cold };
       const { instance, cold } = acquired;
+      // Only node hosts read a body as it comes: a python host runs one call at a time and reads
+      // it whole, a module reads its whole stdin at once (and its CGI environment has its length).
+      // Waited for here, once the instance is there: a cold start overlaps the upload.
+      if (bodyIn && spec.config.runtime !== 'node') {
+        try {
+          body = await wholeBody(bodyIn);
+        } catch (err) {
+          instance.claims--;
+          return { outcome: { ok: false, code: 'FUNCTION_ERROR', message: (err as Error).message }, cold };
+        }
+        bodyIn = undefined;
+      }
       // A module in a sandbox gets what it would get in a thread: the CGI environment, the stdout cap.
-      const call = spec.config.runtime === 'wasm' ? { ...req, cgi: cgiCall(spec, req, body) } : req;
+      // A Lambda handler on a v2 route gets the HTTP API payload; v1 calls carry nothing more.
+      const call = spec.config.runtime === 'wasm' ? { ...req, cgi: cgiCall(spec, req, body) }
+        : spec.config.event === 'v2' ? { ...req, event: 'v2' as const } : req;
       try {
-        return { outcome: await instance.invoke(call, body, timeoutMs, output), cold };
+        const outcome = await instance.invoke(call, body, timeoutMs, output, bodyIn);
+        streaming = outcome.ok ? outcome.stream?.finished : undefined;
+        return { outcome, cold };
       } finally {
-        instance.claims--;
+        if (streaming) void streaming.then(() => instance.claims--);
+        else instance.claims--;
       }
     } finally {
-      fp.inFlight--;
-      fp.waiters.shift()?.();
+      const release = (): void => {
+        fp.inFlight--;
+        fp.waiters.shift()?.();
+      };
+      if (streaming) void streaming.then(release);
+      else release();
     }
   }
 
@@ -304,4 +332,15 @@ async function settled(p: Promise<void>): Promise<{ ok: true } | { ok: false; er
   } catch (err) {
     return { ok: false, error: err as Error };
   }
+}
+
+/** A streamed request body, whole. */
+function wholeBody(stream: BodyStream): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    stream.consume({
+      chunk: (bytes) => chunks.push(bytes),
+      end: (failure) => (failure ? reject(new Error(failure.message)) : resolve(Buffer.concat(chunks))),
+    });
+  });
 }

@@ -154,15 +154,21 @@ export class Fleet {
       if (left > 0) w.calls.set(route.key, left);
       else w.calls.delete(route.key);
     };
-    return conn.invoke(route, inv.requestId, inv.method, inv.path, inv.query, inv.headers, inv.body, route.config.timeoutMs + GATEWAY_GRACE_MS)
-      .then(({ result, body }) => {
-        settled();
+    return conn.invoke(route, inv.requestId, inv.method, inv.path, inv.query, inv.headers, inv.body, route.config.timeoutMs + GATEWAY_GRACE_MS,
+      inv.bodyIn)
+      .then(({ result, body, stream }) => {
+        // A streamed answer is in flight on the worker until its stream ends.
+        if (stream) void stream.finished.then(settled);
+        else settled();
         w.served++;
         if (result.error) throw new GatewayError(result.error.code as ErrorCode, result.error.message, w.id, result);
         if (!w.warm.has(route.key)) w.warm = new Set(w.warm).add(route.key);
         const invalid = invalidResponse(result.status, result.headers);
-        if (invalid) throw new GatewayError('FUNCTION_RESPONSE_INVALID', invalid, w.id, result);
-        return { status: result.status, headers: result.headers, body, workerId: w.id, cold: result.cold, fnMs: result.fnMs,
+        if (invalid) {
+          stream?.cancel();
+          throw new GatewayError('FUNCTION_RESPONSE_INVALID', invalid, w.id, result);
+        }
+        return { status: result.status, headers: result.headers, body, stream, workerId: w.id, cold: result.cold, fnMs: result.fnMs,
           cpuUs: result.cpuUs, memPeak: result.memPeak };
       }, (err: unknown) => {
         settled();

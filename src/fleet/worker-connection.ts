@@ -1,15 +1,22 @@
 // The gateway's end of one worker's stream socket. Every call in flight sits in a Map keyed
 // by frame id; when the connection drops, each of them is rejected at once with WORKER_DIED
-// (piscina's _onError does the same for its tasks).
+// (piscina's _onError does the same for its tasks). A streamed answer resolves its call at its
+// head and stays in the map, fed by Chunk frames, until its End (or the connection's end, or
+// its deadline) ends the stream.
+import { BodyStream, type GatewayStream, type StreamedBody } from '../protocol/body-stream.js';
 import net from 'node:net';
 import { GatewayError } from '../errors.js';
 import { FrameDecoder, FrameWriter } from '../protocol/frames.js';
-import { FrameType, type FunctionSpec, type ResultMessage } from '../protocol/messages.js';
+import { FrameType, type EndMessage, type FunctionSpec, type ResultMessage } from '../protocol/messages.js';
+
 
 export interface CallReply {
   readonly result: ResultMessage;
+  /** Empty when the answer is streamed. */
   readonly body: Buffer;
+  readonly stream?: GatewayStream;
 }
+
 
 /** What a function printed during a call, tagged with the call. */
 export interface FunctionOutput {
@@ -28,6 +35,8 @@ interface Pending {
   /** Date.now() past which the call is failed with FUNCTION_TIMEOUT, and the limit it stands for. */
   readonly deadline: number;
   readonly limitMs: number;
+  /** Set once the answer streams: the call stays here until the stream ends. */
+  stream?: GatewayStream;
 }
 
 /** How often calls past their deadline are looked for: the deadline is a backstop seconds past the worker's own timeout, so one timer per connection instead of one per call. */
@@ -84,9 +93,32 @@ export class WorkerConnection {
           this.onOutput({ workerId, key: call?.key ?? '', requestId: call?.requestId ?? '', stream: message.stream, text: message.text });
           continue;
         }
+        if (message.t === FrameType.Chunk) {
+          this.pending.get(message.id)?.stream?.push(body);
+          continue;
+        }
+        if (message.t === FrameType.End) {
+          const call = this.pending.get(message.id);
+          if (!call?.stream) continue;
+          this.pending.delete(message.id);
+          call.stream.end(message.error, message);
+          continue;
+        }
         if (message.t !== FrameType.Result) continue;
         const call = this.pending.get(message.id);
-        if (!call) continue;
+        if (!call || call.stream) continue;
+        if (message.stream && !message.error) {
+          const { id } = message;
+          call.stream = new BodyStream<EndMessage>({
+            ack: (bytes) => this.writer.send({ t: FrameType.Ack, id, bytes }),
+            cancel: () => {
+              this.pending.delete(id);
+              this.writer.send({ t: FrameType.Cancel, id });
+            },
+          });
+          call.resolve({ result: message, body, stream: call.stream });
+          continue;
+        }
         this.pending.delete(message.id);
         call.resolve({ result: message, body });
       }
@@ -101,9 +133,13 @@ export class WorkerConnection {
     return this.pending.size;
   }
 
-  /** Sends a call; fails it with FUNCTION_TIMEOUT if no answer comes within limitMs (give or take SWEEP_MS). */
+  /**
+   * Sends a call; fails it with FUNCTION_TIMEOUT if no answer comes within limitMs (give or take
+   * SWEEP_MS); a streamed answer still going then is cut. With `bodyIn`, the request body follows
+   * the call in Chunk frames as the client sends it (`body` is then empty).
+   */
   invoke(spec: FunctionSpec, requestId: string, method: string, path: string, query: string, headers: string[], body: Buffer,
-    limitMs: number): Promise<CallReply> {
+    limitMs: number, bodyIn?: StreamedBody): Promise<CallReply> {
     if (this.closed) return Promise.reject(new GatewayError('WORKER_DIED', `worker ${this.workerId} is gone`, this.workerId));
     const id = this.nextId++;
     const first = !this.sentVersions.has(spec.version);
@@ -113,8 +149,16 @@ export class WorkerConnection {
       this.writer.send({
         t: FrameType.Invoke, id, key: spec.key, version: spec.version,
         ...(first ? { spec: spec.config } : {}),
-        requestId, method, path, query, headers,
+        requestId, method, path, query, headers, ...(bodyIn && { bodyStream: true as const }),
       }, body);
+      bodyIn?.replay({
+        chunk: (bytes) => {
+          if (this.pending.has(id)) this.writer.send({ t: FrameType.Chunk, id }, bytes);
+        },
+        end: (failure) => {
+          if (this.pending.has(id)) this.writer.send({ t: FrameType.End, id, ...(failure && { error: failure }) });
+        },
+      });
     });
   }
 
@@ -146,7 +190,11 @@ export class WorkerConnection {
     for (const [id, call] of this.pending) {
       if (call.deadline > now) continue;
       this.pending.delete(id);
-      call.reject(new GatewayError('FUNCTION_TIMEOUT', `worker ${this.workerId} did not answer within ${call.limitMs} ms`, this.workerId));
+      const message = `worker ${this.workerId} did not answer within ${call.limitMs} ms`;
+      if (call.stream) {
+        this.writer.send({ t: FrameType.Cancel, id });
+        call.stream.end({ code: 'FUNCTION_TIMEOUT', message });
+      } else call.reject(new GatewayError('FUNCTION_TIMEOUT', message, this.workerId));
     }
   }
 
@@ -158,7 +206,11 @@ export class WorkerConnection {
     this.socket.destroy();
     const calls = [...this.pending.values()];
     this.pending.clear();
-    for (const call of calls) call.reject(new GatewayError(code, message, this.workerId));
+    for (const call of calls) {
+      // A streamed answer's status is long gone: it can only be cut short.
+      if (call.stream) call.stream.end({ code: 'FUNCTION_CRASHED', message });
+      else call.reject(new GatewayError(code, message, this.workerId));
+    }
     this.onClose(this, message, hung);
   }
 }

@@ -10,6 +10,9 @@ import { GatewayError, errorBody, statusLine, type ErrorCode } from '../errors.j
 import type { Log } from '../protocol/log.js';
 import type { Route, RouteTable } from '../routes/route-store.js';
 import type { RateLimiter } from './rate-limit.js';
+import type { GatewayStream, StreamedBody } from '../protocol/body-stream.js';
+import { RequestBody } from './request-body.js';
+import { streamAnswer, type StreamState } from './stream-answer.js';
 import { uws, type HttpRequest, type HttpResponse, type TemplatedApp } from './uws.js';
 
 export interface Invocation {
@@ -20,13 +23,17 @@ export interface Invocation {
   readonly query: string;
   /** Flat [name, value, …], names lower-case as uWS gives them. */
   readonly headers: string[];
+  /** Empty when the body is streamed (bodyIn). */
   readonly body: Buffer;
+  readonly bodyIn?: StreamedBody;
 }
 
 export interface InvocationResult {
   readonly status: number;
   readonly headers: readonly string[];
+  /** Empty when the answer is streamed: its bytes come through `stream`, then its figures at the end. */
   readonly body: Buffer;
+  readonly stream?: GatewayStream;
   readonly workerId: string;
   readonly cold: boolean;
   readonly fnMs: number;
@@ -103,6 +110,9 @@ interface Reading {
   readonly expire: () => void;
 }
 
+const EMPTY = Buffer.alloc(0);
+const BODY_ABORTED = { code: 'FUNCTION_ERROR', message: 'the client went away mid-body' } as const;
+
 /** Says the connection will not serve another request (uWS closes it at its idle timeout). */
 const CLOSING: ReadonlyArray<readonly [string, string]> = [['connection', 'close']];
 /** How often bodies past their deadline are looked for: one timer for all, not one per request. */
@@ -144,7 +154,8 @@ interface InFlight {
 
 function handle(deps: ServerDeps, calls: InFlight, res: HttpResponse, req: HttpRequest): void {
   const started = performance.now();
-  const state = { aborted: false, counted: false };
+  /** `answered`: an answer went out (a 413 or 408 while a streamed body's call still ran; the call's own then is dropped). */
+  const state: StreamState & { counted: boolean; answered: boolean } = { aborted: false, counted: false, answered: false };
   /** Ends this request's share of calls.inFlight: once, whether answered or aborted. */
   const release = (): void => {
     if (!state.counted) return;
@@ -154,10 +165,14 @@ function handle(deps: ServerDeps, calls: InFlight, res: HttpResponse, req: HttpR
   // A closure, not `this`: uWS calls onAborted without the response as `this` (PERF.md).
   /** Set while the body is being read: its deadline leaves the sweep if the client goes. */
   let bodyRead: Reading | undefined;
+  /** Set while a streamed body is being read: the function learns of a client that went mid-body. */
+  let bodyIn: RequestBody | undefined;
   res.onAborted(() => {
     state.aborted = true;
+    state.cancel?.();
     release();
     if (bodyRead) calls.reading.delete(bodyRead);
+    bodyIn?.end(BODY_ABORTED);
   });
 
   const method = req.getCaseSensitiveMethod().toUpperCase();
@@ -190,7 +205,8 @@ function handle(deps: ServerDeps, calls: InFlight, res: HttpResponse, req: HttpR
 
   const fail = (err: GatewayError, extra?: ReadonlyArray<readonly [string, string]>, close = false): void => {
     release();
-    if (state.aborted) return;
+    if (state.aborted || state.answered) return;
+    state.answered = true;
     res.cork(() => {
       res.writeStatus(statusLine(err.status));
       res.writeHeader('content-type', 'application/json');
@@ -303,13 +319,17 @@ function handle(deps: ServerDeps, calls: InFlight, res: HttpResponse, req: HttpR
   if (traceparent !== undefined) removeHeader(headers, 'traceparent');
   headers.push('traceparent', trace.child);
 
-  const dispatch = (body: Buffer): void => {
+  const dispatch = (body: Buffer, bodyIn?: RequestBody): void => {
     deps
-      .invoke({ route, requestId, method, path, query, headers, body })
+      .invoke({ route, requestId, method, path, query, headers, body, bodyIn })
       .then((result) => {
         release();
-        if (state.aborted) return;
+        if (state.aborted || state.answered) {
+          result.stream?.cancel();
+          return;
+        }
         const totalMs = performance.now() - started;
+        state.answered = true;
         res.cork(() => {
           res.writeStatus(statusLine(result.status));
           const h = result.headers;
@@ -322,8 +342,14 @@ function handle(deps: ServerDeps, calls: InFlight, res: HttpResponse, req: HttpR
             `gateway;dur=${(totalMs - result.fnMs).toFixed(3)}, function;dur=${result.fnMs.toFixed(3)}, start;desc=${result.cold ? 'cold' : 'warm'}` +
             (result.cpuUs === undefined ? '' : `, cpu;dur=${cpuTiming(result.cpuUs)}`));
           if (limitHeaders) for (const [k, v] of limitHeaders) res.writeHeader(k, v);
-          res.end(result.body);
+          if (result.stream) streamAnswer(res, result.stream, state, method === 'HEAD', (tail, failure) => {
+            deps.observe({ route: route.key, method, path, status: result.status, ms: performance.now() - started, fnMs: tail?.fnMs ?? result.fnMs,
+              cold: result.cold, worker: result.workerId, cpuUs: tail?.cpuUs, memPeak: tail?.memPeak, code: failure?.code,
+              message: failure && `the answer was cut short: ${failure.message}`, requestId, traceId: trace.traceId });
+          });
+          else res.end(result.body);
         });
+        if (result.stream) return; // observed when it ends
         deps.observe({ route: route.key, method, path, status: result.status, ms: totalMs, fnMs: result.fnMs, cold: result.cold,
           worker: result.workerId, cpuUs: result.cpuUs, memPeak: result.memPeak, code: undefined, message: undefined, requestId,
           traceId: trace.traceId });
@@ -347,6 +373,7 @@ function handle(deps: ServerDeps, calls: InFlight, res: HttpResponse, req: HttpR
       if (finished) return;
       finished = true;
       fail(new GatewayError('REQUEST_TIMEOUT', `the request body did not arrive within ${deps.bodyTimeoutMs} ms (--body-timeout-ms)`), CLOSING);
+      bodyIn?.end({ code: 'FUNCTION_ERROR', message: `the request body did not arrive within ${deps.bodyTimeoutMs} ms` });
     },
   };
   calls.reading.add(reading);
@@ -357,10 +384,24 @@ function handle(deps: ServerDeps, calls: InFlight, res: HttpResponse, req: HttpR
     return true;
   };
   bodyRead = reading;
-  readBody(res, deps.maxBodyBytes, declared, state, (body) => {
-    if (settle()) dispatch(body);
-  }, () => {
-    if (settle()) fail(new GatewayError('PAYLOAD_TOO_LARGE', `request body is over the limit of ${deps.maxBodyBytes} bytes`));
+  readBody(res, deps.maxBodyBytes, state, {
+    whole: (body) => {
+      if (settle()) dispatch(body);
+    },
+    first: (chunk) => {
+      bodyIn = new RequestBody();
+      bodyIn.push(chunk);
+      dispatch(EMPTY, bodyIn);
+    },
+    rest: (chunk, last) => {
+      bodyIn!.push(chunk);
+      if (last && settle()) bodyIn!.end();
+    },
+    tooLarge: () => {
+      if (!settle()) return;
+      bodyIn?.end({ code: 'FUNCTION_ERROR', message: `the request body is over the limit of ${deps.maxBodyBytes} bytes` });
+      fail(new GatewayError('PAYLOAD_TOO_LARGE', `request body is over the limit of ${deps.maxBodyBytes} bytes`));
+    },
   });
 }
 
@@ -406,29 +447,41 @@ function removeHeader(headers: string[], name: string): void {
   for (let i = headers.length - 2; i >= 0; i -= 2) if (headers[i] === name) headers.splice(i, 2);
 }
 
+/** What readBody hands on: a body that came in one piece, or the pieces of a longer one as they come. */
+interface BodyParts {
+  whole(body: Buffer): void;
+  /** The first piece of a body that did not arrive at once: the call can start. */
+  first(chunk: Buffer): void;
+  rest(chunk: Buffer, last: boolean): void;
+  tooLarge(): void;
+}
+
 /**
- * Streams the body in with onData, counting as it goes so an over-limit body is refused as
- * soon as it crosses the limit, not after it has all been buffered; the rest is read and
- * dropped so the client can read the 413. uWS reuses each chunk's memory after the callback
- * returns, so chunks are copied.
+ * Reads the body with onData, counting as it goes so an over-limit body is refused as soon as
+ * it crosses the limit; the rest is read and dropped so the client can read the 413. A body
+ * that arrives in one read is handed on whole (the common case: one frame to the worker); a
+ * longer one piece by piece, as it comes (request-body.ts). uWS reuses each chunk's memory
+ * after the callback returns, so chunks are copied.
  */
-function readBody(res: HttpResponse, maxBytes: number, declared: number | undefined, state: { aborted: boolean },
-  done: (body: Buffer) => void, tooLarge: () => void): void {
-  const chunks: Buffer[] = [];
+function readBody(res: HttpResponse, maxBytes: number, state: { aborted: boolean }, parts: BodyParts): void {
   let received = 0;
   let refused = false;
-  const whole = declared !== undefined ? Buffer.allocUnsafe(declared) : undefined;
+  let streaming = false;
   res.onData((chunk, isLast) => {
     if (refused || state.aborted) return;
-    const bytes = new Uint8Array(chunk);
-    if (received + bytes.length > maxBytes || (whole && received + bytes.length > whole.length)) {
+    if (chunk.byteLength === 0 && !isLast) return; // uWS's first call may come before any byte of the body
+    if (received + chunk.byteLength > maxBytes) {
       refused = true;
-      tooLarge();
+      parts.tooLarge();
       return;
     }
-    if (whole) whole.set(bytes, received);
-    else chunks.push(Buffer.from(bytes));
+    const bytes = Buffer.from(new Uint8Array(chunk));
     received += bytes.length;
-    if (isLast) done(whole ? whole.subarray(0, received) : Buffer.concat(chunks, received));
+    if (streaming) parts.rest(bytes, isLast);
+    else if (isLast) parts.whole(bytes);
+    else {
+      streaming = true;
+      parts.first(bytes);
+    }
   });
 }

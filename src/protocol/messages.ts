@@ -34,6 +34,26 @@ export interface FunctionConfig {
   readonly env: Readonly<Record<string, string>>;
   readonly auth: 'none' | 'api-key';
   readonly rateLimit?: { readonly rps: number; readonly burst: number };
+  /** Lambda-style handlers: the API Gateway REST event (v1, the default) or the HTTP API / Function URL payload (v2). */
+  readonly event?: LambdaEvent;
+  /** CORS answered at the gateway: preflights without a call, the headers added to answers. */
+  readonly cors?: CorsConfig;
+}
+
+export type LambdaEvent = 'v1' | 'v2';
+
+/** A route's `cors` field (CONTRACT §2, README "CORS"), names as in the row. */
+export interface CorsConfig {
+  /** Allowed origins, exact (`https://app.example`), or `*` for any. */
+  readonly origins: readonly string[];
+  /** Methods a preflight may ask for; default: the route's method. */
+  readonly methods?: readonly string[];
+  /** Request headers a preflight may ask for (lower-case); default: any it asks for is echoed back. */
+  readonly headers?: readonly string[];
+  /** Seconds a browser may cache a preflight's answer (Access-Control-Max-Age). */
+  readonly maxAge?: number;
+  /** Access-Control-Allow-Credentials: true (never with origin `*`). */
+  readonly credentials?: boolean;
 }
 
 /** Where a container `image` must have each runtime's interpreter (the first that exists is used). */
@@ -60,7 +80,22 @@ export const enum FrameType {
   Pong = 4,
   Warm = 5,
   Output = 6,
+  /** A piece of a streamed body: the answer's (worker → gateway) or the request's (gateway → worker). */
+  Chunk = 7,
+  /** The end of a streamed body; for an answer, with the call's figures or the reason it broke off. */
+  End = 8,
+  /** The receiver of a streamed answer has passed on `bytes` more: the sender may send that much more. */
+  Ack = 9,
+  /** Gateway → worker: the client of a streamed answer has gone; stop producing it. */
+  Cancel = 10,
 }
+
+/**
+ * How many bytes of a streamed answer may be on their way at once, from the function to the
+ * client's socket: the sender stops reading the function's stream at this many unacknowledged
+ * bytes. What one streamed answer can hold in the worker, the gateway and the sockets between.
+ */
+export const STREAM_WINDOW_BYTES = 256 * 1024;
 
 /** Gateway → worker: run a function. The request body travels raw beside the envelope. */
 export interface InvokeMessage {
@@ -76,6 +111,8 @@ export interface InvokeMessage {
   readonly query: string;
   /** Flat [name, value, name, value, …], names lower-case. */
   readonly headers: string[];
+  /** The body follows in Chunk frames and an End, as the client sends it (the frame's own body is empty). */
+  readonly bodyStream?: true;
 }
 
 /** Error codes a worker can answer with; the gateway maps them to HTTP (src/errors.ts). */
@@ -100,6 +137,11 @@ export interface ResultMessage {
   /** Milliseconds the worker spent on the call (queue + start + function). */
   readonly fnMs: number;
   readonly error?: { readonly code: WorkerErrorCode; readonly message: string };
+  /**
+   * The body is streamed: Chunk frames follow, then an End (which carries cpuUs and memPeak
+   * instead of this message). The gateway acknowledges each chunk once its client took it.
+   */
+  readonly stream?: true;
   /**
    * CPU time of the instance while the call ran, integer µs, from its cgroup; absent where the
    * sandbox has none (workers/call-usage.ts). A node instance runs many calls at once: each call
@@ -137,7 +179,39 @@ export interface OutputMessage {
   readonly text: string;
 }
 
-export type StreamMessage = InvokeMessage | ResultMessage | PingMessage | WarmMessage | OutputMessage;
+/** A piece of a streamed body (the frame's body). */
+export interface ChunkMessage {
+  readonly t: FrameType.Chunk;
+  readonly id: number;
+}
+
+/**
+ * The end of a streamed body. For an answer: `error` when it broke off (the function threw,
+ * timed out or crashed mid-stream; the gateway then closes the client's connection, since the
+ * status is long gone), and the call's figures as in ResultMessage.
+ */
+export interface EndMessage {
+  readonly t: FrameType.End;
+  readonly id: number;
+  readonly error?: { readonly code: WorkerErrorCode; readonly message: string };
+  readonly fnMs?: number;
+  readonly cpuUs?: number;
+  readonly memPeak?: number;
+}
+
+export interface AckMessage {
+  readonly t: FrameType.Ack;
+  readonly id: number;
+  readonly bytes: number;
+}
+
+export interface CancelMessage {
+  readonly t: FrameType.Cancel;
+  readonly id: number;
+}
+
+export type StreamMessage = InvokeMessage | ResultMessage | PingMessage | WarmMessage | OutputMessage
+  | ChunkMessage | EndMessage | AckMessage | CancelMessage;
 
 /**
  * Worker → gateway over the metrics datagram socket, every report period.

@@ -4,16 +4,9 @@
 // measures it; with the frame layout both use (encodeHostFrame, HostFrameReader). Runs inside the sandbox:
 // Node's standard library only.
 import { format } from 'node:util';
+import { isUtf8 } from 'node:buffer';
 
 const TEXTUAL = /^(text\/|application\/(json|xml|javascript|x-www-form-urlencoded|graphql)|[^;]*\+(json|xml))/i;
-
-function headerObject(flat) {
-  const out = {};
-  for (let i = 0; i + 1 < flat.length; i += 2) {
-    out[flat[i]] = out[flat[i]] === undefined ? flat[i + 1] : `${out[flat[i]]},${flat[i + 1]}`;
-  }
-  return out;
-}
 
 /** The W3C traceparent the gateway set for this call (its last header), or undefined. */
 function traceparentOf(headers) {
@@ -21,7 +14,13 @@ function traceparentOf(headers) {
   return undefined;
 }
 
-export async function runFetch(fn, self, call, body, env) {
+/**
+ * `body`: the request body, whole (a Buffer) or still arriving (a ReadableStream). `waitUntil`:
+ * where ctx.waitUntil puts its promises. The answer's body is bytes, or, when the function
+ * answered with a stream (a ReadableStream, a TransformStream's readable, an async generator,
+ * a fetch() passed through), `stream`: read it as it is produced.
+ */
+export async function runFetch(fn, self, call, body, env, waitUntil = []) {
   const headers = new Headers();
   for (let i = 0; i + 1 < call.headers.length; i += 2) {
     try { headers.append(call.headers[i], call.headers[i + 1]); } catch { /* a header undici refuses */ }
@@ -29,8 +28,16 @@ export async function runFetch(fn, self, call, body, env) {
   const host = headers.get('host') ?? 'localhost';
   const url = `http://${host}${call.path}${call.query ? `?${call.query}` : ''}`;
   const hasBody = call.method !== 'GET' && call.method !== 'HEAD';
-  const request = new Request(url, { method: call.method, headers, body: hasBody ? body : undefined });
-  const ctx = { waitUntil() {}, passThroughOnException() {}, requestId: call.requestId, traceparent: traceparentOf(call.headers) };
+  const request = new Request(url, { method: call.method, headers, body: hasBody ? body : undefined, ...(hasBody && !Buffer.isBuffer(body) && { duplex: 'half' }) });
+  const ctx = {
+    waitUntil(promise) { waitUntil.push(Promise.resolve(promise)); },
+    // Workers' "fail open to the origin": there is no origin behind a route here, so an
+    // exception is answered as any other (502 FUNCTION_ERROR). Accepted so that code calling it runs.
+    passThroughOnException() {},
+    requestId: call.requestId,
+    traceparent: traceparentOf(call.headers),
+    clientIp: call.clientIp,
+  };
   const response = await fn.call(self, request, env, ctx);
   if (!(response instanceof Response)) {
     return { invalid: `fetch() must return a Response (got ${response === null ? 'null' : typeof response})` };
@@ -38,7 +45,17 @@ export async function runFetch(fn, self, call, body, env) {
   const out = [];
   response.headers.forEach((value, name) => { if (name !== 'set-cookie') out.push(name, value); });
   for (const cookie of response.headers.getSetCookie()) out.push('set-cookie', cookie);
-  return { status: response.status, headers: out, body: bodySource(response) ?? Buffer.from(await response.arrayBuffer()) };
+  const known = bodySource(response);
+  if (known) return { status: response.status, headers: out, body: known };
+  if (streamed(response)) return { status: response.status, headers: out, stream: response.body };
+  return { status: response.status, headers: out, body: Buffer.from(await response.arrayBuffer()) };
+}
+
+/** A body made from a stream (not from a string, bytes, a Blob, a form): it is sent as it is produced. */
+function streamed(response) {
+  if (response.body === null || response.bodyUsed) return false;
+  const state = STATE && response[STATE];
+  return !state || state.body?.source == null;
 }
 
 // undici keeps what a Response was made from (a string, bytes) beside the stream it would read
@@ -58,46 +75,215 @@ function bodySource(response) {
 }
 const EMPTY = Buffer.alloc(0);
 
+// ---- Lambda style ---------------------------------------------------------------------------
+// What the Lambda Node runtime and API Gateway do around a handler: the REST API event (v1), or
+// the HTTP API / Function URL payload (v2) for a route with "event": "v2"; the context; the
+// callback; and the proxy result turned into an answer. Names and ids that stand for AWS
+// resources (ARN, log group and stream) are local labels (README "Lambda").
+
 export async function runLambda(fn, call, body, functionName, memoryMb) {
-  const headers = headerObject(call.headers);
-  const params = new URLSearchParams(call.query);
-  const query = {};
-  const multiQuery = {};
-  for (const [k, v] of params) {
-    query[k] = v;
-    (multiQuery[k] ??= []).push(v);
-  }
-  const textual = TEXTUAL.test(headers['content-type'] ?? 'text/plain');
-  const event = {
-    httpMethod: call.method,
-    path: call.path,
-    resource: call.path,
-    headers,
-    queryStringParameters: params.size > 0 ? query : null,
-    multiValueQueryStringParameters: params.size > 0 ? multiQuery : null,
-    body: body.length === 0 ? null : textual ? body.toString('utf8') : body.toString('base64'),
-    isBase64Encoded: body.length > 0 && !textual,
-    requestContext: { requestId: call.requestId, httpMethod: call.method, path: call.path, stage: '$default', requestTimeEpoch: Date.now() },
-  };
-  const context = {
-    awsRequestId: call.requestId,
-    traceparent: traceparentOf(call.headers),
+  const event = call.event === 'v2' ? eventV2(call, body) : eventV1(call, body);
+  return lambdaAnswer(await callHandler(fn, event, call, functionName, memoryMb));
+}
+
+/**
+ * Calls the handler as the Lambda Node runtime does: the answer is what its promise settles to,
+ * or what it passes to callback / context.done / succeed / fail, whichever comes first. A value
+ * returned without a promise is the answer too when the handler takes no callback (fewer than 3
+ * parameters) and the value is not undefined; otherwise the call waits for the callback, and a
+ * handler that never calls it is stopped by the worker at timeout_ms.
+ */
+function callHandler(fn, event, call, functionName, memoryMb) {
+  return new Promise((resolve, reject) => {
+    let settled = false;
+    const ok = (result) => {
+      if (!settled) { settled = true; resolve(result); }
+    };
+    const fail = (err) => {
+      if (!settled) { settled = true; reject(err); }
+    };
+    const callback = (err, result) => (err !== undefined && err !== null ? fail(err) : ok(result));
+    const context = lambdaContext(call, functionName, memoryMb, callback);
+    const returned = fn(event, context, callback); // a synchronous throw rejects this promise
+    if (typeof returned?.then === 'function') returned.then(ok, fail);
+    else if (returned !== undefined && fn.length < 3) ok(returned);
+  });
+}
+
+// One per instance, as Lambda's log stream is: `YYYY/MM/DD/[$LATEST]` and a random id.
+const LOG_STREAM = `${new Date().toISOString().slice(0, 10).replaceAll('-', '/')}/[$LATEST]${crypto.randomUUID().replaceAll('-', '')}`;
+
+function lambdaContext(call, functionName, memoryMb, callback) {
+  return {
     functionName,
-    memoryLimitInMB: memoryMb,
+    functionVersion: '$LATEST', // a route serves its latest row
+    // Account 000000000000 and partition "faas": no AWS resource has this ARN; the name is
+    // URI-encoded so that splitting on ":" finds it where it would in a real one.
+    invokedFunctionArn: `arn:faas:lambda:local:000000000000:function:${encodeURIComponent(functionName)}`,
+    memoryLimitInMB: String(memoryMb), // a string, as Lambda's is
+    awsRequestId: call.requestId,
+    logGroupName: `/faas/${functionName}`,
+    logStreamName: LOG_STREAM,
+    traceparent: traceparentOf(call.headers),
+    // Accepted and ignored: an instance runs many calls at once, so its event loop is never
+    // "this call's" to wait for; the answer goes out when the handler gives it.
+    callbackWaitsForEmptyEventLoop: true,
     getRemainingTimeInMillis: () => Math.max(0, call.deadlineMs - Date.now()),
+    done: callback,
+    succeed: (result) => callback(null, result),
+    fail: (err) => callback(err ?? 'handled'), // the runtime's own word for fail() without an error
   };
-  const result = await fn(event, context);
-  if (result === undefined || result === null) return { invalid: 'handler returned nothing; return { statusCode, headers, body }' };
+}
+
+/** API Gateway REST API (payload 1.0): headers and query parameters single (the last value) and multi. */
+function eventV1(call, body) {
+  const headers = {};
+  const multiValueHeaders = {};
+  const h = call.headers;
+  for (let i = 0; i + 1 < h.length; i += 2) {
+    own(headers, h[i], h[i + 1]);
+    listOf(multiValueHeaders, h[i]).push(h[i + 1]);
+  }
+  let query = null;
+  let multiQuery = null;
+  for (const [k, v] of new URLSearchParams(call.query)) {
+    own((query ??= {}), k, v);
+    listOf((multiQuery ??= {}), k).push(v);
+  }
+  const now = Date.now();
+  const encoded = body.length > 0 ? eventBody(headers['content-type'], body) : { body: null, isBase64Encoded: false };
+  return {
+    resource: call.path, // routes are exact paths: the resource is the path
+    path: call.path,
+    httpMethod: call.method,
+    headers: new Proxy(headers, CASELESS),
+    multiValueHeaders: new Proxy(multiValueHeaders, CASELESS),
+    queryStringParameters: query,
+    multiValueQueryStringParameters: multiQuery,
+    pathParameters: null,
+    stageVariables: null,
+    requestContext: {
+      resourcePath: call.path,
+      httpMethod: call.method,
+      path: call.path,
+      stage: '$default',
+      requestId: call.requestId,
+      requestTime: clfTime(now),
+      requestTimeEpoch: now,
+      protocol: 'HTTP/1.1',
+      domainName: headers.host ?? 'localhost',
+      identity: { sourceIp: sourceIp(call, headers['x-forwarded-for']), userAgent: headers['user-agent'] ?? null },
+    },
+    ...encoded,
+  };
+}
+
+/** HTTP API / Function URL (payload 2.0): repeated headers and parameters comma-joined, cookies apart. */
+function eventV2(call, body) {
+  const headers = {};
+  let cookies;
+  const h = call.headers;
+  for (let i = 0; i + 1 < h.length; i += 2) {
+    if (h[i] === 'cookie') (cookies ??= []).push(...h[i + 1].split(/;\s*/).filter(Boolean));
+    else own(headers, h[i], Object.hasOwn(headers, h[i]) ? `${headers[h[i]]},${h[i + 1]}` : h[i + 1]);
+  }
+  let query;
+  for (const [k, v] of new URLSearchParams(call.query)) own((query ??= {}), k, Object.hasOwn(query, k) ? `${query[k]},${v}` : v);
+  const now = Date.now();
+  const host = headers.host ?? 'localhost';
+  const routeKey = `${call.method} ${call.path}`;
+  return {
+    version: '2.0',
+    routeKey,
+    rawPath: call.path,
+    rawQueryString: call.query,
+    ...(cookies && { cookies }),
+    headers,
+    ...(query && { queryStringParameters: query }),
+    requestContext: {
+      domainName: host,
+      domainPrefix: host.split('.')[0],
+      http: { method: call.method, path: call.path, protocol: 'HTTP/1.1', sourceIp: sourceIp(call, headers['x-forwarded-for']), userAgent: headers['user-agent'] ?? null },
+      requestId: call.requestId,
+      routeKey,
+      stage: '$default',
+      time: clfTime(now),
+      timeEpoch: now,
+    },
+    // No body: no `body` field, as API Gateway sends it.
+    ...(body.length > 0 ? eventBody(headers['content-type'], body) : { isBase64Encoded: false }),
+  };
+}
+
+/** A text body (text/*, JSON, XML, form) that is valid UTF-8 as a string, anything else base64, as API Gateway does with binary media types. */
+function eventBody(contentType, body) {
+  return TEXTUAL.test(contentType ?? 'text/plain') && isUtf8(body)
+    ? { body: body.toString('utf8'), isBase64Encoded: false }
+    : { body: body.toString('base64'), isBase64Encoded: true };
+}
+
+/** The client's address the gateway saw; before it says, the last X-Forwarded-For hop. */
+function sourceIp(call, forwarded) {
+  return call.clientIp ?? forwarded?.split(',').at(-1).trim() ?? null;
+}
+
+// A header or parameter named __proto__ (or constructor, …) is data, as in the JSON event Lambda parses.
+function own(obj, key, value) {
+  if (key === '__proto__') Object.defineProperty(obj, key, { value, writable: true, enumerable: true, configurable: true });
+  else obj[key] = value;
+}
+function listOf(obj, key) {
+  if (!Object.hasOwn(obj, key)) own(obj, key, []);
+  return obj[key];
+}
+
+// REST APIs keep the header case the client sent; ours arrive lower-cased (HTTP/2 and HTTP APIs
+// send them so): headers['Content-Type'] finds content-type, as Lambda code often reads it.
+const CASELESS = {
+  get: (t, k) => (typeof k !== 'string' || k in t ? t[k] : t[k.toLowerCase()]),
+  has: (t, k) => k in t || (typeof k === 'string' && k.toLowerCase() in t),
+};
+
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+let clfSecond = -1;
+let clfText = '';
+/** Common Log Format, as API Gateway's requestTime: 09/Apr/2015:12:34:56 +0000 (made once a second: ~0.4 µs). */
+function clfTime(ms) {
+  const second = Math.floor(ms / 1000);
+  if (second !== clfSecond) {
+    const d = new Date(ms);
+    const p = (n) => String(n).padStart(2, '0');
+    clfText = `${p(d.getUTCDate())}/${MONTHS[d.getUTCMonth()]}/${d.getUTCFullYear()}:${p(d.getUTCHours())}:${p(d.getUTCMinutes())}:${p(d.getUTCSeconds())} +0000`;
+    clfSecond = second;
+  }
+  return clfText;
+}
+
+/**
+ * The handler's result as API Gateway turns it into an answer: { statusCode, headers,
+ * multiValueHeaders, cookies, body, isBase64Encoded }; a value without statusCode is a 200 body
+ * (JSON, or text for a string), as HTTP APIs do.
+ */
+function lambdaAnswer(result) {
+  if (result === undefined || result === null) return { invalid: 'the handler returned nothing; return { statusCode, headers, body }' };
   if (typeof result !== 'object' || !('statusCode' in result)) {
-    // Like API Gateway's HTTP APIs: a value without statusCode is a 200 JSON body.
     const text = typeof result === 'string' ? result : JSON.stringify(result);
     return { status: 200, headers: ['content-type', typeof result === 'string' ? 'text/plain; charset=utf-8' : 'application/json'], body: Buffer.from(text) };
   }
   const status = Number(result.statusCode);
-  if (!Number.isInteger(status) || status < 100 || status > 599) return { invalid: `statusCode must be an integer 100–599 (got ${format(result.statusCode)})` };
+  if (!Number.isInteger(status) || status < 100 || status > 599) return { invalid: `statusCode must be an integer 100–599 (got ${format('%j', result.statusCode)})` };
   const out = [];
-  for (const [k, v] of Object.entries(result.headers ?? {})) out.push(k.toLowerCase(), String(v));
-  for (const [k, vs] of Object.entries(result.multiValueHeaders ?? {})) for (const v of vs) out.push(k.toLowerCase(), String(v));
+  const multi = result.multiValueHeaders;
+  // A name in both: API Gateway sends the multiValueHeaders values only.
+  const inMulti = multi ? new Set(Object.keys(multi).map((k) => k.toLowerCase())) : undefined;
+  for (const [k, v] of Object.entries(result.headers ?? {})) {
+    if (v !== undefined && v !== null && !inMulti?.has(k.toLowerCase())) out.push(k.toLowerCase(), String(v));
+  }
+  if (multi) {
+    for (const [k, vs] of Object.entries(multi)) for (const v of Array.isArray(vs) ? vs : [vs]) if (v !== undefined && v !== null) out.push(k.toLowerCase(), String(v));
+  }
+  const cookies = result.cookies;
+  if (cookies) for (const c of Array.isArray(cookies) ? cookies : [cookies]) out.push('set-cookie', String(c));
   const raw = result.body ?? '';
   const bodyOut = Buffer.isBuffer(raw) ? raw
     : typeof raw === 'string' ? Buffer.from(raw, result.isBase64Encoded ? 'base64' : 'utf8')

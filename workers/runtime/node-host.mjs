@@ -126,8 +126,20 @@ function adopt(msg, body) {
 const reader = new HostFrameReader();
 conn.on('data', (chunk) => {
   for (const { msg, body } of reader.push(chunk)) {
-    if (msg.t === 'load' && !entry) adopt(msg, body);
-    else if (msg.t === 'invoke' && fn) current.run(msg.id, () => invoke(msg, body));
+    switch (msg.t) {
+      case 'invoke': if (fn) current.run(msg.id, () => invoke(msg, body)); break;
+      case 'ack': answers.get(msg.id)?.ack(msg.bytes); break;
+      case 'cancel': answers.get(msg.id)?.cancel(); break;
+      case 'chunk': bodies.get(msg.id)?.enqueue(new Uint8Array(body.buffer, body.byteOffset, body.length)); break;
+      case 'end': {
+        const controller = bodies.get(msg.id);
+        bodies.delete(msg.id);
+        if (msg.error) controller?.error(new Error(`the request body broke off: ${msg.error}`));
+        else controller?.close();
+        break;
+      }
+      case 'load': if (!entry) adopt(msg, body); break;
+    }
   }
 });
 if (entry) void start();
@@ -148,16 +160,116 @@ function runWasm(call, body) {
   }
 }
 
+// Streamed request bodies being received (call id -> their ReadableStream's controller), and
+// streamed answers being sent (call id -> their flow control).
+const bodies = new Map();
+const answers = new Map();
+/** Unacknowledged bytes a streamed answer may have on its way: STREAM_WINDOW_BYTES in src/protocol/messages.ts. */
+const STREAM_WINDOW_BYTES = 256 * 1024;
+
+/** The request body as a stream its chunk frames feed (a body the gateway is still reading). */
+function bodyStream(id) {
+  return new ReadableStream({ start: (controller) => { bodies.set(id, controller); } });
+}
+
 async function invoke(call, body) {
   if (fn.style === 'wasm') return runWasm(call, body);
+  const waitUntil = [];
+  let ended = false;
   try {
-    const out = fn.style === 'fetch' ? await runFetch(fn.fn, fn.self, call, body, functionEnv)
-      : await runLambda(fn.fn, call, body, functionName, memoryMb);
+    const input = call.bodyStream ? bodyStream(call.id) : body;
+    const out = fn.style === 'fetch' ? await runFetch(fn.fn, fn.self, call, input, functionEnv, waitUntil)
+      : await runLambda(fn.fn, call, call.bodyStream ? await wholeBody(input) : body, functionName, memoryMb);
     if (out.invalid) send({ t: 'error', id: call.id, code: 'FUNCTION_RESPONSE_INVALID', message: out.invalid });
-    else send({ t: 'result', id: call.id, status: out.status, headers: out.headers }, out.body);
+    else if (out.stream) {
+      send({ t: 'head', id: call.id, status: out.status, headers: out.headers });
+      const error = await pump(call.id, out.stream);
+      send({ t: 'end', id: call.id, ...(error && { error }), ...(waitUntil.length > 0 && { waitUntil: true }) });
+    } else send({ t: 'result', id: call.id, status: out.status, headers: out.headers, ...(waitUntil.length > 0 && { waitUntil: true }) }, out.body);
+    ended = true;
   } catch (err) {
     send({ t: 'error', id: call.id, code: 'FUNCTION_ERROR', message: errorMessage(err) });
   } finally {
-    logged.delete(call.id);
+    bodies.delete(call.id);
+    if (!ended || waitUntil.length === 0) logged.delete(call.id);
   }
+  if (ended && waitUntil.length > 0) await background(call, waitUntil);
+}
+
+/** A request body streamed in, whole: Lambda-style handlers get it as one string. */
+async function wholeBody(stream) {
+  return Buffer.from(await new Response(stream).arrayBuffer());
+}
+
+/**
+ * Sends a streamed answer's chunks as the function produces them, never more than the window
+ * ahead of what the client has taken (acks). Returns why it broke off, or undefined.
+ */
+async function pump(id, stream) {
+  const reader = stream.getReader();
+  let unacked = 0;
+  let wake;
+  let cancelled = false;
+  answers.set(id, {
+    ack(bytes) {
+      unacked -= bytes;
+      if (unacked < STREAM_WINDOW_BYTES) wake?.();
+    },
+    cancel() {
+      cancelled = true;
+      reader.cancel(new Error('the client went away')).catch(() => {});
+      wake?.();
+    },
+  });
+  try {
+    for (;;) {
+      while (unacked >= STREAM_WINDOW_BYTES && !cancelled) await new Promise((resolve) => { wake = resolve; });
+      if (cancelled) return 'the client went away';
+      const { done, value } = await reader.read();
+      if (done) return undefined;
+      const bytes = chunkBytes(value);
+      if (bytes.length === 0) continue;
+      unacked += bytes.length;
+      send({ t: 'chunk', id }, bytes);
+    }
+  } catch (err) {
+    if (cancelled) return 'the client went away';
+    console.error(`the answer's stream failed: ${err instanceof Error ? err.stack : format(err)}`);
+    return errorMessage(err);
+  } finally {
+    answers.delete(id);
+  }
+}
+
+/** A stream's chunk as bytes: Uint8Array (what Workers allows), or a string, encoded as UTF-8. */
+function chunkBytes(value) {
+  if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+  if (typeof value === 'string') return Buffer.from(value);
+  if (value instanceof ArrayBuffer) return Buffer.from(value);
+  throw new TypeError(`a response stream must produce Uint8Array chunks (got ${value === null ? 'null' : typeof value})`);
+}
+
+/**
+ * Work the call handed to ctx.waitUntil, after its answer went: waited for until the call's
+ * deadline (timeout_ms), as Workers allow it to run on after the response. Its failures are
+ * logged as the function's own.
+ */
+async function background(call, promises) {
+  const timeLeft = call.deadlineMs - Date.now();
+  let timer;
+  const expired = new Promise((resolve) => { timer = setTimeout(resolve, Math.max(0, timeLeft), 'expired'); });
+  let seen = 0;
+  while (seen < promises.length) {
+    const batch = promises.slice(seen);
+    seen = promises.length;
+    const results = await Promise.race([Promise.allSettled(batch), expired]);
+    if (results === 'expired') {
+      console.error(`ctx.waitUntil work was still running at the call's timeout_ms; no longer waited for`);
+      break;
+    }
+    for (const r of results) if (r.status === 'rejected') console.error(`ctx.waitUntil promise rejected: ${errorMessage(r.reason)}`);
+  }
+  clearTimeout(timer);
+  logged.delete(call.id);
+  send({ t: 'done', id: call.id });
 }
