@@ -46,10 +46,13 @@ export function streamAnswer(res: HttpResponse, stream: GatewayStream, state: St
       else held += bytes.length;
     },
     end: (failure, tail) => {
-      if (!state.aborted) {
-        if (failure) res.close();
-        else res.cork(() => res.end());
-      }
+      if (failure) {
+        // Closed on the next turn: the end may come inside the cork that wrote the head and the
+        // last chunks, and a close there would drop them unsent.
+        setImmediate(() => {
+          if (!state.aborted) res.close();
+        });
+      } else if (!state.aborted) res.cork(() => res.end());
       done(tail, failure);
     },
   });
