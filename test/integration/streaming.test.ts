@@ -188,6 +188,41 @@ describe('streamed answers', () => {
   });
 });
 
+describe('Lambda response streaming (awslambda.streamifyResponse)', () => {
+  const STREAMIFIED = `
+import { pipeline } from 'node:stream/promises';
+import { Readable } from 'node:stream';
+export const handler = awslambda.streamifyResponse(async (event, responseStream, context) => {
+  if (event.queryStringParameters?.fail) throw new Error('failed before writing');
+  responseStream = awslambda.HttpResponseStream.from(responseStream, { statusCode: 201, headers: { 'x-kind': 'streamed' } });
+  responseStream.setContentType('text/plain');
+  for (let i = 0; i < 3; i++) {
+    responseStream.write('line ' + i + ' ' + event.httpMethod + ' ' + context.awsRequestId.length + '\\n');
+    await new Promise((r) => setTimeout(r, 150));
+  }
+  await pipeline(Readable.from(['piped ', 'end']), responseStream);
+});`;
+
+  it('streams what the handler writes, with the status and headers of HttpResponseStream.from', async () => {
+    await deploy(gw, 'GET:/streamified', { runtime: 'node', code: STREAMIFIED });
+    const r = request('GET /streamified HTTP/1.1\r\nHost: test\r\n\r\n');
+    await eventually(async () => r.text().endsWith('end\r\n0\r\n\r\n'), 5000);
+    expect(r.text()).toMatch(/^HTTP\/1\.1 201 Created\r\n/);
+    expect(r.text()).toMatch(/\r\nx-kind: streamed\r\n/);
+    expect(r.text()).toMatch(/\r\ncontent-type: text\/plain\r\n/);
+    expect(r.text()).toContain('line 0 GET 36');
+    const at = (needle: string): number => r.pieces.find((p) => p.text.includes(needle))!.at;
+    expect(at('piped') - at('line 0')).toBeGreaterThan(250); // written 150 ms apart, not sent at the end
+    r.socket.destroy();
+  });
+
+  it('a handler that throws before writing is an error answer', async () => {
+    const res = await fetch(`${gw.http}/streamified?fail=1`);
+    expect(res.status).toBe(500);
+    expect(await res.json()).toMatchObject({ code: 'FUNCTION_ERROR', message: expect.stringContaining('failed before writing') });
+  });
+});
+
 describe('streamed request bodies', () => {
   it('the function reads the body while the client is still sending it (full duplex echo)', async () => {
     const r = request('POST /s?mode=echo HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nhello \r\n');

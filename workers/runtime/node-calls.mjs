@@ -86,6 +86,12 @@ export async function runLambda(fn, call, body, functionName, memoryMb) {
   return lambdaAnswer(await callHandler(fn, event, call, functionName, memoryMb));
 }
 
+/** The event and context of a streamified handler (lambda-stream.mjs), as runLambda makes them; no callback. */
+export function lambdaStreamInput(call, body, functionName, memoryMb) {
+  const event = call.event === 'v2' ? eventV2(call, body) : eventV1(call, body);
+  return { event, context: lambdaContext(call, functionName, memoryMb, () => {}) };
+}
+
 /**
  * Calls the handler as the Lambda Node runtime does: the answer is what its promise settles to,
  * or what it passes to callback / context.done / succeed / fail, whichever comes first. A value

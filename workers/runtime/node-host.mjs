@@ -9,7 +9,8 @@ import net from 'node:net';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { pathToFileURL } from 'node:url';
 import { format } from 'node:util';
-import { encodeHostFrame, HostFrameReader, runFetch, runLambda } from './node-calls.mjs';
+import { encodeHostFrame, HostFrameReader, lambdaStreamInput, runFetch, runLambda } from './node-calls.mjs';
+import { installAwsLambda, isStreamified, runLambdaStream } from './lambda-stream.mjs';
 
 let [entry, handlerName = '', functionName = '', memoryMb = '128', envJson = '{}'] = process.argv.slice(2);
 // Workers' `env`: the route's own variables (they are in process.env too, beside PATH and HOME).
@@ -65,6 +66,9 @@ function errorMessage(err) {
   return err instanceof Error ? `${err.name}: ${err.message}` : `thrown: ${format(err)}`;
 }
 
+// Code written for Lambda's Node runtime may use its `awslambda` global at import.
+installAwsLambda();
+
 async function load() {
   if (entry.endsWith('.wasm')) {
     // A WebAssembly module (runtime "wasm" in a sandboxed process): run per call CGI style, by
@@ -82,13 +86,18 @@ async function load() {
   if (handlerName) {
     const fn = find(handlerName);
     if (!fn) throw new Error(`${entry} exports no function named "${handlerName}"`);
-    return handlerName === 'fetch' ? { style: 'fetch', fn, self: mod.default } : { style: 'lambda', fn };
+    return handlerName === 'fetch' ? { style: 'fetch', fn, self: mod.default } : lambdaStyle(fn);
   }
   if (typeof mod.default?.fetch === 'function') return { style: 'fetch', fn: mod.default.fetch, self: mod.default };
   const handler = find('handler');
-  if (handler) return { style: 'lambda', fn: handler };
+  if (handler) return lambdaStyle(handler);
   if (typeof mod.fetch === 'function') return { style: 'fetch', fn: mod.fetch };
   throw new Error(`${entry} exports neither a default object with fetch(request, env, ctx) nor handler(event, context)`);
+}
+
+/** A Lambda handler, or one wrapped in awslambda.streamifyResponse (lambda-stream.mjs). */
+function lambdaStyle(handler) {
+  return { style: isStreamified(handler) ? 'lambda-stream' : 'lambda', fn: handler };
 }
 
 let fn;
@@ -179,7 +188,7 @@ async function invoke(call, body) {
   try {
     const input = call.bodyStream ? bodyStream(call.id) : body;
     const out = fn.style === 'fetch' ? await runFetch(fn.fn, fn.self, call, input, functionEnv, waitUntil)
-      : await runLambda(fn.fn, call, call.bodyStream ? await wholeBody(input) : body, functionName, memoryMb);
+      : await lambdaCall(call, call.bodyStream ? await wholeBody(input) : body);
     if (out.invalid) send({ t: 'error', id: call.id, code: 'FUNCTION_RESPONSE_INVALID', message: out.invalid });
     else if (out.stream) {
       send({ t: 'head', id: call.id, status: out.status, headers: out.headers });
@@ -194,6 +203,12 @@ async function invoke(call, body) {
     if (!ended || waitUntil.length === 0) logged.delete(call.id);
   }
   if (ended && waitUntil.length > 0) await background(call, waitUntil);
+}
+
+function lambdaCall(call, body) {
+  if (fn.style === 'lambda') return runLambda(fn.fn, call, body, functionName, memoryMb);
+  const { event, context } = lambdaStreamInput(call, body, functionName, memoryMb);
+  return runLambdaStream(fn.fn, event, context);
 }
 
 /** A request body streamed in, whole: Lambda-style handlers get it as one string. */
