@@ -203,8 +203,11 @@ export const handler = awslambda.streamifyResponse(async (event, responseStream,
   await pipeline(Readable.from(['piped ', 'end']), responseStream);
 });`;
 
-  it('streams what the handler writes, with the status and headers of HttpResponseStream.from', async () => {
+  beforeAll(async () => {
     await deploy(gw, 'GET:/streamified', { runtime: 'node', code: STREAMIFIED });
+  });
+
+  it('streams what the handler writes, with the status and headers of HttpResponseStream.from', async () => {
     const r = request('GET /streamified HTTP/1.1\r\nHost: test\r\n\r\n');
     await eventually(async () => r.text().endsWith('end\r\n0\r\n\r\n'), 5000);
     expect(r.text()).toMatch(/^HTTP\/1\.1 201 Created\r\n/);
