@@ -109,13 +109,16 @@ export class WorkerConnection {
         if (!call || call.stream) continue;
         if (message.stream && !message.error) {
           const { id } = message;
-          call.stream = new BodyStream<EndMessage>({
+          const stream = new BodyStream<EndMessage>({
             ack: (bytes) => this.writer.send({ t: FrameType.Ack, id, bytes }),
+            // The worker stops the function; nothing it still sends is wanted here.
             cancel: () => {
               this.pending.delete(id);
               this.writer.send({ t: FrameType.Cancel, id });
+              stream.end({ code: 'FUNCTION_ERROR', message: 'the client went away' });
             },
           });
+          call.stream = stream;
           call.resolve({ result: message, body, stream: call.stream });
           continue;
         }
@@ -139,7 +142,7 @@ export class WorkerConnection {
    * the call in Chunk frames as the client sends it (`body` is then empty).
    */
   invoke(spec: FunctionSpec, requestId: string, method: string, path: string, query: string, headers: string[], body: Buffer,
-    limitMs: number, bodyIn?: StreamedBody): Promise<CallReply> {
+    limitMs: number, bodyIn?: StreamedBody, clientIp?: string): Promise<CallReply> {
     if (this.closed) return Promise.reject(new GatewayError('WORKER_DIED', `worker ${this.workerId} is gone`, this.workerId));
     const id = this.nextId++;
     const first = !this.sentVersions.has(spec.version);
@@ -149,7 +152,7 @@ export class WorkerConnection {
       this.writer.send({
         t: FrameType.Invoke, id, key: spec.key, version: spec.version,
         ...(first ? { spec: spec.config } : {}),
-        requestId, method, path, query, headers, ...(bodyIn && { bodyStream: true as const }),
+        requestId, method, path, query, headers, ...(bodyIn && { bodyStream: true as const }), ...(clientIp !== undefined && { clientIp }),
       }, body);
       bodyIn?.replay({
         chunk: (bytes) => {
