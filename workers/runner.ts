@@ -92,7 +92,7 @@ export function hostCommand(runtime: Runtime, bin: Interpreters, memoryMb: numbe
     return [bin.node, `--max-old-space-size=${memoryMb}`, ...flags, '/faas/node-host.mjs', ...args];
   }
   if (runtime === 'python') {
-    const args = fn ? [fn.code.entry, fn.spec.config.handler ?? ''] : [];
+    const args = fn ? [fn.code.entry, fn.spec.config.handler ?? '', fn.spec.key, String(memoryMb)] : [];
     return [bin.python, '-B', '-u', '/faas/python-host.py', ...args];
   }
   throw new Error(`no runtime host for runtime "${runtime}"`);

@@ -188,6 +188,53 @@ describe('streamed answers', () => {
   });
 });
 
+describe('python: a generator as the body', () => {
+  const PY = `
+import time
+
+def handle(request):
+    mode = request.query.get("mode")
+    if mode == "fail-early":
+        def bad():
+            raise ValueError("before the first item")
+            yield "x"
+        return bad()
+    if mode == "big":
+        def big():
+            for _ in range(int(request.query["mib"]) * 16):
+                yield b"y" * 65536
+        return {"statusCode": 200, "headers": {"content-type": "application/octet-stream"}, "body": big()}
+    def events():
+        for i in range(4):
+            yield "data: %d\\n\\n" % i
+            time.sleep(0.2)
+    return {"statusCode": 200, "headers": {"content-type": "text/event-stream"}, "body": events()}
+`;
+  beforeAll(async () => {
+    await deploy(gw, 'GET:/py', { runtime: 'python', code: PY });
+  });
+
+  it('each item reaches the client as it is yielded', async () => {
+    const r = request('GET /py HTTP/1.1\r\nHost: test\r\n\r\n');
+    await eventually(async () => r.text().endsWith('0\r\n\r\n'), 5000);
+    expect(r.text()).toMatch(/\r\ncontent-type: text\/event-stream\r\n/i);
+    const at = (n: number): number => r.pieces.find((p) => p.text.includes(`data: ${n}`))!.at;
+    expect(at(3) - at(0)).toBeGreaterThan(400); // yielded 200 ms apart
+    r.socket.destroy();
+  });
+
+  it('past the buffered cap: 20 MiB yielded in 64 KiB pieces arrive whole', async () => {
+    const res = await fetch(`${gw.http}/py?mode=big&mib=20`);
+    expect((await res.arrayBuffer()).byteLength).toBe(20 * 1024 * 1024);
+  });
+
+  it('a generator that fails before its first item is a plain 500 FUNCTION_ERROR', async () => {
+    const res = await fetch(`${gw.http}/py?mode=fail-early`);
+    expect(res.status).toBe(500);
+    expect(await res.json()).toMatchObject({ code: 'FUNCTION_ERROR', message: 'ValueError: before the first item' });
+  });
+});
+
 describe('Lambda response streaming (awslambda.streamifyResponse)', () => {
   const STREAMIFIED = `
 import { pipeline } from 'node:stream/promises';

@@ -1,24 +1,34 @@
 # Runs inside the sandbox: loads one python function and serves invocations over fd 3, or in a
 # container over the bind-mounted Unix socket FAAS_CHANNEL names (frames:
 # workers/instance-frames.ts), one call at a time.
-# Usage: python3 python-host.py ENTRY_FILE [HANDLER]
+# Usage: python3 python-host.py ENTRY_FILE [HANDLER [FUNCTION_NAME MEMORY_MB]]
 #    or: python3 python-host.py          (pre-started: the first frame is a `load` with the code)
 # The python zygote (python-zygote.py) imports it instead and calls serve() in each child.
+import binascii
 import importlib.util
+import itertools
 import json
 import os
+import re
+import select
 import signal
 import socket
 import struct
 import sys
+import time
 import traceback
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, quote
 
 LOG_CAP_BYTES = 8 * 1024
+# Unacknowledged bytes a streamed answer may have on its way: STREAM_WINDOW_BYTES in src/protocol/messages.ts.
+STREAM_WINDOW_BYTES = 256 * 1024
 
 conn = None  # the frame channel to the worker
 entry = ""  # the function's file; empty for a pre-started host until its `load` frame
-handler_name = "handle"
+handler_name = ""  # the route's `handler`; empty: handle, or else lambda_handler
+function_name = ""  # the route's key, for the Lambda context
+memory_mb = "128"
+log_stream = ""  # this instance's, for the Lambda context
 
 
 def send(meta, body=b""):
@@ -91,6 +101,128 @@ class Request:
         return getattr(self, key)
 
 
+# ---- Lambda style: as node-calls.mjs builds them (the same event, context labels and answers).
+TEXTUAL = re.compile(r"^(text/|application/(json|xml|javascript|x-www-form-urlencoded|graphql)|[^;]*\+(json|xml))", re.I)
+
+
+class Headers(dict):
+    """REST APIs keep the header case the client sent; ours arrive lower-cased (HTTP/2 and HTTP
+    APIs send them so): headers["Content-Type"] finds content-type, as Lambda code often reads it."""
+
+    def __missing__(self, key):
+        if isinstance(key, str) and key.lower() != key and dict.__contains__(self, key.lower()):
+            return dict.__getitem__(self, key.lower())
+        raise KeyError(key)
+
+    def __contains__(self, key):
+        return dict.__contains__(self, key) or (isinstance(key, str) and dict.__contains__(self, key.lower()))
+
+    def get(self, key, default=None):
+        return self[key] if key in self else default
+
+
+def lambda_event(call, body):
+    """API Gateway's REST API event (payload 1.0), or the HTTP API payload 2.0 when the route says "event": "v2"."""
+    pairs = list(zip(call["headers"][0::2], call["headers"][1::2]))
+    params = parse_qsl(call["query"], keep_blank_values=True)
+    now = time.time()
+    when = time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now))
+    now_ms = int(now * 1000)
+    if call.get("event") == "v2":
+        headers, query, cookies = {}, {}, []
+        for k, v in pairs:
+            if k == "cookie":
+                cookies += [c for c in re.split(r";\s*", v) if c]
+            else:
+                headers[k] = headers[k] + "," + v if k in headers else v
+        for k, v in params:
+            query[k] = query[k] + "," + v if k in query else v
+        host = headers.get("host", "localhost")
+        route_key = "%s %s" % (call["method"], call["path"])
+        event = {"version": "2.0", "routeKey": route_key, "rawPath": call["path"], "rawQueryString": call["query"]}
+        if cookies:
+            event["cookies"] = cookies
+        event["headers"] = headers
+        if query:
+            event["queryStringParameters"] = query
+        event["requestContext"] = {
+            "domainName": host, "domainPrefix": host.split(".")[0],
+            "http": {"method": call["method"], "path": call["path"], "protocol": "HTTP/1.1",
+                     "sourceIp": source_ip(call, headers), "userAgent": headers.get("user-agent")},
+            "requestId": call["requestId"], "routeKey": route_key, "stage": "$default", "time": when, "timeEpoch": now_ms,
+        }
+        if body:  # no body: no `body` field, as API Gateway sends it
+            event["body"], event["isBase64Encoded"] = event_body(headers.get("content-type"), body)
+        else:
+            event["isBase64Encoded"] = False
+        return event
+    headers, multi = Headers(), Headers()
+    for k, v in pairs:
+        headers[k] = v  # the last value; every one in multiValueHeaders
+        multi.setdefault(k, []).append(v)
+    query, multi_query = {}, {}
+    for k, v in params:
+        query[k] = v
+        multi_query.setdefault(k, []).append(v)
+    text, encoded = event_body(headers.get("content-type"), body) if body else (None, False)
+    return {
+        "resource": call["path"],  # routes are exact paths: the resource is the path
+        "path": call["path"],
+        "httpMethod": call["method"],
+        "headers": headers,
+        "multiValueHeaders": multi,
+        "queryStringParameters": query or None,
+        "multiValueQueryStringParameters": multi_query or None,
+        "pathParameters": None,
+        "stageVariables": None,
+        "requestContext": {
+            "resourcePath": call["path"], "httpMethod": call["method"], "path": call["path"], "stage": "$default",
+            "requestId": call["requestId"], "requestTime": when, "requestTimeEpoch": now_ms, "protocol": "HTTP/1.1",
+            "domainName": headers.get("host", "localhost"),
+            "identity": {"sourceIp": source_ip(call, headers), "userAgent": headers.get("user-agent")},
+        },
+        "body": text,
+        "isBase64Encoded": encoded,
+    }
+
+
+def event_body(content_type, body):
+    """A text body (text/*, JSON, XML, form) that is valid UTF-8 as a string, anything else base64, as API Gateway does with binary media types."""
+    if TEXTUAL.match(content_type or "text/plain"):
+        try:
+            return body.decode("utf-8"), False
+        except UnicodeDecodeError:
+            pass
+    return binascii.b2a_base64(body, newline=False).decode("ascii"), True
+
+
+def source_ip(call, headers):
+    """The client's address the gateway saw; before it says, the last X-Forwarded-For hop."""
+    if call.get("clientIp"):
+        return call["clientIp"]
+    forwarded = headers.get("x-forwarded-for")
+    return forwarded.split(",")[-1].strip() if forwarded else None
+
+
+class LambdaContext:
+    """Lambda's context object. The ARN, log group and stream are local labels: no AWS resource stands behind them."""
+
+    def __init__(self, call):
+        self.function_name = function_name
+        self.function_version = "$LATEST"  # a route serves its latest row
+        self.invoked_function_arn = "arn:faas:lambda:local:000000000000:function:" + quote(function_name, safe="!'()*")
+        self.memory_limit_in_mb = memory_mb  # a string, as Lambda's is
+        self.aws_request_id = call["requestId"]
+        self.log_group_name = "/faas/" + function_name
+        self.log_stream_name = log_stream
+        self.identity = None
+        self.client_context = None
+        self.deadline_ms = call["deadlineMs"]
+
+    def get_remaining_time_in_millis(self):
+        return max(0, int(self.deadline_ms - time.time() * 1000))
+
+
 def to_bytes(body):
     if body is None:
         return b""
@@ -102,7 +234,8 @@ def to_bytes(body):
 
 
 def to_response(result):
-    """str, bytes, dict (JSON) or {"statusCode", "headers", "body"} -> (status, headers, body)."""
+    """str, bytes, dict (JSON) or {"statusCode", "headers", "multiValueHeaders", "cookies", "body",
+    "isBase64Encoded"} (an API Gateway proxy result) -> (status, headers, body)."""
     if isinstance(result, str):
         return 200, ["content-type", "text/plain; charset=utf-8"], result.encode()
     if isinstance(result, (bytes, bytearray)):
@@ -111,26 +244,132 @@ def to_response(result):
         status = result["statusCode"]
         if not isinstance(status, int) or isinstance(status, bool) or not 100 <= status <= 599:
             raise TypeError("statusCode must be an integer 100-599 (got %r)" % (status,))
+        multi = result.get("multiValueHeaders") or {}
+        in_multi = {str(k).lower() for k in multi}  # a name in both: API Gateway sends these values only
         headers = []
         for k, v in (result.get("headers") or {}).items():
-            headers += [str(k).lower(), str(v)]
+            if v is not None and str(k).lower() not in in_multi:
+                headers += [str(k).lower(), header_value(v)]
+        for k, vs in multi.items():
+            for v in vs if isinstance(vs, (list, tuple)) else [vs]:
+                if v is not None:
+                    headers += [str(k).lower(), header_value(v)]
+        cookies = result.get("cookies") or []
+        for c in cookies if isinstance(cookies, (list, tuple)) else [cookies]:
+            headers += ["set-cookie", str(c)]
         body = result.get("body")
+        if result.get("isBase64Encoded") and isinstance(body, str):
+            try:
+                body = binascii.a2b_base64(body)
+            except binascii.Error as err:
+                raise ValueError("isBase64Encoded is true but body is not base64 (%s)" % err) from None
         if isinstance(body, (dict, list)) and not any(headers[i] == "content-type" for i in range(0, len(headers), 2)):
             headers += ["content-type", "application/json"]
-        return status, headers, to_bytes(body)
+        return status, headers, body if streamed(body) else to_bytes(body)
     if isinstance(result, (dict, list)):
         return 200, ["content-type", "application/json"], json.dumps(result).encode()
-    raise TypeError("handle() must return str, bytes, dict or {statusCode, headers, body} (got %s)" % type(result).__name__)
+    if streamed(result):  # a generator: its items are the body, sent as they come
+        return 200, ["content-type", "text/plain; charset=utf-8"], result
+    raise TypeError("the handler must return str, bytes, dict or {statusCode, headers, body} (got %s)" % type(result).__name__)
+
+
+def streamed(body):
+    """A body to stream: a generator or any other iterator (a list is JSON, a str text)."""
+    return hasattr(body, "__next__")
+
+
+END = object()
+
+
+class Cancelled(Exception):
+    """The client of a streamed answer went away."""
+
+
+def read_frame():
+    frame_bytes, meta_bytes = struct.unpack(">II", recv_exact(8))
+    meta = json.loads(recv_exact(meta_bytes))
+    return meta, recv_exact(frame_bytes - 4 - meta_bytes)
+
+
+def stream_answer(call_id, status, headers, items):
+    """Sends a generator's items as they come (str as UTF-8, bytes as they are), never more than
+    the window ahead of what the client has taken: past it, waits for the worker's acks. A cancel
+    (the client went) closes the generator; an exception in it cuts the answer short."""
+    try:  # the generator's code runs now: until its first item, a failure is a plain error answer
+        first = next(items, END)
+    except Exception as err:
+        sys.stderr.write("".join(traceback.format_exception(type(err), err, err.__traceback__)))
+        flush_output()
+        send({"t": "error", "id": call_id, "code": "FUNCTION_ERROR", "message": "%s: %s" % (type(err).__name__, err)})
+        return
+    send({"t": "head", "id": call_id, "status": status, "headers": headers})
+    unacked = 0
+    error = None
+
+    def control(block):
+        nonlocal unacked
+        while block or select.select([conn], [], [], 0)[0]:
+            meta, _ = read_frame()
+            if meta.get("id") != call_id:
+                continue  # a late ack of an earlier call
+            if meta["t"] == "ack":
+                unacked -= meta["bytes"]
+            elif meta["t"] == "cancel":
+                raise Cancelled()
+            block = unacked >= STREAM_WINDOW_BYTES
+
+    try:
+        for item in itertools.chain(() if first is END else (first,), items):
+            if isinstance(item, str):
+                data = item.encode()
+            elif isinstance(item, (bytes, bytearray, memoryview)):
+                data = bytes(item)
+            else:
+                raise TypeError("a streamed body yields str or bytes (got %s)" % type(item).__name__)
+            flush_output()  # what it printed before this item goes out first
+            if data:
+                send({"t": "chunk", "id": call_id}, data)
+                unacked += len(data)
+            control(unacked >= STREAM_WINDOW_BYTES)
+    except Cancelled:
+        error = "the client went away"
+        getattr(items, "close", lambda: None)()
+    except Exception as err:
+        sys.stderr.write("".join(traceback.format_exception(type(err), err, err.__traceback__)))
+        error = "%s: %s" % (type(err).__name__, err)
+    flush_output()
+    send({"t": "end", "id": call_id, **({"error": error} if error else {})})
+
+
+def header_value(v):
+    """A number or boolean header value as JavaScript writes it (true, not True)."""
+    return "true" if v is True else "false" if v is False else str(v)
 
 
 def load():
+    """The function and whether it is called Lambda style, fn(event, context), or fn(request)."""
     spec = importlib.util.spec_from_file_location("function", entry)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    fn = getattr(module, handler_name, None)
-    if not callable(fn):
+    for name in [handler_name] if handler_name else ["handle", "lambda_handler"]:
+        fn = getattr(module, name, None)
+        if callable(fn):
+            return fn, name == "lambda_handler" or takes_event_and_context(fn)
+    if handler_name:
         raise AttributeError("%s defines no function named %r" % (entry, handler_name))
-    return fn
+    raise AttributeError("%s defines neither handle(request) nor lambda_handler(event, context); "
+                         "name another function in the route's \"handler\"" % entry)
+
+
+def takes_event_and_context(fn):
+    """Two positional parameters (event, context) or more: Lambda style; one (request): handle.
+    Read from the code object: importing inspect would add ~8 ms to a start."""
+    while hasattr(fn, "__wrapped__"):  # through functools.wraps decorators
+        fn = fn.__wrapped__
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        return False
+    return code.co_argcount - (1 if hasattr(fn, "__self__") else 0) >= 2
 
 
 def recv_exact(n):
@@ -146,7 +385,7 @@ def recv_exact(n):
 
 def adopt():
     """A pre-started sandbox becomes one function's: its code in the private /tmp, its env."""
-    global entry, handler_name
+    global entry, handler_name, function_name, memory_mb
     frame_bytes, meta_bytes = struct.unpack(">II", recv_exact(8))
     meta = json.loads(recv_exact(meta_bytes))
     body = recv_exact(frame_bytes - 4 - meta_bytes)
@@ -162,7 +401,7 @@ def adopt():
             f.write(body[at:at + file["bytes"]])
         at += file["bytes"]
     entry = os.path.join("/tmp/.fn", meta["entry"])
-    handler_name = meta["handler"] or "handle"
+    handler_name, function_name, memory_mb = meta["handler"], meta["key"], str(meta["memoryMb"])
     os.environ.update(meta["env"])
 
 
@@ -172,31 +411,34 @@ def flush_output():
     sys.stderr.flush()
 
 
-def serve(connection, entry_file, handler):
+def serve(connection, entry_file="", handler="", name="", memory="128"):
     """Serves one function over `connection` until the worker closes it."""
-    global conn, entry, handler_name
-    conn, entry, handler_name = connection, entry_file, handler or "handle"
+    global conn, entry, handler_name, function_name, memory_mb
+    conn, entry, handler_name, function_name, memory_mb = connection, entry_file, handler, name, memory
     sys.stdout = CallOutput("stdout")
     sys.stderr = CallOutput("stderr")
     main()
 
 
 def main():
+    global log_stream
     if not entry:
         adopt()
+    # One per instance (after the zygote's fork), as Lambda's log stream is.
+    log_stream = time.strftime("%Y/%m/%d/[$LATEST]", time.gmtime()) + os.urandom(16).hex()
     try:
-        fn = load()
+        fn, lambda_style = load()
     except BaseException as err:  # noqa: B902 - a function's import can raise anything
         send({"t": "load_error", "message": "".join(traceback.format_exception_only(type(err), err)).strip()})
         return
     send({"t": "ready"})
     while True:
-        frame_bytes, meta_bytes = struct.unpack(">II", recv_exact(8))
-        meta = json.loads(recv_exact(meta_bytes))
-        body = recv_exact(frame_bytes - 4 - meta_bytes)
+        meta, body = read_frame()
+        if meta.get("t") != "invoke":
+            continue  # flow control of a streamed answer already ended
         CallOutput.call_id, CallOutput.used = meta["id"], 0
         try:
-            result = fn(Request(meta, body))
+            result = fn(lambda_event(meta, body), LambdaContext(meta)) if lambda_style else fn(Request(meta, body))
         except Exception as err:
             tb = traceback.format_exception(type(err), err, err.__traceback__)
             sys.stderr.write("".join(tb))
@@ -209,7 +451,10 @@ def main():
         except (TypeError, ValueError) as err:
             send({"t": "error", "id": meta["id"], "code": "FUNCTION_RESPONSE_INVALID", "message": str(err)})
             continue
-        send({"t": "result", "id": meta["id"], "status": status, "headers": headers}, out)
+        if streamed(out):
+            stream_answer(meta["id"], status, headers, out)
+        else:
+            send({"t": "result", "id": meta["id"], "status": status, "headers": headers}, out)
 
 
 if __name__ == "__main__":
@@ -222,4 +467,4 @@ if __name__ == "__main__":
         connection.connect(channel)
     else:
         connection = socket.socket(fileno=3)
-    serve(connection, sys.argv[1] if len(sys.argv) > 1 else "", sys.argv[2] if len(sys.argv) > 2 else "")
+    serve(connection, *sys.argv[1:5])

@@ -18,7 +18,7 @@
 #
 # Protocol with the worker, one JSON object per line:
 #   stdin:  {"t": "cell", "id", "cgroups": [dir]}
-#           {"t": "start", "id", "cell" (an id, optional), "channel", "entry", "handler",
+#           {"t": "start", "id", "cell" (an id, optional), "channel", "entry", "handler", "key", "memoryMb",
 #            "mounts": [[host, inside]], "env" (all of it), "cgroups": [dir], "tmpBytes",
 #            "shmBytes", "openFiles", "fileSize"}
 #   stdout: {"t": "cell", "id", "pid"}
@@ -149,7 +149,7 @@ def isolate_and_serve(req):
     os.environ.update(req["env"])
     os.chdir("/tmp")
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))  # pid 1: no default action for it
-    host.serve(socket.socket(fileno=3), req["entry"], req["handler"])
+    host.serve(socket.socket(fileno=3), req["entry"], req["handler"], req["key"], str(req["memoryMb"]))
 
 
 def prepare(cgroups):
