@@ -3,6 +3,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { parseTrustedProxies, type Cidr } from './http/forwarded.js';
 import { POLICY_NAMES, type PolicyName } from './scheduler/policies.js';
 
 export interface GatewayConfig {
@@ -32,6 +33,13 @@ export interface GatewayConfig {
    * limit, cpu), instead of refusing their rows; /readyz, /metrics and the log say what is missing.
    */
   readonly allowUnenforcedLimits: boolean;
+  /**
+   * Peers whose X-Forwarded-For / Forwarded / X-Forwarded-Proto / X-Forwarded-Host are believed
+   * (load balancers in front); from any other peer they are dropped. Empty: trust nobody.
+   */
+  readonly trustedProxies: readonly Cidr[];
+  /** The Server header of every answer on the public port; undefined: none (`off`). */
+  readonly serverHeader: string | undefined;
 }
 
 export interface WorkerConfig {
@@ -73,6 +81,10 @@ const oneOf = <T extends string>(values: readonly T[]): Parser<T> => (raw) =>
   ((values as readonly string[]).includes(raw) ? { value: raw as T } : { error: `must be one of ${values.join(', ')}` });
 const onOff: Parser<boolean> = (raw) =>
   (/^(on|1|true|yes)$/i.test(raw) ? { value: true } : /^(off|0|false|no)$/i.test(raw) ? { value: false } : { error: 'must be on or off' });
+/** A header value: visible ASCII, spaces inside, at most 256 characters; `off` for none. */
+const serverHeader: Parser<string | undefined> = (raw) => (raw === 'off' ? { value: undefined }
+  : /^[\x21-\x7e](?:[\x20-\x7e]{0,254}[\x21-\x7e])?$/.test(raw) ? { value: raw }
+    : { error: 'must be off, or a header value of at most 256 printable ASCII characters (faas, "acme-edge/1.2")' });
 const dir: Parser<string> = (raw) => (raw.length > 0 ? { value: path.resolve(raw) } : { error: 'must be a non-empty path' });
 
 const GATEWAY_OPTIONS = {
@@ -93,6 +105,9 @@ const GATEWAY_OPTIONS = {
   pin: { flag: '--pin', env: 'FAAS_PIN', fallback: 'off', parse: oneOf(['off', 'on'] as const) },
   accessLog: { flag: '--access-log', env: 'FAAS_ACCESS_LOG', fallback: 'on', parse: oneOf(['off', 'on'] as const) },
   allowUnenforcedLimits: { flag: '--allow-unenforced-limits', env: 'FAAS_ALLOW_UNENFORCED_LIMITS', fallback: false, parse: onOff, switch: true },
+  trustedProxies: { flag: '--trusted-proxies', env: 'FAAS_TRUSTED_PROXIES', fallback: [], parse: parseTrustedProxies },
+  // nginx always says who it is (server_tokens off hides only the version): the same, without a version.
+  serverHeader: { flag: '--server-header', env: 'FAAS_SERVER_HEADER', fallback: 'faas', parse: serverHeader },
 } satisfies Record<keyof GatewayConfig, Option<unknown>>;
 
 const WORKER_OPTIONS = {

@@ -91,6 +91,8 @@ export async function runGateway(argv: readonly string[], env: NodeJS.ProcessEnv
     excessConnections: () => connections?.excess ?? 0,
     draining: () => stopping,
     limiter,
+    trustedProxies: config.trustedProxies,
+    serverHeader: config.serverHeader,
     log,
     observe: answered,
   });

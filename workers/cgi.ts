@@ -25,6 +25,7 @@ function cgiEnv(spec: FunctionSpec, req: CallRequest, body: Buffer): Record<stri
     CONTENT_LENGTH: String(body.length),
     SERVER_PROTOCOL: 'HTTP/1.1',
     REQUEST_ID: req.requestId,
+    ...(req.clientIp !== undefined && { REMOTE_ADDR: req.clientIp }),
   };
   for (let i = 0; i + 1 < req.headers.length; i += 2) {
     const name = req.headers[i]!;

@@ -45,6 +45,8 @@ export interface HostInvoke {
   path: string;
   query: string;
   headers: string[];
+  /** The client's address as the gateway resolved it; absent from an older gateway. */
+  clientIp?: string;
   deadlineMs: number;
   /** For a WebAssembly module: its whole environment (CGI variables and the function's env) and stdout cap. */
   cgi?: { env: Record<string, string>; stdoutCap: number };

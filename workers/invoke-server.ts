@@ -121,7 +121,8 @@ export class InvokeServer {
       reply({ status: 502, headers: [], cold: false, error: { code: 'WORKER_PROTOCOL_ERROR', message: `worker has no config for ${msg.key} version ${msg.version}` } });
       return;
     }
-    const req = { requestId: msg.requestId, method: msg.method, path: msg.path, query: msg.query, headers: msg.headers };
+    const req = { requestId: msg.requestId, method: msg.method, path: msg.path, query: msg.query, headers: msg.headers,
+      ...(msg.clientIp !== undefined && { clientIp: msg.clientIp }) };
     const output = (stream: 'stdout' | 'stderr', text: string): void => writer.send({ t: FrameType.Output, id: msg.id, stream, text });
     let bodyIn: BodyStream | undefined;
     if (msg.bodyStream) {

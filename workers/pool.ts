@@ -34,6 +34,8 @@ export interface CallRequest {
   readonly path: string;
   readonly query: string;
   readonly headers: string[];
+  /** The client's address as the gateway resolved it (InvokeMessage.clientIp). */
+  readonly clientIp?: string;
 }
 
 interface FunctionPool {

@@ -34,6 +34,8 @@ Options (the config field each sets, README "Routes"):
   --auth none|api-key       auth (default none)
   --rate-limit RPS[/BURST]  rate_limit per client; BURST defaults to RPS rounded up (at least 1)
   --image ROOTFS|NAME       image (container mode): a root file system folder, or an image name
+  --event v1|v2             event: what a Lambda handler gets, the REST API event (v1, default) or HTTP API 2.0 (v2)
+  --cors-origin ORIGIN      cors.origins: an origin browsers may call from (https://app.example, or *); repeat for more
   --inline                  store the file's contents as "code" (wasm: base64) instead of its "path"
   --db PATH                 FAAS_DB       ./data/faas.db
   --admin URL               FAAS_ADMIN    http://127.0.0.1:9090 (the gateway to wait for)
@@ -67,14 +69,15 @@ const SPECS = [
   { name: '--runtime', value: 'one' }, { name: '--mode', value: 'one' }, { name: '--handler', value: 'one' },
   { name: '--timeout-ms', value: 'one' }, { name: '--memory-mb', value: 'one' }, { name: '--max-concurrency', value: 'one' },
   { name: '--min-warm', value: 'one' }, { name: '--env', value: 'many' }, { name: '--auth', value: 'one' },
-  { name: '--rate-limit', value: 'one' }, { name: '--image', value: 'one' }, { name: '--cpu', value: 'one' }, { name: '--isolation', value: 'one' }, { name: '--inline' }, { name: '--no-wait' },
+  { name: '--rate-limit', value: 'one' }, { name: '--image', value: 'one' }, { name: '--cpu', value: 'one' }, { name: '--isolation', value: 'one' },
+  { name: '--event', value: 'one' }, { name: '--cors-origin', value: 'many' }, { name: '--inline' }, { name: '--no-wait' },
 ] as const;
 
 /** The flag behind each field of `v`, so that a refusal names what the operator typed. */
 const FLAG_OF_FIELD: Readonly<Record<string, string>> = {
   runtime: '--runtime', mode: '--mode', handler: '--handler', timeout_ms: '--timeout-ms', memory_mb: '--memory-mb',
   max_concurrency: '--max-concurrency', min_warm: '--min-warm', env: '--env', auth: '--auth', rate_limit: '--rate-limit',
-  image: '--image', cpu: '--cpu', isolation: '--isolation', path: 'FILE', code: 'FILE',
+  image: '--image', cpu: '--cpu', isolation: '--isolation', event: '--event', cors: '--cors-origin', path: 'FILE', code: 'FILE',
 };
 
 export async function runDeploy(argv: readonly string[], env: NodeJS.ProcessEnv, io: Io): Promise<number> {
@@ -168,6 +171,9 @@ export function planDeployment(key: string, file: string, args: ParsedArgs): Pla
   text('--auth', 'auth');
   const rateLimit = valueOf(args, '--rate-limit');
   if (rateLimit !== undefined) v.rate_limit = parseRateLimit(rateLimit);
+  text('--event', 'event');
+  const origins = args.values.get('--cors-origin');
+  if (origins !== undefined) v.cors = { origins }; // the rest of cors (methods, headers, max_age, credentials) is SQL's: README "CORS"
 
   const json = JSON.stringify(v);
   const parsed = parseFunctionConfig(json);

@@ -155,7 +155,7 @@ export class Fleet {
       else w.calls.delete(route.key);
     };
     return conn.invoke(route, inv.requestId, inv.method, inv.path, inv.query, inv.headers, inv.body, route.config.timeoutMs + GATEWAY_GRACE_MS,
-      inv.bodyIn)
+      inv.bodyIn, inv.clientIp)
       .then(({ result, body, stream }) => {
         // A streamed answer is in flight on the worker until its stream ends.
         if (stream) void stream.finished.then(settled);

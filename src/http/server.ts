@@ -10,6 +10,9 @@ import { GatewayError, errorBody, statusLine, type ErrorCode } from '../errors.j
 import type { Log } from '../protocol/log.js';
 import type { Route, RouteTable } from '../routes/route-store.js';
 import type { RateLimiter } from './rate-limit.js';
+import { corsHeaders, headerOf, preflight, withHead, type Headers } from './cors.js';
+import { answerPreflight, endAnswer, headLength, writeGatewayHeaders } from './end-answer.js';
+import { forward, type Cidr } from './forwarded.js';
 import type { GatewayStream, StreamedBody } from '../protocol/body-stream.js';
 import { RequestBody } from './request-body.js';
 import { streamAnswer, type StreamState } from './stream-answer.js';
@@ -26,6 +29,8 @@ export interface Invocation {
   /** Empty when the body is streamed (bodyIn). */
   readonly body: Buffer;
   readonly bodyIn?: StreamedBody;
+  /** The client's address: the peer, or behind --trusted-proxies the X-Forwarded-For client (forwarded.ts). */
+  readonly clientIp: string;
 }
 
 export interface InvocationResult {
@@ -59,6 +64,10 @@ export interface ServerDeps {
   readonly draining: () => boolean;
   /** Buckets for routes with rate_limit. */
   readonly limiter: RateLimiter;
+  /** Peers whose X-Forwarded-For and kin are believed (--trusted-proxies). */
+  readonly trustedProxies: readonly Cidr[];
+  /** The Server header of every answer; undefined: none (--server-header off). */
+  readonly serverHeader: string | undefined;
   readonly log: Log;
   /** Called once per answered request, for metrics, live stats and the access log. */
   readonly observe: (answered: Answered) => void;
@@ -176,6 +185,7 @@ function handle(deps: ServerDeps, calls: InFlight, res: HttpResponse, req: HttpR
   });
 
   const method = req.getCaseSensitiveMethod().toUpperCase();
+  const head = method === 'HEAD'; // answered without a body, by the GET route when the path has no HEAD route
   const path = req.getUrl();
   const query = req.getQuery() ?? '';
   const headers: string[] = [];
@@ -216,14 +226,16 @@ function handle(deps: ServerDeps, calls: InFlight, res: HttpResponse, req: HttpR
       res.writeHeader('server-timing',
         `gateway;dur=${(performance.now() - started).toFixed(3)}` + (cpuUs === undefined ? '' : `, cpu;dur=${cpuTiming(cpuUs)}`));
       for (const [k, v] of extra ?? []) res.writeHeader(k, v);
+      writeGatewayHeaders(res, deps.serverHeader, cors);
       if (err.status === 503) res.writeHeader('retry-after', RETRY_AFTER_S);
-      res.end(errorBody(err.code, err.message), close);
+      endAnswer(res, errorBody(err.code, err.message), head, close);
     });
     deps.observe({ route: routeKey, method, path, status: err.status, ms: performance.now() - started, fnMs: 0, cold: false,
       worker: err.workerId, cpuUs: err.usage?.cpuUs, memPeak: err.usage?.memPeak, code: err.code, message: err.message, requestId,
       traceId: trace.traceId });
   };
   let routeKey: string | undefined; // set once the route is known, for metrics
+  let cors: Headers | undefined; // set once a route with cors is known
   // A refusal before the body is read: uWS reads and discards a body nobody takes, so the client
   // sees the answer instead of a reset while it is still writing (nginx's lingering close).
   const refuseEarly = (err: GatewayError, extra?: ReadonlyArray<readonly [string, string]>, close = false): void => {
@@ -258,10 +270,22 @@ function handle(deps: ServerDeps, calls: InFlight, res: HttpResponse, req: HttpR
 
   const key = `${method}:${path}`;
   const table = deps.routes();
-  const route = table.get(key);
+  const route = table.get(key) ?? (head ? table.get(`GET:${path}`) : undefined);
   routeKey = route?.key;
   if (!route) {
-    const allowed = table.allowedMethods(path);
+    const pre = method === 'OPTIONS' ? preflight(table, path, headers) : undefined;
+    if (pre) {
+      routeKey = pre.route.key;
+      if (pre.error) {
+        refuseEarly(pre.error, pre.headers);
+        return;
+      }
+      answerPreflight(res, pre.headers, requestId, deps.serverHeader); // no function is called
+      deps.observe({ route: routeKey, method, path, status: 204, ms: performance.now() - started, fnMs: 0, cold: false,
+        worker: undefined, cpuUs: undefined, memPeak: undefined, code: undefined, message: undefined, requestId, traceId: trace.traceId });
+      return;
+    }
+    const allowed = withHead(table.allowedMethods(path));
     if (allowed.length > 0) {
       fail(new GatewayError('METHOD_NOT_ALLOWED', `${path} has no function for ${method}; it has ${allowed.join(', ')}`), [['allow', allowed.join(', ')]]);
     } else {
@@ -270,6 +294,8 @@ function handle(deps: ServerDeps, calls: InFlight, res: HttpResponse, req: HttpR
     return;
   }
 
+  const clientIp = forward(headers, res.getRemoteAddress(), deps.trustedProxies);
+  if (route.config.cors) cors = corsHeaders(route.config.cors, headerOf(headers, 'origin'));
   let client: string | undefined;
   if (route.config.auth === 'api-key') {
     const bearer = authorization !== undefined ? BEARER.exec(authorization)?.[1] : undefined;
@@ -289,7 +315,7 @@ function handle(deps: ServerDeps, calls: InFlight, res: HttpResponse, req: HttpR
   }
   let limitHeaders: ReadonlyArray<readonly [string, string]> | undefined;
   if (route.config.rateLimit) {
-    const verdict = deps.limiter.take(route.key, client ?? `ip ${Buffer.from(res.getRemoteAddressAsText()).toString()}`, route.config.rateLimit);
+    const verdict = deps.limiter.take(route.key, client ?? `ip ${clientIp}`, route.config.rateLimit);
     if (!verdict.allowed) {
       refuseEarly(new GatewayError('RATE_LIMITED', `over the rate limit of ${route.key} (${route.config.rateLimit.rps}/s, burst ${route.config.rateLimit.burst})`), verdict.headers);
       return;
@@ -321,7 +347,7 @@ function handle(deps: ServerDeps, calls: InFlight, res: HttpResponse, req: HttpR
 
   const dispatch = (body: Buffer, bodyIn?: RequestBody): void => {
     deps
-      .invoke({ route, requestId, method, path, query, headers, body, bodyIn })
+      .invoke({ route, requestId, method, path, query, headers, body, bodyIn, clientIp })
       .then((result) => {
         release();
         if (state.aborted || state.answered) {
@@ -334,7 +360,9 @@ function handle(deps: ServerDeps, calls: InFlight, res: HttpResponse, req: HttpR
           res.writeStatus(statusLine(result.status));
           const h = result.headers;
           for (let i = 0; i + 1 < h.length; i += 2) {
-            if (!RESERVED.has(h[i]!) && !(limitHeaders && LIMIT_HEADERS.has(h[i]!))) res.writeHeader(h[i]!, h[i + 1]!);
+            const name = h[i]!;
+            if (!RESERVED.has(name) && !(limitHeaders && LIMIT_HEADERS.has(name)) && !(cors && name.startsWith('access-control-'))
+              && !(deps.serverHeader !== undefined && name === 'server')) res.writeHeader(name, h[i + 1]!);
           }
           res.writeHeader('x-request-id', requestId);
           res.writeHeader('x-faas-worker', result.workerId);
@@ -342,12 +370,13 @@ function handle(deps: ServerDeps, calls: InFlight, res: HttpResponse, req: HttpR
             `gateway;dur=${(totalMs - result.fnMs).toFixed(3)}, function;dur=${result.fnMs.toFixed(3)}, start;desc=${result.cold ? 'cold' : 'warm'}` +
             (result.cpuUs === undefined ? '' : `, cpu;dur=${cpuTiming(result.cpuUs)}`));
           if (limitHeaders) for (const [k, v] of limitHeaders) res.writeHeader(k, v);
-          if (result.stream) streamAnswer(res, result.stream, state, method === 'HEAD', (tail, failure) => {
+          writeGatewayHeaders(res, deps.serverHeader, cors);
+          if (result.stream) streamAnswer(res, result.stream, state, head, (tail, failure) => {
             deps.observe({ route: route.key, method, path, status: result.status, ms: performance.now() - started, fnMs: tail?.fnMs ?? result.fnMs,
               cold: result.cold, worker: result.workerId, cpuUs: tail?.cpuUs, memPeak: tail?.memPeak, code: failure?.code,
               message: failure && `the answer was cut short: ${failure.message}`, requestId, traceId: trace.traceId });
           });
-          else res.end(result.body);
+          else endAnswer(res, result.body, head, false, head ? headLength(result.body, result.headers) : 0);
         });
         if (result.stream) return; // observed when it ends
         deps.observe({ route: route.key, method, path, status: result.status, ms: totalMs, fnMs: result.fnMs, cold: result.cold,

@@ -29,6 +29,9 @@ export function uws(): typeof Uws {
   if (typeof loaded.us_listen_socket_close !== 'function' || typeof loaded.App !== 'function') {
     throw new Error(`uWebSockets.js: ${binary} loaded but does not export App/us_listen_socket_close; not a uWS binary`);
   }
+  // uWS writes `uWebSockets: 20` on every answer unless its loop is silent (Date stays): answers
+  // say who sent them with the gateway's own Server header (--server-header) instead.
+  loaded._cfg('silent');
   return loaded;
 }
 

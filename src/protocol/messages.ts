@@ -113,6 +113,8 @@ export interface InvokeMessage {
   readonly headers: string[];
   /** The body follows in Chunk frames and an End, as the client sends it (the frame's own body is empty). */
   readonly bodyStream?: true;
+  /** The client's address as the gateway resolved it (the peer, or behind --trusted-proxies the X-Forwarded-For client). */
+  readonly clientIp?: string;
 }
 
 /** Error codes a worker can answer with; the gateway maps them to HTTP (src/errors.ts). */

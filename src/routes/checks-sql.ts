@@ -8,7 +8,10 @@
 // the message cannot quote the bad value (or name an unknown field); and the JSON checks use
 // json_type, which sees 5000.0 as 'real' (accepted when integral, as JSON.parse does).
 // Everything here must run on SQLite 3.40 (Debian 12's sqlite3 CLI): json1, GLOB, instr.
-import { AUTHS, CPU_CORES, FIELDS, HANDLER_MAX_CHARS, INTEGER_FIELDS, ISOLATIONS, MODES, RATE_LIMIT_FIELDS, RULES, RUNTIMES } from './function-config.js';
+import {
+  AUTHS, CORS_FIELDS, CORS_MAX_AGE, CPU_CORES, EVENTS, FIELDS, HANDLER_MAX_CHARS, INTEGER_FIELDS, ISOLATIONS, MODES, RATE_LIMIT_FIELDS, RULES,
+  RUNTIMES, TOKEN_CHARS,
+} from './function-config.js';
 import { FORBIDDEN_PATH_CODE_POINTS, KEY_RULE, MAX_PATH_CHARS, METHODS, PATH_RULES } from './route-key.js';
 
 /** Statements for a trigger body on functions, reading NEW.k and NEW.v. */
@@ -71,6 +74,39 @@ function configChecks(): Check[] {
         OR EXISTS (SELECT 1 FROM ${rateLimit} WHERE NOT ${anyOf('key', RATE_LIMIT_FIELDS)}))`, `v.rate_limit ${RULES.rateLimit}`],
     [`${present('rate_limit')} AND NOT (${hasType('$.rate_limit.rps', 'integer', 'real')} AND ${value('rate_limit.rps')} > 0)`, `v.rate_limit.rps ${RULES.rps}`],
     [`${present('rate_limit')} AND NOT (${isInteger('$.rate_limit.burst')} AND ${value('rate_limit.burst')} >= 1)`, `v.rate_limit.burst ${RULES.burst}`],
+    [`${present('event')} AND NOT (${isText('event')} AND ${anyOf(value('event'), EVENTS)})`, `v.event ${RULES.event}`],
+    ...corsChecks(),
+  ];
+}
+
+/**
+ * `cors`. An origin is checked by its characters (scheme letters, then "://", then a host and
+ * port of letters, digits and . : [ ] -, so no path): "https://a:b" passes here and is refused
+ * by the gateway (GET /routes), which checks the whole shape.
+ */
+function corsChecks(): Check[] {
+  const list = (field: string): string => `json_each(NEW.v, '$.cors.${field}')`;
+  const isList = (field: string, nonEmpty: boolean): string =>
+    `json_type(NEW.v, '$.cors.${field}') = 'array'${nonEmpty ? ` AND json_array_length(NEW.v, '$.cors.${field}') > 0` : ''}`;
+  const scheme = "substr(value, 1, instr(value, '://') - 1)";
+  const rest = "substr(value, instr(value, '://') + 3)";
+  // A GLOB class takes "]" first and "-" last as themselves.
+  const origin = `(value = '*' OR (value GLOB '[A-Za-z]*://?*' AND NOT ${scheme} GLOB '*[^A-Za-z0-9+.-]*' AND NOT ${rest} GLOB '*[^]A-Za-z0-9.:[-]*'))`;
+  return [
+    [`${present('cors')} AND (json_type(NEW.v, '$.cors') <> 'object'
+        OR EXISTS (SELECT 1 FROM json_each(NEW.v, '$.cors') WHERE NOT ${anyOf('key', CORS_FIELDS)}))`, `v.cors ${RULES.cors}`],
+    [`${present('cors')} AND NOT ${present('cors.origins')}`, `v.cors.origins is required and ${RULES.corsOrigins}`],
+    [`${present('cors.origins')} AND NOT (${isList('origins', true)}
+        AND NOT EXISTS (SELECT 1 FROM ${list('origins')} WHERE NOT (type = 'text' AND ${origin})))`, `v.cors.origins ${RULES.corsOrigins}`],
+    [`${present('cors.methods')} AND NOT (${isList('methods', true)}
+        AND NOT EXISTS (SELECT 1 FROM ${list('methods')} WHERE NOT (type = 'text' AND ${anyOf('value', METHODS)})))`, `v.cors.methods ${RULES.corsMethods}`],
+    [`${present('cors.headers')} AND NOT (${isList('headers', false)} AND NOT EXISTS (SELECT 1 FROM ${list('headers')}
+        WHERE NOT (type = 'text' AND length(value) > 0 AND NOT value GLOB ${sqlString(`*[^${TOKEN_CHARS}]*`)})))`, `v.cors.headers ${RULES.corsHeaders}`],
+    [`${present('cors.max_age')} AND NOT (${isInteger('$.cors.max_age')} AND ${value('cors.max_age')} BETWEEN ${CORS_MAX_AGE.min} AND ${CORS_MAX_AGE.max})`,
+      `v.cors.max_age ${RULES.integer(CORS_MAX_AGE.min, CORS_MAX_AGE.max)}`],
+    [`${present('cors.credentials')} AND NOT ${hasType('$.cors.credentials', 'true', 'false')}`, `v.cors.credentials ${RULES.corsCredentials}`],
+    [`json_type(NEW.v, '$.cors.credentials') = 'true' AND EXISTS (SELECT 1 FROM ${list('origins')} WHERE value = '*')`,
+      `v.cors.credentials ${RULES.corsCredentialsAny}`],
   ];
 }
 

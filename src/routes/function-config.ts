@@ -8,19 +8,26 @@
 // The rules below are also compiled into SQL triggers by schema.ts; a JSON null counts as an
 // absent optional field in both places. Every problem is listed at once, as STYLE.md asks.
 import fs from 'node:fs';
-import { IMAGE_INTERPRETERS, type FunctionConfig, type Isolation, type Mode, type Runtime } from '../protocol/messages.js';
+import { IMAGE_INTERPRETERS, type CorsConfig, type FunctionConfig, type Isolation, type LambdaEvent, type Mode, type Runtime } from '../protocol/messages.js';
 import { findContainerEngine, findRunsc, IMAGE_NAME } from '../protocol/container-engine.js';
-import { quote } from './route-key.js';
+import { METHODS, quote } from './route-key.js';
 
 export const RUNTIMES = ['node', 'python', 'wasm'] as const satisfies readonly Runtime[];
 export const MODES = ['process', 'container', 'thread'] as const satisfies readonly Mode[];
 export const AUTHS = ['none', 'api-key'] as const satisfies readonly FunctionConfig['auth'][];
 /** How a container-mode function is isolated: runc (namespaces) or gVisor's runsc (a user-space kernel). */
 export const ISOLATIONS = ['runc', 'gvisor'] as const satisfies readonly Isolation[];
+/** What a Lambda handler is given: API Gateway's REST event (v1, the default) or the HTTP API payload 2.0 (v2). */
+export const EVENTS = ['v1', 'v2'] as const satisfies readonly LambdaEvent[];
 export const FIELDS = [
   'runtime', 'mode', 'code', 'path', 'handler', 'timeout_ms', 'memory_mb', 'max_concurrency',
-  'env', 'auth', 'rate_limit', 'min_warm', 'image', 'cpu', 'isolation',
+  'env', 'auth', 'rate_limit', 'min_warm', 'image', 'cpu', 'isolation', 'event', 'cors',
 ] as const;
+export const CORS_FIELDS = ['origins', 'methods', 'headers', 'max_age', 'credentials'] as const;
+/** Access-Control-Max-Age, seconds: a day at most (Firefox's own cap; Chrome's is 2 hours). */
+export const CORS_MAX_AGE = { min: 0, max: 86_400 } as const;
+/** RFC 9110 token characters, as the body of a character class (RegExp here, GLOB in checks-sql.ts). */
+export const TOKEN_CHARS = "!#$%&'*+.^_`|~0-9A-Za-z-";
 /** `cpu`: cores an instance may use (a CFS quota per 100 ms period); unset means no quota. */
 export const CPU_CORES = { min: 0.1, max: 16 } as const;
 export const RATE_LIMIT_FIELDS = ['rps', 'burst'] as const;
@@ -60,6 +67,13 @@ export const RULES = {
   cpu: `must be a number of cores between ${CPU_CORES.min} and ${CPU_CORES.max} (0.5 is half a core)`,
   isolation: `must be one of ${oneOf(ISOLATIONS)}`,
   isolationMode: 'needs "mode": "container"',
+  event: `must be one of ${oneOf(EVENTS)}`,
+  cors: `must be an object {"origins": [...], "methods": [...], "headers": [...], "max_age": N, "credentials": true|false}; allowed fields: ${CORS_FIELDS.join(', ')}`,
+  corsOrigins: 'must be a non-empty array of origins, each "*" (any) or scheme://host[:port] without a path ("https://app.example", "http://localhost:3000")',
+  corsMethods: `must be a non-empty array of methods, each one of ${METHODS.join(', ')}`,
+  corsHeaders: 'must be an array of header names (letters, digits and !#$%&\'*+.^_`|~-)',
+  corsCredentials: 'must be true or false',
+  corsCredentialsAny: 'cannot be true with the origin "*": browsers refuse credentials from a wildcard; list the origins',
 } as const;
 
 export type FunctionConfigResult =
@@ -69,6 +83,8 @@ export type FunctionConfigResult =
 type Json = Record<string, unknown>;
 
 const HANDLER = new RegExp(`^[A-Za-z_$][A-Za-z0-9_$]{0,${HANDLER_MAX_CHARS - 1}}$`);
+const TOKEN = new RegExp(`^[${TOKEN_CHARS}]+$`);
+const ORIGIN = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/([A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*|\[[0-9A-Fa-f:.]+\])(:\d{1,5})?$/;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 export function parseFunctionConfig(v: string): FunctionConfigResult {
@@ -133,6 +149,9 @@ export function parseFunctionConfig(v: string): FunctionConfigResult {
   const auth = get('auth') ?? 'none';
   if (!includes(AUTHS, auth)) bad('auth', RULES.auth, auth);
   const rateLimit = parseRateLimit(get('rate_limit'), problems);
+  const event = get('event');
+  if (event !== undefined && !includes(EVENTS, event)) bad('event', RULES.event, event);
+  const cors = parseCors(get('cors'), problems);
 
   if (problems.length > 0) return { ok: false, error: problems.join('; ') };
   const config: FunctionConfig = {
@@ -151,6 +170,8 @@ export function parseFunctionConfig(v: string): FunctionConfigResult {
     env,
     auth: auth as FunctionConfig['auth'],
     ...(rateLimit !== undefined && { rateLimit }),
+    ...(event === 'v2' && { event: 'v2' }), // v1 is the default: left out, as a row without the field
+    ...(cors !== undefined && { cors }),
   };
   return { ok: true, config: Object.freeze(config) };
 }
@@ -224,6 +245,44 @@ function parseRateLimit(value: unknown, problems: string[]): FunctionConfig['rat
   if (typeof rps !== 'number' || !(rps > 0) || !Number.isFinite(rps)) problems.push(`v.rate_limit.rps ${RULES.rps} (got ${quote(rps)})`);
   if (!Number.isInteger(burst) || (burst as number) < 1) problems.push(`v.rate_limit.burst ${RULES.burst} (got ${quote(burst)})`);
   return Object.freeze({ rps: rps as number, burst: burst as number });
+}
+
+/** `cors` (README "CORS"): every broken sub-field is its own problem. Header names are kept lower-case. */
+function parseCors(value: unknown, problems: string[]): CorsConfig | undefined {
+  if (value === undefined) return undefined;
+  if (!isObject(value) || Object.keys(value).some((f) => !(CORS_FIELDS as readonly string[]).includes(f))) {
+    problems.push(`v.cors ${RULES.cors} (got ${quote(value)})`);
+    return undefined;
+  }
+  const field = (name: string): unknown => (value[name] === null ? undefined : value[name]);
+  const before = problems.length;
+  const list = (name: string, rule: string, ok: (item: string) => boolean, nonEmpty: boolean): string[] | undefined => {
+    const items = field(name);
+    if (items === undefined) return undefined;
+    if (!Array.isArray(items) || (nonEmpty && items.length === 0) || !items.every((i) => typeof i === 'string' && ok(i))) {
+      problems.push(`v.cors.${name} ${rule} (got ${quote(items)})`);
+    }
+    return items as string[];
+  };
+  const origins = list('origins', RULES.corsOrigins, (o) => o === '*' || ORIGIN.test(o), true);
+  if (origins === undefined) problems.push(`v.cors.origins is required and ${RULES.corsOrigins}`);
+  const methods = list('methods', RULES.corsMethods, (m) => (METHODS as readonly string[]).includes(m), true);
+  const headers = list('headers', RULES.corsHeaders, (h) => TOKEN.test(h), false);
+  const maxAge = field('max_age');
+  if (maxAge !== undefined && !(Number.isInteger(maxAge) && (maxAge as number) >= CORS_MAX_AGE.min && (maxAge as number) <= CORS_MAX_AGE.max)) {
+    problems.push(`v.cors.max_age ${RULES.integer(CORS_MAX_AGE.min, CORS_MAX_AGE.max)} (got ${quote(maxAge)})`);
+  }
+  const credentials = field('credentials');
+  if (credentials !== undefined && typeof credentials !== 'boolean') problems.push(`v.cors.credentials ${RULES.corsCredentials} (got ${quote(credentials)})`);
+  else if (credentials === true && origins?.includes('*')) problems.push(`v.cors.credentials ${RULES.corsCredentialsAny} (got true)`);
+  if (problems.length > before) return undefined;
+  return Object.freeze({
+    origins: Object.freeze([...origins!]),
+    ...(methods !== undefined && { methods: Object.freeze([...methods]) }),
+    ...(headers !== undefined && { headers: Object.freeze(headers.map((h) => h.toLowerCase())) }),
+    ...(maxAge !== undefined && { maxAge: maxAge as number }),
+    ...(credentials !== undefined && { credentials: credentials as boolean }),
+  });
 }
 
 /** "is not a known field", with a hint when the name looks like a misspelt one (timeout → timeout_ms). */

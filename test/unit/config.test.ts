@@ -49,6 +49,23 @@ describe('loadGatewayConfig', () => {
     expect(() => loadGatewayConfig(['--allow-unenforced-limits=maybe'], {})).toThrow('--allow-unenforced-limits must be on or off (got "maybe")');
   });
 
+  it('takes --trusted-proxies as CIDRs and addresses, trusting nobody by default, and names a bad entry', () => {
+    expect(loadGatewayConfig([], {}).trustedProxies).toEqual([]);
+    expect(loadGatewayConfig(['--trusted-proxies', '10.0.0.0/8,::1'], {}).trustedProxies).toHaveLength(2);
+    expect(loadGatewayConfig([], { FAAS_TRUSTED_PROXIES: '192.0.2.7' }).trustedProxies).toHaveLength(1);
+    expect(() => loadGatewayConfig(['--trusted-proxies', '10.0.0.0/8,10.1.2.3/40'], {})).toThrow('--trusted-proxies must be IP addresses or CIDRs '
+      + 'separated by commas (10.0.0.0/8,192.0.2.7,fd00::/8); "10.1.2.3/40" needs a prefix length between 0 and 32 (got "10.0.0.0/8,10.1.2.3/40")');
+    expect(() => loadGatewayConfig([], { FAAS_TRUSTED_PROXIES: 'lb.internal' }))
+      .toThrow('FAAS_TRUSTED_PROXIES (from --trusted-proxies) must be IP addresses or CIDRs separated by commas (10.0.0.0/8,192.0.2.7,fd00::/8); "lb.internal" is not an IP address');
+  });
+
+  it('says Server: faas unless --server-header gives another value or off', () => {
+    expect(loadGatewayConfig([], {}).serverHeader).toBe('faas');
+    expect(loadGatewayConfig(['--server-header', 'acme-edge/1.2'], {}).serverHeader).toBe('acme-edge/1.2');
+    expect(loadGatewayConfig([], { FAAS_SERVER_HEADER: 'off' }).serverHeader).toBeUndefined();
+    expect(() => loadGatewayConfig(['--server-header', 'a\r\nSet-Cookie: x=1'], {})).toThrow(/^invalid configuration:\n {2}- --server-header must be off, or a header value/);
+  });
+
   it('needs a value after a flag', () => {
     expect(() => loadGatewayConfig(['--port'], {})).toThrow(/--port needs a value/);
   });

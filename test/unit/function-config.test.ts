@@ -65,7 +65,7 @@ describe('parseFunctionConfig', () => {
 
   it('refuses unknown fields, lists the allowed ones, and guesses the typo', () => {
     expect(errorOf({ runtime: 'node', code: 'x', timeout: 5000 })).toBe(
-      'v.timeout is not a known field (did you mean "timeout_ms"?); allowed fields: runtime, mode, code, path, handler, timeout_ms, memory_mb, max_concurrency, env, auth, rate_limit, min_warm, image, cpu, isolation');
+      'v.timeout is not a known field (did you mean "timeout_ms"?); allowed fields: runtime, mode, code, path, handler, timeout_ms, memory_mb, max_concurrency, env, auth, rate_limit, min_warm, image, cpu, isolation, event, cors');
     expect(errorOf({ runtime: 'node', code: 'x', memoryMb: 64 })).toContain('v.memoryMb is not a known field (did you mean "memory_mb"?)');
     expect(errorOf({ runtime: 'node', code: 'x', colour: 1 })).toMatch(/^v\.colour is not a known field; allowed fields: /);
   });
@@ -93,6 +93,42 @@ describe('parseFunctionConfig', () => {
     expect(errorOf({ runtime: 'node', code: 'x', rate_limit: { rps: 1 } })).toBe('v.rate_limit.burst must be an integer of at least 1 (got nothing)');
     expect(errorOf({ runtime: 'node', code: 'x', rate_limit: { rps: 1, burst: 1, window: 1 } })).toMatch(/^v\.rate_limit must be an object \{"rps": N, "burst": M\}; allowed fields: rps, burst/);
     expect(errorOf({ runtime: 'node', code: 'x', rate_limit: 10 })).toMatch(/^v\.rate_limit must be an object/);
+  });
+
+  it('takes event v1 or v2; v1, the default, is left out', () => {
+    expect(configOf({ runtime: 'node', code: 'x', event: 'v2' }).event).toBe('v2');
+    expect(configOf({ runtime: 'node', code: 'x', event: 'v1' })).toEqual(configOf({ runtime: 'node', code: 'x' }));
+    expect(errorOf({ runtime: 'node', code: 'x', event: 'v3' })).toBe('v.event must be one of "v1", "v2" (got "v3")');
+    expect(errorOf({ runtime: 'node', code: 'x', event: 2 })).toBe('v.event must be one of "v1", "v2" (got 2)');
+  });
+
+  it('turns cors into camelCase, header names lower-case', () => {
+    expect(configOf({ runtime: 'node', code: 'x', cors: { origins: ['https://app.example', 'http://localhost:3000', 'https://[::1]:8443'],
+      methods: ['GET', 'PUT'], headers: ['X-Token'], max_age: 600, credentials: true } }).cors).toEqual({
+      origins: ['https://app.example', 'http://localhost:3000', 'https://[::1]:8443'], methods: ['GET', 'PUT'], headers: ['x-token'], maxAge: 600, credentials: true,
+    });
+    expect(configOf({ runtime: 'node', code: 'x', cors: { origins: ['*'], headers: [], max_age: null } }).cors).toEqual({ origins: ['*'], headers: [] });
+  });
+
+  it('names every broken part of cors at once', () => {
+    expect(errorOf({ runtime: 'node', code: 'x', cors: { origins: ['https://app.example/', '*.example'], methods: ['get'], headers: ['x token'],
+      max_age: 90000, credentials: 'yes' } }).split('; v.')).toEqual([
+      'v.cors.origins must be a non-empty array of origins, each "*" (any) or scheme://host[:port] without a path ("https://app.example", "http://localhost:3000") (got ["https://app.example/","*.example"])',
+      'cors.methods must be a non-empty array of methods, each one of GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS (got ["get"])',
+      'cors.headers must be an array of header names (letters, digits and !#$%&\'*+.^_`|~-) (got ["x token"])',
+      'cors.max_age must be an integer between 0 and 86400 (got 90000)',
+      'cors.credentials must be true or false (got "yes")',
+    ]);
+  });
+
+  it('refuses cors without origins, with other fields, not an object, or credentials with the origin "*"', () => {
+    expect(errorOf({ runtime: 'node', code: 'x', cors: { methods: ['GET'] } })).toMatch(/^v\.cors\.origins is required and must be a non-empty array of origins/);
+    expect(errorOf({ runtime: 'node', code: 'x', cors: { origins: [] } })).toMatch(/^v\.cors\.origins must be a non-empty array.*\(got \[\]\)$/);
+    expect(errorOf({ runtime: 'node', code: 'x', cors: { origins: ['*'], expose: ['x'] } })).toBe('v.cors must be an object {"origins": [...], '
+      + '"methods": [...], "headers": [...], "max_age": N, "credentials": true|false}; allowed fields: origins, methods, headers, max_age, credentials (got {"origins":["*"],"expose":["x"]})');
+    expect(errorOf({ runtime: 'node', code: 'x', cors: ['*'] })).toMatch(/^v\.cors must be an object/);
+    expect(errorOf({ runtime: 'node', code: 'x', cors: { origins: ['*'], credentials: true } }))
+      .toBe('v.cors.credentials cannot be true with the origin "*": browsers refuse credentials from a wildcard; list the origins (got true)');
   });
 
   it('lists every problem at once', () => {

@@ -25,7 +25,7 @@ afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 const DEPLOY_SPECS = [
   { name: '--runtime', value: 'one' }, { name: '--mode', value: 'one' }, { name: '--timeout-ms', value: 'one' },
   { name: '--env', value: 'many' }, { name: '--rate-limit', value: 'one' }, { name: '--inline' }, { name: '--memory-mb', value: 'one' },
-  { name: '--cpu', value: 'one' }, { name: '--isolation', value: 'one' },
+  { name: '--cpu', value: 'one' }, { name: '--isolation', value: 'one' }, { name: '--event', value: 'one' }, { name: '--cors-origin', value: 'many' },
 ] as const;
 
 describe('parseArgs', () => {
@@ -73,6 +73,18 @@ describe('faas deploy plan', () => {
     expect(bad.problems).toEqual([
       '--isolation: v.isolation needs "mode": "container" (got "process")',
       '--cpu: v.cpu must be a number of cores between 0.1 and 16 (0.5 is half a core) (got 32)',
+    ]);
+  });
+
+  it('takes --event and repeated --cors-origin, naming the flag when they break a rule', () => {
+    const ok = plan('examples/fetch.mjs', '--runtime', 'node', '--event', 'v2', '--cors-origin', 'https://a.example', '--cors-origin', 'http://localhost:3000');
+    expect(ok.ok && JSON.parse(ok.v)).toMatchObject({ event: 'v2', cors: { origins: ['https://a.example', 'http://localhost:3000'] } });
+    const bad = plan('examples/fetch.mjs', '--runtime', 'node', '--event', 'v9', '--cors-origin', 'https://a.example/app');
+    expect(bad.ok).toBe(false);
+    if (bad.ok) return;
+    expect(bad.problems).toEqual([
+      '--event: v.event must be one of "v1", "v2" (got "v9")',
+      '--cors-origin: v.cors.origins must be a non-empty array of origins, each "*" (any) or scheme://host[:port] without a path ("https://app.example", "http://localhost:3000") (got ["https://a.example/app"])',
     ]);
   });
 

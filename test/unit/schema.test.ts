@@ -75,6 +75,28 @@ const CASES: ReadonlyArray<readonly [string, string, string | null]> = [
   ['GET:/x', V({ mode: 'container', isolation: 'gvisor' }), null],
   ['GET:/x', V({ mode: 'container', isolation: 'kata' }), 'v.isolation must be one of "runc", "gvisor"'],
   ['GET:/x', V({ isolation: 'gvisor' }), 'v.isolation needs "mode": "container"'],
+  ['GET:/x', V({ event: 'v2' }), null],
+  ['GET:/x', V({ event: 'v1' }), null],
+  ['GET:/x', V({ event: 'V2' }), 'v.event must be one of "v1", "v2"'],
+  ['GET:/x', V({ cors: { origins: ['https://app.example', 'http://localhost:3000', 'https://[::1]:8443', '*'] } }), null],
+  ['GET:/x', V({ cors: { origins: ['https://a.example'], methods: ['GET', 'PUT'], headers: ['X-Token', 'content-type'], max_age: 86400, credentials: true } }), null],
+  ['GET:/x', V({ cors: { origins: ['*'], headers: [], credentials: false, max_age: null } }), null],
+  ['GET:/x', V({ cors: 'https://a.example' }), 'v.cors must be an object {"origins": [...]'],
+  ['GET:/x', V({ cors: { origins: ['*'], allow: ['GET'] } }), 'v.cors must be an object {"origins": [...]'],
+  ['GET:/x', V({ cors: { methods: ['GET'] } }), 'v.cors.origins is required and must be a non-empty array of origins'],
+  ['GET:/x', V({ cors: { origins: [] } }), 'v.cors.origins must be a non-empty array of origins'],
+  ['GET:/x', V({ cors: { origins: 'https://a.example' } }), 'v.cors.origins must be a non-empty array of origins'],
+  ['GET:/x', V({ cors: { origins: ['https://a.example/app'] } }), 'v.cors.origins must be a non-empty array of origins'],
+  ['GET:/x', V({ cors: { origins: ['a.example'] } }), 'v.cors.origins must be a non-empty array of origins'],
+  ['GET:/x', V({ cors: { origins: [1] } }), 'v.cors.origins must be a non-empty array of origins'],
+  ['GET:/x', V({ cors: { origins: ['*'], methods: [] } }), 'v.cors.methods must be a non-empty array of methods'],
+  ['GET:/x', V({ cors: { origins: ['*'], methods: ['FETCH'] } }), 'v.cors.methods must be a non-empty array of methods'],
+  ['GET:/x', V({ cors: { origins: ['*'], headers: ['x token'] } }), 'v.cors.headers must be an array of header names'],
+  ['GET:/x', V({ cors: { origins: ['*'], headers: [''] } }), 'v.cors.headers must be an array of header names'],
+  ['GET:/x', V({ cors: { origins: ['*'], max_age: -1 } }), 'v.cors.max_age must be an integer between 0 and 86400'],
+  ['GET:/x', V({ cors: { origins: ['*'], max_age: 1.5 } }), 'v.cors.max_age must be an integer between 0 and 86400'],
+  ['GET:/x', V({ cors: { origins: ['*'], credentials: 1 } }), 'v.cors.credentials must be true or false'],
+  ['GET:/x', V({ cors: { origins: ['https://a.example', '*'], credentials: true } }), 'v.cors.credentials cannot be true with the origin "*"'],
 ];
 
 describe('schema triggers', () => {
@@ -181,6 +203,21 @@ describe('migrate', () => {
     expect(db.prepare('SELECT k FROM functions').pluck().all()).toEqual(['GET:/kept']);
   });
 
+  it('moves a version 4 database to 5: its triggers learn event and cors, its rows and keys stay', () => {
+    const db = new Database(':memory:');
+    migrate(db);
+    db.prepare('INSERT INTO functions(k, v) VALUES (?, ?)').run('GET:/kept', V());
+    db.exec("DROP TRIGGER functions_check_insert; CREATE TRIGGER functions_check_insert BEFORE INSERT ON functions WHEN json_extract(NEW.v, '$.cors') IS NOT NULL OR json_extract(NEW.v, '$.event') IS NOT NULL BEGIN SELECT RAISE(ABORT, 'v has a field that is not a known field'); END;");
+    db.pragma('user_version = 4');
+    const cors = V({ cors: { origins: ['https://a.example'] }, event: 'v2' });
+    expect(refusal(db, 'GET:/cors', cors)).toMatch(/not a known field/); // what version 4 said
+    expect(migrate(db)).toEqual({ from: 4, to: SCHEMA_VERSION, created: false });
+    expect(refusal(db, 'GET:/cors', cors)).toBeUndefined();
+    expect(refusal(db, 'GET:/cors2', V({ cors: { origins: ['*'], credentials: true } }))).toMatch(/^v\.cors\.credentials cannot be true with the origin "\*"/);
+    expect(refusal(db, 'GET:/event', V({ event: 'v3' }))).toBe('v.event must be one of "v1", "v2"');
+    expect(db.prepare('SELECT k FROM functions').pluck().all()).toEqual(['GET:/kept']);
+  });
+
   it('refuses a database from a newer gateway', () => {
     const db = new Database(':memory:');
     db.pragma(`user_version = ${SCHEMA_VERSION + 1}`);
@@ -215,7 +252,11 @@ describe.skipIf(cli === undefined)('the sqlite3 CLI on a database the gateway ma
       expect(badTimeout.stderr).toContain('v.timeout_ms must be an integer between 1 and 900000');
       const badEnv = run(`UPDATE functions SET v = json_set(v, '$.env', json('{"A": 1}')) WHERE k = 'GET:/cli'`);
       expect(badEnv.stderr).toContain('v.env must be an object whose values are strings');
-      expect(run(`SELECT k, seq FROM functions_changes`).stdout.trim()).toBe('GET:/cli|1');
+      const cors = (value: string) => run(`UPDATE functions SET v = json_set(v, '$.cors', json('${value}')) WHERE k = 'GET:/cli'`);
+      expect(cors('{"origins": ["https://a.example"], "headers": ["X-Token"], "credentials": true}').stderr).toBe('');
+      expect(cors('{"origins": ["https://a.example/app"]}').stderr).toContain('v.cors.origins must be a non-empty array of origins');
+      expect(cors('{"origins": ["*"], "credentials": true}').stderr).toContain('v.cors.credentials cannot be true with the origin "*"');
+      expect(run(`SELECT k, seq FROM functions_changes`).stdout.trim()).toBe('GET:/cli|2');
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
