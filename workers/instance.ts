@@ -57,8 +57,8 @@ export class Instance {
   retired = false;
   exited = false;
   private readonly pending = new Map<number, PendingCall>();
-  /** Calls answered whose ctx.waitUntil work still runs, with the timer that stops waiting for it. */
-  private readonly background = new Map<number, NodeJS.Timeout>();
+  /** Calls answered whose ctx.waitUntil work still runs: the timer that stops waiting for it, and whose work it is (for its output). */
+  private readonly background = new Map<number, { readonly timer: NodeJS.Timeout; readonly requestId: string }>();
   private nextId = 1;
   private outputTail = '';
   /** Frames to the host, one write per event-loop turn; attached once the channel exists. */
@@ -138,6 +138,11 @@ export class Instance {
 
   get inFlight(): number {
     return this.pending.size;
+  }
+
+  /** Answered calls whose ctx.waitUntil work still runs: the instance is not idle. */
+  get backgroundWork(): number {
+    return this.background.size;
   }
 
   get hasRoom(): boolean {
@@ -259,7 +264,7 @@ export class Instance {
           : { ok: false, code: 'FUNCTION_ERROR', message: `the answer's stream broke off: ${meta.error}` });
         return;
       case 'done':
-        clearTimeout(this.background.get(meta.id));
+        clearTimeout(this.background.get(meta.id)?.timer);
         this.background.delete(meta.id);
         if (this.retired && this.idle) this.stopOrKill();
         return;
@@ -281,7 +286,9 @@ export class Instance {
       case 'log': {
         const call = this.pending.get(meta.id);
         if (call?.output) call.output(meta.stream, meta.text);
-        else this.log({ level: 'info', msg: 'function output', instance: this.name, requestId: call?.requestId, stream: meta.stream, text: meta.text });
+        // Printed after the answer went (ctx.waitUntil work): the gateway has closed the call, the worker logs it.
+        else this.log({ level: 'info', msg: 'function output', instance: this.name, requestId: call?.requestId ?? this.background.get(meta.id)?.requestId,
+          stream: meta.stream, text: meta.text });
         return;
       }
     }
@@ -300,7 +307,7 @@ export class Instance {
       if (this.retired && this.idle) this.stopOrKill();
     }, call.timeoutMs);
     timer.unref();
-    this.background.set(id, timer);
+    this.background.set(id, { timer, requestId: call.requestId });
   }
 
   /** Ends a call: resolves its promise, or, once its answer is streaming, ends the stream. */

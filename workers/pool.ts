@@ -157,7 +157,7 @@ export class InstancePool {
       const keep = this.warm.get(fp.spec.key)?.version === version ? fp.spec.config.minWarm : 0;
       let surplus = fp.instances.filter((i) => !i.retired).length - keep;
       for (const i of fp.instances) {
-        if (surplus > 0 && !i.retired && i.claims === 0 && nowMs - i.lastUsedMs > this.limits.idleTtlMs) {
+        if (surplus > 0 && !i.retired && i.claims === 0 && i.backgroundWork === 0 && nowMs - i.lastUsedMs > this.limits.idleTtlMs) {
           i.stop();
           surplus--;
         }

@@ -32,7 +32,7 @@ export async function runFetch(fn, self, call, body, env, waitUntil = []) {
   const ctx = {
     waitUntil(promise) { waitUntil.push(Promise.resolve(promise)); },
     // Workers' "fail open to the origin": there is no origin behind a route here, so an
-    // exception is answered as any other (502 FUNCTION_ERROR). Accepted so that code calling it runs.
+    // exception is answered as any other (500 FUNCTION_ERROR). Accepted so that code calling it runs.
     passThroughOnException() {},
     requestId: call.requestId,
     traceparent: traceparentOf(call.headers),
