@@ -6,6 +6,7 @@
 // is flow control: ack(bytes) once the consumer has passed bytes on, cancel() once it cannot.
 // Nothing here buffers more than the sender's window (STREAM_WINDOW_BYTES).
 import type { EndMessage, WorkerErrorCode } from './messages.js';
+import { relayed } from './reclaim.js';
 
 export interface StreamFailure {
   readonly code: WorkerErrorCode;
@@ -38,6 +39,7 @@ export class BodyStream<T = undefined> {
 
   push(bytes: Buffer): void {
     if (this.ended) return;
+    relayed(bytes.length);
     if (this.sink) this.sink.chunk(bytes);
     else this.queued.push(bytes);
   }
