@@ -95,6 +95,14 @@ describe('forwarding headers', () => {
     });
     await deploy(proxied, 'GET:/env', { runtime: 'wasm', code: envModule });
     expect((await moduleEnv(proxied.http, '/env', sent)).REMOTE_ADDR).toBe('203.0.113.9');
+    // The same address in each runtime's own shape: ctx.clientIp, request.client_ip, the event's sourceIp.
+    await deploy(proxied, 'GET:/ip/node', { runtime: 'node', code: 'export default { fetch(r, env, ctx) { return new Response(ctx.clientIp) } }' });
+    await deploy(proxied, 'GET:/ip/python', { runtime: 'python', code: 'def handle(request):\n    return request.client_ip\n' });
+    await deploy(proxied, 'GET:/ip/lambda', { runtime: 'python',
+      code: 'def lambda_handler(event, context):\n    return {"statusCode": 200, "body": event["requestContext"]["identity"]["sourceIp"]}\n' });
+    for (const runtime of ['node', 'python', 'lambda']) {
+      expect(await (await fetch(`${proxied.http}/ip/${runtime}`, { headers: sent })).text()).toBe('203.0.113.9');
+    }
   });
 
   it('rate-limits the client behind the trusted proxy, not the proxy', async () => {

@@ -88,6 +88,8 @@ class Request:
             self.headers[h[i]] = self.headers[h[i]] + "," + h[i + 1] if h[i] in self.headers else h[i + 1]
         self.body = body
         self.request_id = call["requestId"]
+        # The client's address: the peer, or behind --trusted-proxies the client it names (README, HTTP as a proxy).
+        self.client_ip = call.get("clientIp")
         # W3C trace context of this call: a child of the client's trace, or of a new one.
         self.traceparent = self.headers.get("traceparent")
 
