@@ -20,14 +20,16 @@ Usage:
 
 Operators' commands take --json (output for scripts) and exit 0 done, 1 refused or failed,
 2 usage. They find the database as the gateway does (--db, FAAS_DB, ./data/faas.db), the admin
-API at --admin or FAAS_ADMIN (http://127.0.0.1:9090), and the gateway at --url or FAAS_URL
-(http://127.0.0.1:8080).
+API at --admin or FAAS_ADMIN (http://127.0.0.1:9090) with its token at --admin-token-file or
+FAAS_ADMIN_TOKEN_FILE when it has one, and the gateway at --url or FAAS_URL (http://127.0.0.1:8080).
 
 Gateway options (flag / environment / default):
   --db PATH            FAAS_DB            ./data/faas.db
   --host H             FAAS_HOST          0.0.0.0
   --port N             FAAS_PORT          8080   (0 picks a free port)
-  --admin-port N       FAAS_ADMIN_PORT    9090   (bound to 127.0.0.1)
+  --admin-port N       FAAS_ADMIN_PORT    9090
+  --admin-host H       FAAS_ADMIN_HOST    127.0.0.1 (another address needs --admin-token-file)
+  --admin-token-file PATH FAAS_ADMIN_TOKEN_FILE  none (a file holding the admin API's bearer token)
   --workers N          FAAS_WORKERS       number of CPU cores
   --run-dir DIR        FAAS_RUN_DIR       /tmp/faas
   --sync-ms N          FAAS_SYNC_MS       5000

@@ -3,6 +3,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { readTokenFile } from './admin-token.js';
 import { parseTrustedProxies, type Cidr } from './http/forwarded.js';
 import { POLICY_NAMES, type PolicyName } from './scheduler/policies.js';
 
@@ -11,6 +12,10 @@ export interface GatewayConfig {
   readonly host: string;
   readonly port: number;
   readonly adminPort: number;
+  /** Where the admin port listens: loopback unless told; anything else needs adminTokenFile (admin-access.ts). */
+  readonly adminHost: string;
+  /** A file holding the admin API's bearer token (src/admin-token.ts); undefined: no token, loopback names only. */
+  readonly adminTokenFile: string | undefined;
   readonly workers: number;
   readonly runDir: string;
   readonly syncMs: number;
@@ -85,6 +90,11 @@ const onOff: Parser<boolean> = (raw) =>
 const serverHeader: Parser<string | undefined> = (raw) => (raw === 'off' ? { value: undefined }
   : /^[\x21-\x7e](?:[\x20-\x7e]{0,254}[\x21-\x7e])?$/.test(raw) ? { value: raw }
     : { error: 'must be off, or a header value of at most 256 printable ASCII characters (faas, "acme-edge/1.2")' });
+/** A token file the gateway can use now (src/admin-token.ts says what that takes). */
+const tokenFile: Parser<string | undefined> = (raw) => {
+  const read = readTokenFile(raw);
+  return 'error' in read ? { error: `must name a file holding the admin API's token: ${read.error}` } : { value: path.resolve(raw) };
+};
 const dir: Parser<string> = (raw) => (raw.length > 0 ? { value: path.resolve(raw) } : { error: 'must be a non-empty path' });
 
 const GATEWAY_OPTIONS = {
@@ -92,6 +102,8 @@ const GATEWAY_OPTIONS = {
   host: { flag: '--host', env: 'FAAS_HOST', fallback: '0.0.0.0', parse: text(/^[0-9A-Za-z.:-]+$/, 'an IP address or host name') },
   port: { flag: '--port', env: 'FAAS_PORT', fallback: 8080, parse: int(0, 65535) },
   adminPort: { flag: '--admin-port', env: 'FAAS_ADMIN_PORT', fallback: 9090, parse: int(0, 65535) },
+  adminHost: { flag: '--admin-host', env: 'FAAS_ADMIN_HOST', fallback: '127.0.0.1', parse: text(/^[0-9A-Za-z.:-]+$/, 'an IP address or host name') },
+  adminTokenFile: { flag: '--admin-token-file', env: 'FAAS_ADMIN_TOKEN_FILE', fallback: undefined, parse: tokenFile },
   workers: { flag: '--workers', env: 'FAAS_WORKERS', fallback: os.availableParallelism(), parse: int(1, 256) },
   runDir: { flag: '--run-dir', env: 'FAAS_RUN_DIR', fallback: '/tmp/faas', parse: dir },
   syncMs: { flag: '--sync-ms', env: 'FAAS_SYNC_MS', fallback: 5000, parse: int(50, 3_600_000) },
@@ -146,7 +158,20 @@ export function allowedCpus(): number[] | undefined {
 }
 
 export function loadGatewayConfig(argv: readonly string[], env: NodeJS.ProcessEnv): GatewayConfig {
-  return load(GATEWAY_OPTIONS, argv, env) as GatewayConfig;
+  const config = load(GATEWAY_OPTIONS, argv, env) as GatewayConfig;
+  const exposed = adminExposure(config);
+  if (exposed !== undefined) throw new ConfigError([exposed]);
+  return config;
+}
+
+const LOOPBACK_HOST = /^(localhost|127(?:\.\d{1,3}){3}|::1)$/i;
+
+/** The admin API (functions with their code and env, API keys) off loopback without a token: refused at start. */
+function adminExposure(config: GatewayConfig): string | undefined {
+  if (LOOPBACK_HOST.test(config.adminHost) || config.adminTokenFile !== undefined) return undefined;
+  return `--admin-host ${config.adminHost} would open the admin API (functions with their code and env, API keys) beyond this machine without a token: ` +
+    'give --admin-token-file PATH too, a file holding the bearer token every admin request must then carry ' +
+    '(openssl rand -hex 32 > PATH; chmod 600 PATH), or keep the default 127.0.0.1 and reach it over ssh -L 9090:127.0.0.1:9090';
 }
 
 /** `faas keys`: where the database is, as the gateway finds it. */

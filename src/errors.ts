@@ -20,6 +20,9 @@ export const ERRORS = {
   CORS_ORIGIN_NOT_ALLOWED: { status: 403, meaning: "A CORS preflight (OPTIONS with `Origin` and `Access-Control-Request-Method`) came from an origin that is not in the route's `cors.origins`; no function was called.", fix: 'Call from an allowed origin; operators add the origin to cors.origins.' },
   RATE_LIMITED: { status: 429, meaning: "Over the route's `rate_limit` for this client (its API key, or its IP address); `Retry-After` says when a call will be accepted, `RateLimit` and `RateLimit-Policy` give the budget.", fix: 'Wait `Retry-After` seconds; operators raise rate_limit.rps or burst.' },
   REQUEST_TIMEOUT: { status: 408, meaning: 'The request body did not arrive within `--body-timeout-ms` (5 s) of its headers; the connection serves nothing more.', fix: 'Send the body promptly; operators may raise --body-timeout-ms, but uWS itself closes a connection 8-12 s after its last answer.' },
+  CALLBACK_URL_INVALID: { status: 400, meaning: 'An async call\'s `X-Callback-Url` is not an absolute http:// or https:// URL (at most 2048 characters), or points at the gateway\'s own public or admin port on this host. Nothing was stored.', fix: 'Send an http(s) URL of a receiver that is not the gateway itself.' },
+  INVOCATION_NOT_FOUND: { status: 404, meaning: 'No async invocation has this id: it was never accepted, or it finished more than its route\'s `async.ttl_s` ago and was deleted.', fix: 'Check the id (the `Location` of the 202); read results within ttl_s of their end, or raise async.ttl_s.' },
+  INVOCATION_NOT_RETRYABLE: { status: 409, meaning: 'Admin API: only a failed invocation (a dead letter) can be retried; this one is queued, running or succeeded.', fix: 'Retry it once it has failed; GET /api/v1/invocations?state=failed lists those.' },
   PAYLOAD_TOO_LARGE: { status: 413, meaning: 'The request body is over the limit (6 MiB by default).', fix: 'Send a smaller body, or raise --max-body-bytes.' },
   HEADERS_TOO_LARGE: { status: 431, meaning: 'The request line and headers are over the limit (16 KiB by default). The connection is closed.', fix: 'Send fewer or smaller headers (large cookies, tokens), or raise --max-header-bytes.' },
   FUNCTION_ERROR: { status: 500, meaning: 'The function threw, or failed to load.', fix: 'Read the gateway log for the request id; fix the function.' },
@@ -33,7 +36,24 @@ export const ERRORS = {
   SHUTTING_DOWN: { status: 503, meaning: 'The gateway is stopping (SIGTERM): it finishes the calls it has, takes no new ones, and closes the connection.', fix: 'Retry after `Retry-After` seconds, on a new connection (another instance, or this one once restarted).' },
   TOO_MANY_CONNECTIONS: { status: 503, meaning: 'The gateway has more than `--max-connections` client connections open; the request is refused and its connection closed.', fix: 'Retry after `Retry-After` seconds on a new connection, and reuse connections instead of opening many; operators raise --max-connections (and the open-files limit).' },
   OVERLOADED: { status: 503, meaning: 'The gateway has `--max-in-flight` calls in flight already (all routes, all workers together).', fix: 'Retry after `Retry-After` seconds; operators raise --max-in-flight or add capacity.' },
+  QUEUE_FULL: { status: 503, meaning: 'The route already has 100,000 async invocations waiting; the call was not stored.', fix: 'Retry after `Retry-After` seconds; operators raise async.concurrency or add workers so that the queue drains.' },
+  QUEUE_UNAVAILABLE: { status: 503, meaning: 'The async call could not be written to the invocations database (disk full, database unwritable); it was not stored.', fix: 'Retry after `Retry-After` seconds; operators read the gateway log (`async invocations could not be written`).' },
   FUNCTION_TIMEOUT: { status: 504, meaning: 'The function ran past its `timeout_ms`; its instance was replaced.', fix: 'Make the function faster or raise timeout_ms.' },
+  // The admin port (README "Admin API" and "API").
+  ADMIN_TOKEN_MISSING: { status: 401, meaning: 'The gateway runs with `--admin-token-file` and the admin request carried no `Authorization: Bearer` token; `WWW-Authenticate` says so.', fix: 'Send `Authorization: Bearer TOKEN` (the faas commands: --admin-token-file or FAAS_ADMIN_TOKEN_FILE; the dashboard asks for it).' },
+  ADMIN_TOKEN_INVALID: { status: 401, meaning: 'The bearer token sent to the admin port is not the one in `--admin-token-file`.', fix: 'Send the token the gateway was started with; a changed file counts after a restart.' },
+  ADMIN_HOST_NOT_ALLOWED: { status: 403, meaning: 'The admin port has no token and is reached by a name other than loopback (`localhost`, `127.0.0.1`, `[::1]`): what a web page does with DNS rebinding.', fix: 'Use http://127.0.0.1:PORT or http://localhost:PORT (an ssh tunnel keeps that name), or give the gateway --admin-token-file.' },
+  ADMIN_ORIGIN_NOT_ALLOWED: { status: 403, meaning: 'A request that changes something came from a web page of another origin (its `Origin` or `Sec-Fetch-Site` says so); nothing was changed.', fix: 'Call the admin API from its own dashboard, or from a client that is not a browser page.' },
+  INVALID_REQUEST: { status: 400, meaning: 'An admin API request could not be used: its body is not the JSON asked for, or a header (`If-Match`) or query parameter is malformed. The message names which and why.', fix: 'Fix what the message names.' },
+  UNSUPPORTED_MEDIA_TYPE: { status: 415, meaning: 'An admin API request body was not sent as `Content-Type: application/json` (`application/merge-patch+json` is also taken by PATCH).', fix: 'Send the header; curl: -H "content-type: application/json".' },
+  VALIDATION_FAILED: { status: 422, meaning: "The function's key or config breaks the gateway's rules — the schema's triggers and `faas deploy` apply the same ones — or this host cannot serve it; `problems` lists every one. Nothing was written.", fix: 'Fix each problem listed; README "Routes" gives every field\'s rule.' },
+  FUNCTION_NOT_FOUND: { status: 404, meaning: 'The functions table has no row for this key.', fix: 'Check the key (METHOD:/path, URL-encoded in the API path); GET /api/v1/functions lists them.' },
+  API_KEY_NOT_FOUND: { status: 404, meaning: 'There is no API key of this name.', fix: 'GET /api/v1/keys lists the names.' },
+  API_KEY_EXISTS: { status: 409, meaning: 'An API key of this name exists already.', fix: 'Revoke it first, or pick another name.' },
+  PRECONDITION_FAILED: { status: 412, meaning: "`If-Match` named a version the row does not have any more (someone changed or deleted it since it was read), or `If-None-Match: *` found a row. Nothing was written; the message gives the row's version now.", fix: 'GET the function again, reapply the change to what is there now, and send its ETag in If-Match.' },
+  PRECONDITION_REQUIRED: { status: 428, meaning: 'A PUT that would replace an existing function, or a DELETE, came without `If-Match`: it could silently undo another operator\'s change.', fix: 'Send the ETag of the version you read as If-Match, or `If-Match: *` to replace or delete whatever version is there.' },
+  DATABASE_BUSY: { status: 503, meaning: 'Another writer held the database longer than the admin API waits (250 ms, so as not to stall the gateway); nothing was written.', fix: 'Retry after `Retry-After` seconds; look for a long transaction in an operator\'s SQL client.' },
+  INTERNAL_ERROR: { status: 500, meaning: 'The admin API could not read or write the database for another reason (the message gives SQLite\'s).', fix: 'Read the message and the gateway log; /readyz says whether the gateway can still read its database.' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERRORS;
@@ -48,10 +68,10 @@ export function statusLine(status: number): string {
   return STATUS_LINES[status] ??= `${status} ${reasonPhrase(status)}`;
 }
 
-/** The JSON body of an error response (CONTRACT §4). */
-export function errorBody(code: ErrorCode, message: string): string {
+/** The JSON body of an error response (CONTRACT §4); `problems`, when given, lists every problem the message joins (422). */
+export function errorBody(code: ErrorCode, message: string, problems?: readonly string[]): string {
   const status = ERRORS[code].status;
-  return JSON.stringify({ statusCode: status, code, error: reasonPhrase(status), message });
+  return JSON.stringify({ statusCode: status, code, error: reasonPhrase(status), message, ...(problems && { problems }) });
 }
 
 /** An error the gateway answers with; `code` picks the status and is what clients match on. */

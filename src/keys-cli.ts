@@ -1,6 +1,6 @@
 // `faas keys create NAME | revoke NAME | list` (CONTRACT §2): API keys in the gateway's database.
 // The gateway picks a change up at its next sync (5 s by default); nothing needs restarting.
-import { openForWrite } from './cli/function-rows.js';
+import { openForWrite } from './routes/function-store.js';
 import { loadKeysConfig } from './config.js';
 import { createKey, KeyError, listKeys, revokeKey } from './routes/api-keys.js';
 

@@ -2,7 +2,9 @@
 // and shutdown. Nothing imports this file but the CLI.
 import fs from 'node:fs';
 import path from 'node:path';
-import { loadGatewayConfig, type GatewayConfig } from './config.js';
+import { readTokenFile, TokenCheck } from './admin-token.js';
+import { AsyncInvocations } from './async/async-invocations.js';
+import { ConfigError, loadGatewayConfig, type GatewayConfig } from './config.js';
 import { Fleet, type WorkerState } from './fleet/fleet.js';
 import { createAdminServer } from './http/admin.js';
 import { DASHBOARD_HTML } from './http/dashboard.js';
@@ -17,7 +19,9 @@ import { LogBook, type NewLogEntry } from './log-book.js';
 import { GatewayMetrics, type Scraped } from './metrics.js';
 import { detectHostLimits, LIMITS, limitWarnings, unenforcedLimit, type HostLimits } from './protocol/host-limits.js';
 import { createLog, type Log } from './protocol/log.js';
-import { RouteStore } from './routes/route-store.js';
+import { checkUsable } from './routes/function-config.js';
+import { FunctionStore } from './routes/function-store.js';
+import { RouteStore, type SyncOutcome } from './routes/route-store.js';
 
 const WORKERS_UP_TIMEOUT_MS = 20_000;
 const DRAIN_GRACE_MS = 10_000;
@@ -25,6 +29,8 @@ const SANDBOX_UID = 65534;
 
 export async function runGateway(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<void> {
   const config = loadGatewayConfig(argv, env);
+  const adminToken = config.adminTokenFile === undefined ? undefined : readTokenFile(config.adminTokenFile);
+  if (adminToken && 'error' in adminToken) throw new ConfigError([`--admin-token-file: ${adminToken.error}`]);
   const log = createLog('gateway', {}, { buffered: true });
   uws(); // fail now, loudly, if the native binary does not load
 
@@ -60,10 +66,11 @@ export async function runGateway(argv: readonly string[], env: NodeJS.ProcessEnv
   const fleet = new Fleet({ runDir: config.runDir, workers: config.workers, reportMs: config.reportMs, policy: config.policy,
     pin: config.pin === 'on', log, onOutput });
   fleet.start();
+  const invocations = AsyncInvocations.open({ routesDb: path.resolve(config.db), routes: () => store.snapshot, invoke: (inv) => fleet.invoke(inv), log });
   let stopping = false;
   const limiter = new RateLimiter();
   const started = Date.now();
-  const metrics = new GatewayMetrics(scraped(store, fleet, limiter, started, host));
+  const metrics = new GatewayMetrics([...scraped(store, fleet, limiter, started, host), ...invocations.metrics()]);
   const live = new LiveStats();
   const accessLog = config.accessLog === 'on' && log.enabled('info');
   let connections: ConnectionCount | undefined; // once the port is known
@@ -94,6 +101,7 @@ export async function runGateway(argv: readonly string[], env: NodeJS.ProcessEnv
     trustedProxies: config.trustedProxies,
     serverHeader: config.serverHeader,
     log,
+    asyncCalls: invocations.calls,
     observe: answered,
   });
   const admin = createAdminServer({
@@ -106,6 +114,17 @@ export async function runGateway(argv: readonly string[], env: NodeJS.ProcessEnv
     history: () => ({ workers: live.workerHistory() }),
     logs,
     dashboard: DASHBOARD_HTML,
+    invocations: invocations.api,
+    access: adminToken ? { token: new TokenCheck(adminToken.token) } : {},
+    api: {
+      // The management API checks a row as the sync will: its rules, and what this host can enforce.
+      store: new FunctionStore(path.resolve(config.db), (fn) => checkUsable(fn) ?? (config.allowUnenforcedLimits ? undefined : unenforcedLimit(fn, host))),
+      syncNow: () => syncRoutes(),
+      routeStatus: (key) => store.statusOf(key),
+      syncMs: config.syncMs,
+      // POST /api/v1/functions/{key}/invoke: the public port's call path, counted as its calls are.
+      invoke: { table: () => store.snapshot, call: (inv) => fleet.invoke(inv), logs, maxBodyBytes: config.maxBodyBytes, observe: answered },
+    },
   });
   const sampler = setInterval(() => {
     live.sampleWorkers(new Map([...fleet.workers.values()].map((w) => [w.id,
@@ -113,16 +132,20 @@ export async function runGateway(argv: readonly string[], env: NodeJS.ProcessEnv
     const table = store.snapshot;
     live.prune((key) => table.get(key) !== undefined, (id) => fleet.workers.has(id));
     metrics.forgetRoutes((key) => table.get(key) !== undefined);
+    invocations.forgetRoutes((key) => table.get(key) !== undefined);
   }, 1000);
   sampler.unref();
 
   const keepWarm = (): void => fleet.keepWarm([...store.snapshot.routes.values()].filter((r) => r.config.minWarm > 0));
   keepWarm();
-  const syncTimer = setInterval(() => {
+  // Every sync period, and at once after a write through the management API (which answers when it is served).
+  const syncRoutes = (): SyncOutcome => {
     const outcome = store.sync();
     if (outcome.changed > 0 || !outcome.ok) log({ level: outcome.ok ? 'info' : 'warn', msg: 'routes synced', ...outcome });
     if (outcome.changed > 0) keepWarm();
-  }, config.syncMs);
+    return outcome;
+  };
+  const syncTimer = setInterval(syncRoutes, config.syncMs);
 
   await waitForWorkers(fleet, config, log);
   const http = await listen(app, config.host, config.port);
@@ -131,13 +154,15 @@ export async function runGateway(argv: readonly string[], env: NodeJS.ProcessEnv
     connections = counted;
     setInterval(() => counted.refresh(), 1000).unref();
   }
-  const adminListen = await listen(admin.app, '127.0.0.1', config.adminPort);
+  const adminListen = await listen(admin.app, config.adminHost, config.adminPort);
+  invocations.start([http.port, adminListen.port]); // recovers what a stopped gateway left, then runs the queue
   process.stdout.write(`listening http=${http.port} admin=${adminListen.port}\n`);
-  log({ msg: 'gateway ready', http: http.port, admin: adminListen.port, workers: config.workers, policy: config.policy, pin: config.pin });
+  log({ msg: 'gateway ready', http: http.port, admin: adminListen.port, adminHost: config.adminHost, adminToken: adminToken !== undefined, workers: config.workers, policy: config.policy, pin: config.pin });
 
   const shutdown = async (signal: string): Promise<void> => {
     if (stopping) return;
     stopping = true;
+    invocations.stop(); // no new async attempts; those running finish within the grace below
     log({ msg: 'shutting down', signal });
     uws().us_listen_socket_close(http.socket);
     clearInterval(syncTimer);
@@ -147,6 +172,7 @@ export async function runGateway(argv: readonly string[], env: NodeJS.ProcessEnv
     admin.close();
     clearInterval(sampler);
     await fleet.stop();
+    invocations.close();
     store.close();
     process.exit(0);
   };

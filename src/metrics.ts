@@ -191,3 +191,36 @@ function register(registry: Registry, s: Scraped): void {
     } });
   }
 }
+
+/** What /metrics reads of the async invocations (src/async/dispatcher.ts), at each scrape. */
+export interface AsyncFigures {
+  /** Per route: invocations waiting (ready or in backoff), running, and the age of the oldest waiting, ms. */
+  queues(): ReadonlyMap<string, { readonly waiting: number; readonly running: number; readonly oldestMs: number }>;
+  /** Per route, since the gateway started. */
+  readonly counters: ReadonlyMap<string, { readonly accepted: number; readonly succeeded: number; readonly retries: number; readonly deadLetters: number }>;
+  /** Failed invocations kept (the dead-letter list), all routes. */
+  deadLetters(): number;
+  readonly callbacks: { readonly delivered: number; readonly failed: number };
+}
+
+/** faas_async_*: queue depth and age, attempts retried, dead letters, callbacks. */
+export function asyncMetrics(a: AsyncFigures): Scraped[] {
+  const byRoute = (name: string, help: string, type: 'gauge' | 'counter', value: (q: { waiting: number; running: number; oldestMs: number }) => number): Scraped =>
+    ({ name, help, type, labels: ['route'], read: () => [...a.queues()].map(([route, q]) => [{ route }, value(q)] as const) });
+  const counted = (name: string, help: string, value: (c: { accepted: number; succeeded: number; retries: number; deadLetters: number }) => number): Scraped =>
+    ({ name, help, type: 'counter', labels: ['route'], read: () => [...a.counters].map(([route, c]) => [{ route }, value(c)] as const) });
+  return [
+    byRoute('faas_async_queue_depth', 'Async invocations waiting to run (ready, or waiting out a retry\'s backoff), by route.', 'gauge', (q) => q.waiting),
+    byRoute('faas_async_running', 'Async invocations running, by route.', 'gauge', (q) => q.running),
+    byRoute('faas_async_oldest_age_seconds', 'Seconds the oldest waiting async invocation has waited since it was accepted (or retried by an operator), by route; 0 when none waits.',
+      'gauge', (q) => q.oldestMs / 1000),
+    counted('faas_async_accepted_total', 'Async invocations stored and answered 202, by route.', (c) => c.accepted),
+    counted('faas_async_succeeded_total', 'Async invocations that finished with an answer below 500, by route.', (c) => c.succeeded),
+    counted('faas_async_retries_total', 'Async attempts that failed and were queued again (5xx, timeout, crash, worker died, gateway restarted), by route.', (c) => c.retries),
+    counted('faas_async_dead_letters_total', 'Async invocations that failed for good (retries spent, expired, route gone), by route.', (c) => c.deadLetters),
+    { name: 'faas_async_dead_letters', help: 'Failed async invocations kept (the dead-letter list): GET /api/v1/invocations?state=failed.', type: 'gauge',
+      read: () => [[{}, a.deadLetters()]] },
+    { name: 'faas_async_callbacks_total', help: 'Async callbacks (X-Callback-Url) given up on or delivered, by result.', type: 'counter', labels: ['result'],
+      read: () => [[{ result: 'delivered' }, a.callbacks.delivered], [{ result: 'failed' }, a.callbacks.failed]] },
+  ];
+}

@@ -1,4 +1,4 @@
-// The gateway's admin API (CONTRACT §5, loopback only) as the operator commands read it: the
+// The gateway's admin API (CONTRACT §5, loopback by default) as the operator commands read it: the
 // shapes of GET /routes, /stats and /logs, one JSON getter that tells "no gateway answers"
 // apart from "the gateway said no", an event-stream reader for /logs?follow=1, and the wait
 // that turns a committed row into "live now".
@@ -52,13 +52,15 @@ export class AdminRefused extends Error {
 const REQUEST_TIMEOUT_MS = 3000;
 
 export class AdminClient {
-  constructor(readonly base: string) {}
+  /** `token`: the admin API's bearer token (--admin-token-file), sent on every request when set. */
+  constructor(readonly base: string, private readonly token?: string) {}
 
   async getJson<T>(pathAndQuery: string, signal?: AbortSignal): Promise<T> {
     const res = await this.request(pathAndQuery, signal, REQUEST_TIMEOUT_MS);
     const text = await res.text();
     if (!res.ok) {
-      const missing = res.status === 404 ? ' (a gateway older than this command?)' : '';
+      const missing = res.status === 404 ? ' (a gateway older than this command?)'
+        : res.status === 401 ? ' (the admin API wants its token: --admin-token-file or FAAS_ADMIN_TOKEN_FILE)' : '';
       throw new AdminRefused(`the gateway at ${this.base} answered GET ${pathAndQuery} with ${res.status}${missing}: ${text.slice(0, 300).trim()}`, res.status);
     }
     try {
@@ -95,7 +97,9 @@ export class AdminClient {
   private async request(pathAndQuery: string, signal: AbortSignal | undefined, timeoutMs: number | undefined): Promise<Response> {
     const signals = [signal, timeoutMs === undefined ? undefined : AbortSignal.timeout(timeoutMs)].filter((s): s is AbortSignal => s !== undefined);
     try {
-      return await fetch(`${this.base}${pathAndQuery}`, { signal: signals.length > 0 ? AbortSignal.any(signals) : null, headers: { accept: 'application/json, text/event-stream' } });
+      const headers: Record<string, string> = { accept: 'application/json, text/event-stream' };
+      if (this.token !== undefined) headers.authorization = `Bearer ${this.token}`;
+      return await fetch(`${this.base}${pathAndQuery}`, { signal: signals.length > 0 ? AbortSignal.any(signals) : null, headers });
     } catch (err) {
       throw new AdminUnreachable(`no gateway answers at ${this.base} (${describe(err)})`);
     }

@@ -4,7 +4,9 @@
 // Exit codes, the same for every `faas` command: 0 done, 1 refused or failed (a value that
 // breaks a rule, a call that failed, a gateway that said no), 2 usage (the command line itself
 // could not be understood: an unknown flag, a missing argument or value, one too many).
+import { readTokenFile } from '../admin-token.js';
 import { ConfigError, loadKeysConfig } from '../config.js';
+import { AdminClient } from './admin-client.js';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILED = 1;
@@ -39,6 +41,7 @@ export const HELP_FLAG: FlagSpec = { name: '--help', alias: '-h' };
 export const JSON_FLAG: FlagSpec = { name: '--json' };
 export const DB_FLAG: FlagSpec = { name: '--db', value: 'one' };
 export const ADMIN_FLAG: FlagSpec = { name: '--admin', value: 'one' };
+export const ADMIN_TOKEN_FLAG: FlagSpec = { name: '--admin-token-file', value: 'one' };
 
 /** `--flag value`, `--flag=value`, `-H value`; `--` ends the flags; a lone `-` is an argument. */
 export function parseArgs(argv: readonly string[], specs: readonly FlagSpec[]): ParsedArgs {
@@ -109,6 +112,24 @@ export function baseUrl(args: ParsedArgs, flag: string, envName: string, env: No
     return fallback;
   }
   return url.href.replace(/\/+$/, '');
+}
+
+/**
+ * The admin API (--admin, FAAS_ADMIN, http://127.0.0.1:9090) and a client for it that sends the
+ * gateway's bearer token when there is one: --admin-token-file, else FAAS_ADMIN_TOKEN_FILE (the
+ * gateway's own setting, so a shell that starts the gateway can call it).
+ */
+export function adminApi(args: ParsedArgs, env: NodeJS.ProcessEnv, problems: string[]): { readonly url: string; readonly client: AdminClient } {
+  const url = baseUrl(args, '--admin', 'FAAS_ADMIN', env, 'http://127.0.0.1:9090', problems);
+  const fromFlag = valueOf(args, '--admin-token-file');
+  const file = fromFlag ?? (env.FAAS_ADMIN_TOKEN_FILE !== '' ? env.FAAS_ADMIN_TOKEN_FILE : undefined);
+  if (file === undefined) return { url, client: new AdminClient(url) };
+  const read = readTokenFile(file);
+  if ('error' in read) {
+    problems.push(`${fromFlag !== undefined ? '--admin-token-file' : 'FAAS_ADMIN_TOKEN_FILE (from --admin-token-file)'}: ${read.error}`);
+    return { url, client: new AdminClient(url) };
+  }
+  return { url, client: new AdminClient(url, read.token) };
 }
 
 /** The database path as the gateway finds it: --db, else FAAS_DB, else ./data/faas.db (absolute). */

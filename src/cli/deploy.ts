@@ -1,15 +1,15 @@
 // `faas deploy METHOD:/path FILE|DIR --runtime …`: builds the route's row, checks it with the
-// gateway's own rules (parseRouteKey, parseFunctionConfig, checkUsable) before writing anything,
-// writes it with one upsert, then waits until the gateway serves it.
-import { checkUsable, parseFunctionConfig } from '../routes/function-config.js';
-import { parseRouteKey } from '../routes/route-key.js';
-import { AdminClient, waitForSync, type SyncOutcome } from './admin-client.js';
+// gateway's own rules before writing anything, writes it with one upsert, then waits until the
+// gateway serves it. The check and the write are the admin API's too (src/routes/function-store.ts:
+// checkFunction, writeFunction), so `faas deploy`, PUT /api/v1/functions/{key} and the schema's
+// triggers refuse the same rows in the same words.
+import { checkFunction, openForWrite, upsertFunction, type WrittenRow } from '../routes/function-store.js';
+import { waitForSync, type SyncOutcome } from './admin-client.js';
 import {
-  ADMIN_FLAG, baseUrl, DB_FLAG, dbPath, EXIT_FAILED, EXIT_OK, HELP_FLAG, JSON_FLAG, parseArgs, refuse, syncPeriodMs, usage,
+  ADMIN_FLAG, ADMIN_TOKEN_FLAG, adminApi, DB_FLAG, dbPath, EXIT_FAILED, EXIT_OK, HELP_FLAG, JSON_FLAG, parseArgs, refuse, syncPeriodMs, usage,
   valueOf, type Io, type ParsedArgs,
 } from './args.js';
 import { ago } from './format.js';
-import { openForWrite, upsertFunction, type WrittenRow } from './function-rows.js';
 import { resolveSource, type Source } from './source.js';
 
 export const DEPLOY_HELP = `Usage:
@@ -39,6 +39,7 @@ Options (the config field each sets, README "Routes"):
   --inline                  store the file's contents as "code" (wasm: base64) instead of its "path"
   --db PATH                 FAAS_DB       ./data/faas.db
   --admin URL               FAAS_ADMIN    http://127.0.0.1:9090 (the gateway to wait for)
+  --admin-token-file PATH   FAAS_ADMIN_TOKEN_FILE  the admin API's bearer token, when the gateway has one
   --no-wait                 write, and do not wait for the gateway
   --json                    print one JSON object: the row, its version, and whether it is live
 
@@ -65,7 +66,7 @@ Examples:
 `;
 
 const SPECS = [
-  HELP_FLAG, JSON_FLAG, DB_FLAG, ADMIN_FLAG,
+  HELP_FLAG, JSON_FLAG, DB_FLAG, ADMIN_FLAG, ADMIN_TOKEN_FLAG,
   { name: '--runtime', value: 'one' }, { name: '--mode', value: 'one' }, { name: '--handler', value: 'one' },
   { name: '--timeout-ms', value: 'one' }, { name: '--memory-mb', value: 'one' }, { name: '--max-concurrency', value: 'one' },
   { name: '--min-warm', value: 'one' }, { name: '--env', value: 'many' }, { name: '--auth', value: 'one' },
@@ -93,7 +94,7 @@ export async function runDeploy(argv: readonly string[], env: NodeJS.ProcessEnv,
   if (extra.length > 0) usageProblems.push(`unexpected argument ${JSON.stringify(extra[0])}`);
   if (valueOf(args, '--runtime') === undefined) usageProblems.push('missing --runtime node|python|wasm');
   const db = dbPath(args, env, usageProblems);
-  const admin = baseUrl(args, '--admin', 'FAAS_ADMIN', env, 'http://127.0.0.1:9090', usageProblems);
+  const { url: admin, client } = adminApi(args, env, usageProblems);
   if (usageProblems.length > 0) return usage(io, 'deploy', usageProblems, DEPLOY_HELP);
 
   const plan = planDeployment(key!, file!, args);
@@ -118,7 +119,7 @@ export async function runDeploy(argv: readonly string[], env: NodeJS.ProcessEnv,
   const source = plan.source.path !== undefined ? `path ${plan.source.path}` : `inline code (${plan.source.code!.length} characters)`;
   if (!json) io.out(`${key}: ${written.change} in ${db} (version ${written.version}): ${plan.runtime}, ${source}\n`);
 
-  const outcome: SyncOutcome | undefined = args.switches.has('--no-wait') ? undefined : await waitForSync(new AdminClient(admin), {
+  const outcome: SyncOutcome | undefined = args.switches.has('--no-wait') ? undefined : await waitForSync(client, {
     key: key!, version: written.version, committedAt, timeoutMs: syncPeriodMs(env) + 2000, ...(io.signal && { signal: io.signal }),
   });
   const live = describeOutcome(outcome, admin, db, key!, env);
@@ -137,8 +138,6 @@ type Plan =
 /** The row to write, or every reason not to. Reads the filesystem (the code, checkUsable), writes nothing. */
 export function planDeployment(key: string, file: string, args: ParsedArgs): Plan {
   const problems: string[] = [];
-  const parsedKey = parseRouteKey(key);
-  if (!parsedKey.ok) problems.push(`METHOD:/path: ${parsedKey.error}`);
 
   const runtime = valueOf(args, '--runtime')!;
   const mode = valueOf(args, '--mode');
@@ -176,12 +175,10 @@ export function planDeployment(key: string, file: string, args: ParsedArgs): Pla
   if (origins !== undefined) v.cors = { origins }; // the rest of cors (methods, headers, max_age, credentials) is SQL's: README "CORS"
 
   const json = JSON.stringify(v);
-  const parsed = parseFunctionConfig(json);
-  if (!parsed.ok) problems.push(...splitProblems(parsed.error).map(labelled));
-  else if (resolved.source) {
-    const unusable = checkUsable(parsed.config);
-    if (unusable !== undefined) problems.push(labelled(unusable));
-  }
+  // The same check as the admin API's PUT (src/routes/function-store.ts); what the host needs is
+  // asked only of real code, not of the placeholder.
+  const checked = checkFunction(key, json, resolved.source ? undefined : () => undefined);
+  if (!checked.ok) problems.push(...checked.problems.map(labelled));
   if (problems.length > 0 || !resolved.source) return { ok: false, problems };
   return { ok: true, v: json, runtime, source: resolved.source, notes: resolved.source.notes };
 }
@@ -215,13 +212,11 @@ function parseEnvFlags(values: readonly string[], problems: string[]): Record<st
   return out;
 }
 
-/** parseFunctionConfig joins its problems with "; "; each starts with "v." or "v ". */
-export function splitProblems(error: string): string[] {
-  return error.split(/; (?=v[. ])/);
-}
+export { splitProblems } from '../routes/function-store.js';
 
-/** "v.timeout_ms must be …" → "--timeout-ms: v.timeout_ms must be …". */
+/** "v.timeout_ms must be …" → "--timeout-ms: v.timeout_ms must be …"; "functions.k …" → "METHOD:/path: functions.k …". */
 export function labelled(problem: string): string {
+  if (problem.startsWith('functions.k')) return `METHOD:/path: ${problem}`;
   const field = /^v\.([a-z_]+)/.exec(problem)?.[1];
   const flag = field === undefined ? undefined : FLAG_OF_FIELD[field];
   return flag === undefined ? problem : `${flag}: ${problem}`;

@@ -2,8 +2,8 @@
 // functions printed and calls that failed (and, with -f, an access line per call); one line each, with the request id to grep for. -f follows
 // the live stream (GET /logs?follow=1, server-sent events) until Ctrl-C.
 import { parseRouteKey } from '../routes/route-key.js';
-import { AdminClient, AdminUnreachable, type LogEntry, type LogsPage } from './admin-client.js';
-import { ADMIN_FLAG, baseUrl, EXIT_OK, HELP_FLAG, intFlag, JSON_FLAG, parseArgs, refuse, usage, type Io } from './args.js';
+import { AdminUnreachable, type LogEntry, type LogsPage } from './admin-client.js';
+import { ADMIN_FLAG, ADMIN_TOKEN_FLAG, adminApi, EXIT_OK, HELP_FLAG, intFlag, JSON_FLAG, parseArgs, refuse, usage, type Io } from './args.js';
 import { isoTime, ms } from './format.js';
 
 export const LOGS_HELP = `Usage:
@@ -19,6 +19,7 @@ the gateway does not keep those: its access log on stderr has them all).
   -f, --follow     print the last entries, then new ones as they come, until Ctrl-C
   --limit N        how many recent entries, 1-2000 (the gateway keeps the last 2000) (default 100; 10 with -f)
   --admin URL      FAAS_ADMIN  http://127.0.0.1:9090
+  --admin-token-file PATH   FAAS_ADMIN_TOKEN_FILE: the admin API's bearer token, when the gateway has one
   --json           one JSON object per entry and line (as GET /logs gives them)
 
 Exit status: 0 done (or Ctrl-C), 1 no gateway answers or the stream broke, 2 usage.
@@ -30,7 +31,7 @@ Examples:
 `;
 
 export async function runLogs(argv: readonly string[], env: NodeJS.ProcessEnv, io: Io): Promise<number> {
-  const args = parseArgs(argv, [HELP_FLAG, JSON_FLAG, ADMIN_FLAG, { name: '--follow', alias: '-f' }, { name: '--limit', value: 'one' }]);
+  const args = parseArgs(argv, [HELP_FLAG, JSON_FLAG, ADMIN_FLAG, ADMIN_TOKEN_FLAG, { name: '--follow', alias: '-f' }, { name: '--limit', value: 'one' }]);
   if (args.switches.has('--help')) {
     io.out(LOGS_HELP);
     return EXIT_OK;
@@ -38,7 +39,7 @@ export async function runLogs(argv: readonly string[], env: NodeJS.ProcessEnv, i
   const problems = [...args.problems];
   const [route, ...extra] = args.positionals;
   if (extra.length > 0) problems.push(`unexpected argument ${JSON.stringify(extra[0])}`);
-  const admin = baseUrl(args, '--admin', 'FAAS_ADMIN', env, 'http://127.0.0.1:9090', problems);
+  const { url: admin, client } = adminApi(args, env, problems);
   if (problems.length > 0) return usage(io, 'logs', problems, LOGS_HELP);
   const follow = args.switches.has('--follow');
   const refusals: string[] = [];
@@ -49,7 +50,6 @@ export async function runLogs(argv: readonly string[], env: NodeJS.ProcessEnv, i
 
   const json = args.switches.has('--json');
   const print = (e: LogEntry): void => io.out(json ? `${JSON.stringify(e)}\n` : formatEntry(e));
-  const client = new AdminClient(admin);
   const routeQuery = route === undefined ? '' : `&route=${encodeURIComponent(route)}`;
   try {
     const page = await client.getJson<LogsPage>(`/logs?limit=${limit}${routeQuery}`, io.signal);

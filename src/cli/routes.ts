@@ -3,15 +3,15 @@
 // until the gateway has dropped it.
 import fs from 'node:fs';
 import { parseRouteKey } from '../routes/route-key.js';
-import { AdminClient, AdminUnreachable, waitForSync, type RoutesView } from './admin-client.js';
+import { AdminUnreachable, waitForSync, type RoutesView } from './admin-client.js';
 import {
-  ADMIN_FLAG, baseUrl, DB_FLAG, dbPath, EXIT_FAILED, EXIT_OK, HELP_FLAG, JSON_FLAG, parseArgs, refuse, syncPeriodMs, usage, type Io,
+  ADMIN_FLAG, ADMIN_TOKEN_FLAG, adminApi, DB_FLAG, dbPath, EXIT_FAILED, EXIT_OK, HELP_FLAG, JSON_FLAG, parseArgs, refuse, syncPeriodMs, usage, type Io,
 } from './args.js';
 import { ago, isoTime, table } from './format.js';
-import { deleteFunction, listFunctions, openForRead, openForWrite } from './function-rows.js';
+import { deleteFunction, listFunctions, openForRead, openForWrite } from '../routes/function-store.js';
 
 export const ROUTES_HELP = `Usage:
-  faas routes [--admin URL] [--db PATH] [--json]
+  faas routes [--admin URL] [--admin-token-file PATH] [--db PATH] [--json]
 
 What the gateway serves now, from its GET /routes: each route's key, state (ok; stale = the
 row is bad and the last good config is served; error = nothing is served), runtime, version,
@@ -21,6 +21,7 @@ When no gateway answers, says so on stderr, lists the rows of the database inste
 "not synced"), and exits 1: what is served could not be known.
 
   --admin URL   FAAS_ADMIN  http://127.0.0.1:9090
+  --admin-token-file PATH   FAAS_ADMIN_TOKEN_FILE: the admin API's bearer token, when the gateway has one
   --db PATH     FAAS_DB     ./data/faas.db (read only when no gateway answers)
   --json        {"source": "gateway", lastSyncAt, lastSuccessAt, lastError?, routes: [...]}
                 or {"source": "database", "db", "error", routes: [{key, state: "not synced", runtime, updated}]}
@@ -33,7 +34,7 @@ Examples:
 `;
 
 export const RM_HELP = `Usage:
-  faas rm METHOD:/path [--db PATH] [--admin URL] [--json]
+  faas rm METHOD:/path [--db PATH] [--admin URL] [--admin-token-file PATH] [--json]
 
 Deletes the route's row, then waits (up to one sync period + 2 s) until the gateway no longer
 serves it: calls then get 404 (or 405 when the path has other methods). Calls in flight finish.
@@ -47,7 +48,7 @@ Examples:
 `;
 
 export async function runRoutes(argv: readonly string[], env: NodeJS.ProcessEnv, io: Io): Promise<number> {
-  const args = parseArgs(argv, [HELP_FLAG, JSON_FLAG, DB_FLAG, ADMIN_FLAG]);
+  const args = parseArgs(argv, [HELP_FLAG, JSON_FLAG, DB_FLAG, ADMIN_FLAG, ADMIN_TOKEN_FLAG]);
   if (args.switches.has('--help')) {
     io.out(ROUTES_HELP);
     return EXIT_OK;
@@ -55,13 +56,13 @@ export async function runRoutes(argv: readonly string[], env: NodeJS.ProcessEnv,
   const problems = [...args.problems];
   if (args.positionals.length > 0) problems.push(`unexpected argument ${JSON.stringify(args.positionals[0])}`);
   const db = dbPath(args, env, problems);
-  const admin = baseUrl(args, '--admin', 'FAAS_ADMIN', env, 'http://127.0.0.1:9090', problems);
+  const { url: admin, client } = adminApi(args, env, problems);
   if (problems.length > 0) return usage(io, 'routes', problems, ROUTES_HELP);
   const json = args.switches.has('--json');
 
   let view: RoutesView;
   try {
-    view = await new AdminClient(admin).getJson<RoutesView>('/routes', io.signal);
+    view = await client.getJson<RoutesView>('/routes', io.signal);
   } catch (err) {
     if (!(err instanceof AdminUnreachable)) return refuse(io, 'routes', [(err as Error).message]);
     return fromDatabase(db, err.message, json, io);
@@ -110,7 +111,7 @@ function fromDatabase(db: string, reason: string, json: boolean, io: Io): number
   } catch (err) {
     return refuse(io, 'routes', [`cannot read ${db}: ${(err as Error).message}`]);
   }
-  const routes = rows.map((r) => ({ key: r.k, state: 'not synced', runtime: runtimeOf(r.v), updated: r.updated }));
+  const routes = rows.map((r) => ({ key: r.key, state: 'not synced', runtime: runtimeOf(r.v), updated: r.updated }));
   if (json) io.out(`${JSON.stringify({ source: 'database', db, error: reason, routes })}\n`);
   else io.out(routes.length === 0 ? 'no routes\n' : table(['KEY', 'STATE', 'RUNTIME', 'UPDATED'], routes.map((r) => [r.key, r.state, r.runtime, isoTime(r.updated)])));
   return EXIT_FAILED;
@@ -126,7 +127,7 @@ function runtimeOf(v: string): string | undefined {
 }
 
 export async function runRm(argv: readonly string[], env: NodeJS.ProcessEnv, io: Io): Promise<number> {
-  const args = parseArgs(argv, [HELP_FLAG, JSON_FLAG, DB_FLAG, ADMIN_FLAG]);
+  const args = parseArgs(argv, [HELP_FLAG, JSON_FLAG, DB_FLAG, ADMIN_FLAG, ADMIN_TOKEN_FLAG]);
   if (args.switches.has('--help')) {
     io.out(RM_HELP);
     return EXIT_OK;
@@ -136,7 +137,7 @@ export async function runRm(argv: readonly string[], env: NodeJS.ProcessEnv, io:
   if (key === undefined) problems.push('missing METHOD:/path, the route to remove');
   if (extra.length > 0) problems.push(`unexpected argument ${JSON.stringify(extra[0])}`);
   const db = dbPath(args, env, problems);
-  const admin = baseUrl(args, '--admin', 'FAAS_ADMIN', env, 'http://127.0.0.1:9090', problems);
+  const { url: admin, client } = adminApi(args, env, problems);
   if (problems.length > 0) return usage(io, 'rm', problems, RM_HELP);
   const parsed = parseRouteKey(key!);
   if (!parsed.ok) return refuse(io, 'rm', [`METHOD:/path: ${parsed.error}`]);
@@ -157,7 +158,7 @@ export async function runRm(argv: readonly string[], env: NodeJS.ProcessEnv, io:
   const json = args.switches.has('--json');
   if (!json) io.out(`${key}: deleted from ${db}\n`);
 
-  const outcome = await waitForSync(new AdminClient(admin), { key: key!, committedAt, timeoutMs: syncPeriodMs(env) + 2000, ...(io.signal && { signal: io.signal }) });
+  const outcome = await waitForSync(client, { key: key!, committedAt, timeoutMs: syncPeriodMs(env) + 2000, ...(io.signal && { signal: io.signal }) });
   let code = EXIT_OK;
   let state: string;
   let line: string;

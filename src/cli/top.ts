@@ -1,7 +1,7 @@
 // `faas top`: the gateway's workers and routes over the last few seconds (GET /stats), redrawn
 // every interval like top(1); --once prints one frame for scripts and tests.
-import { AdminClient, AdminUnreachable, sleep, type StatsView } from './admin-client.js';
-import { ADMIN_FLAG, baseUrl, EXIT_OK, HELP_FLAG, intFlag, JSON_FLAG, parseArgs, refuse, usage, type Io } from './args.js';
+import { AdminUnreachable, sleep, type StatsView } from './admin-client.js';
+import { ADMIN_FLAG, ADMIN_TOKEN_FLAG, adminApi, EXIT_OK, HELP_FLAG, intFlag, JSON_FLAG, parseArgs, refuse, usage, type Io } from './args.js';
 import { fixed, isoTime, ms, table } from './format.js';
 import { syncLine } from './routes.js';
 
@@ -15,6 +15,7 @@ errors), the routes' sync state and the latest errors, from the gateway's GET /s
 redrawn every interval until Ctrl-C.
 
   --admin URL        FAAS_ADMIN  http://127.0.0.1:9090
+  --admin-token-file PATH   FAAS_ADMIN_TOKEN_FILE: the admin API's bearer token, when the gateway has one
   --interval-ms N    100-60000 (default 1000)
   --once             print one frame and exit, without clearing the screen
   --json             the GET /stats object (with --once: once; else one per line, each interval)
@@ -30,21 +31,20 @@ Examples:
 export const CLEAR_SCREEN = '\x1b[H\x1b[2J';
 
 export async function runTop(argv: readonly string[], env: NodeJS.ProcessEnv, io: Io): Promise<number> {
-  const args = parseArgs(argv, [HELP_FLAG, JSON_FLAG, ADMIN_FLAG, { name: '--interval-ms', value: 'one' }, { name: '--once' }]);
+  const args = parseArgs(argv, [HELP_FLAG, JSON_FLAG, ADMIN_FLAG, ADMIN_TOKEN_FLAG, { name: '--interval-ms', value: 'one' }, { name: '--once' }]);
   if (args.switches.has('--help')) {
     io.out(TOP_HELP);
     return EXIT_OK;
   }
   const problems = [...args.problems];
   if (args.positionals.length > 0) problems.push(`unexpected argument ${JSON.stringify(args.positionals[0])}`);
-  const admin = baseUrl(args, '--admin', 'FAAS_ADMIN', env, 'http://127.0.0.1:9090', problems);
+  const { url: admin, client } = adminApi(args, env, problems);
   if (problems.length > 0) return usage(io, 'top', problems, TOP_HELP);
   const refusals: string[] = [];
   const intervalMs = intFlag(args, '--interval-ms', 100, 60_000, 1000, refusals);
   if (refusals.length > 0) return refuse(io, 'top', refusals);
   const once = args.switches.has('--once');
   const json = args.switches.has('--json');
-  const client = new AdminClient(admin);
 
   while (!io.signal?.aborted) {
     let frame: string;

@@ -1,5 +1,8 @@
-// The admin API (CONTRACT §5), on its own loopback port: health, readiness, Prometheus
-// metrics, the fleet and route tables as JSON, live stats, the recent log, and the dashboard.
+// The admin API (CONTRACT §5), on its own port (loopback unless --admin-host, which needs a
+// token): health, readiness, Prometheus metrics, the fleet and route tables as JSON, live stats,
+// the recent log, the dashboard, and the management API under /api/v1 (api-v1.ts). Every
+// request passes admin-access.ts first: loopback names only without a token, the bearer token
+// with one, and no changes from pages of another origin.
 //
 // Two endpoints stream Server-Sent Events: /events (a `history` event, then `stats` every
 // second: what the dashboard draws) and /logs?follow=1 (each log entry as it is added, with
@@ -7,7 +10,9 @@
 // ring still holds). A client that cannot keep up (uWS reports backpressure) is disconnected
 // rather than buffered for: it reconnects and, for logs, resumes from its last id.
 import type { LogBook, LogEntry } from '../log-book.js';
-import { uws, type HttpResponse, type TemplatedApp } from './uws.js';
+import { refuseAccess, type AdminAccess } from './admin-access.js';
+import { registerApiV1, sendError, type ApiV1Deps } from './api-v1.js';
+import { uws, type HttpRequest, type HttpResponse, type TemplatedApp } from './uws.js';
 
 export interface AdminDeps {
   /** { ready, ...details } — 503 when not ready. */
@@ -23,13 +28,19 @@ export interface AdminDeps {
   readonly logs: LogBook;
   /** The page served at GET /. */
   readonly dashboard: string;
+  /** Who may use the port (admin-access.ts); default: no token, loopback names only. */
+  readonly access?: AdminAccess;
+  /** The management API's writes and the gateway's view of each key (api-v1.ts); without it /api/v1 is not served. */
+  readonly api?: Pick<ApiV1Deps, 'store' | 'syncNow' | 'routeStatus' | 'syncMs' | 'invoke'>;
+  /** /api/v1/invocations: async invocations and their dead letters (invocations-api.ts). */
+  readonly invocations?: { register(app: TemplatedApp, guard: (res: HttpResponse, req: HttpRequest) => boolean): void };
 }
 
 const STATS_EVERY_MS = 1000;
 const DEFAULT_LOG_LIMIT = 100;
 const MAX_LOG_LIMIT = 2000;
 const SSE_HEARTBEAT_MS = 15_000;
-const ENDPOINTS = 'GET /, /healthz, /readyz, /metrics, /workers, /routes, /stats, /events, /logs';
+const ENDPOINTS = 'GET /, /healthz, /readyz, /metrics, /workers, /routes, /stats, /events, /logs, and /api/v1 (/api/v1/openapi.json)';
 
 export interface AdminServer {
   readonly app: TemplatedApp;
@@ -40,16 +51,33 @@ export interface AdminServer {
 export function createAdminServer(deps: AdminDeps): AdminServer {
   const app = uws().App();
   const streams = new Set<EventStream>();
-  app.get('/', (res) => {
+  const access = deps.access ?? {};
+  /** False after answering with the refusal when the request may not be served. */
+  const guard = (res: HttpResponse, req: HttpRequest): boolean => {
+    const refusal = refuseAccess(req, access);
+    if (!refusal) return true;
+    // uWS reads and drops a body nobody takes, so a client still writing reads the answer.
+    if (req.getHeader('content-length') !== '' || req.getHeader('transfer-encoding') !== '') res.onData(() => {});
+    sendError(res, refusal.code, refusal.message, refusal.headers);
+    return false;
+  };
+  type Handler = (res: HttpResponse, req: HttpRequest) => void;
+  const guarded = (handler: Handler): Handler => (res, req) => {
+    if (guard(res, req)) handler(res, req);
+  };
+  const get = (path: string, handler: Handler): void => {
+    app.get(path, guarded(handler));
+  };
+  get('/', (res) => {
     res.cork(() => res.writeStatus('200 OK').writeHeader('content-type', 'text/html; charset=utf-8')
       .writeHeader('cache-control', 'no-cache').end(deps.dashboard));
   });
-  app.get('/healthz', (res) => json(res, 200, { status: 'ok' }));
-  app.get('/readyz', (res) => {
+  get('/healthz', (res) => json(res, 200, { status: 'ok' }));
+  get('/readyz', (res) => {
     const r = deps.readiness();
     json(res, r.ready ? 200 : 503, r);
   });
-  app.get('/metrics', (res) => {
+  get('/metrics', (res) => {
     let aborted = false;
     res.onAborted(() => {
       aborted = true;
@@ -60,16 +88,16 @@ export function createAdminServer(deps: AdminDeps): AdminServer {
       if (!aborted) json(res, 500, { statusCode: 500, code: 'METRICS_FAILED', error: 'Internal Server Error', message: String(err) });
     });
   });
-  app.get('/workers', (res) => json(res, 200, deps.workers()));
-  app.get('/routes', (res) => json(res, 200, deps.routes()));
-  app.get('/stats', (res) => json(res, 200, deps.stats()));
-  app.get('/events', (res) => {
+  get('/workers', (res) => json(res, 200, deps.workers()));
+  get('/routes', (res) => json(res, 200, deps.routes()));
+  get('/stats', (res) => json(res, 200, deps.stats()));
+  get('/events', (res) => {
     const stream = openStream(res, streams);
     stream.wantsStats = true;
     stream.send('history', JSON.stringify(deps.history()));
     stream.send('stats', JSON.stringify(deps.stats()));
   });
-  app.get('/logs', (res, req) => {
+  const logs: Handler = (res, req) => {
     const query = new URLSearchParams(req.getQuery() ?? '');
     const lastEventId = req.getHeader('last-event-id');
     const problems: string[] = [];
@@ -97,9 +125,14 @@ export function createAdminServer(deps: AdminDeps): AdminServer {
     // Entries the client has not seen yet (after a reconnect), then every new one.
     if (query.has('after') || lastEventId !== '') for (const e of deps.logs.read(after, MAX_LOG_LIMIT, route).entries) send(e);
     stream.onClose(deps.logs.follow(send));
-  });
-  app.any('/*', (res, req) => json(res, 404, { statusCode: 404, code: 'ROUTE_NOT_FOUND', error: 'Not Found',
-    message: `the admin API has no ${req.getMethod().toUpperCase()} ${req.getUrl()}; try ${ENDPOINTS}` }));
+  };
+  get('/logs', logs);
+  deps.invocations?.register(app, guard); // before /api/v1's catch-all
+  if (deps.api) {
+    registerApiV1(app, { ...deps.api, workers: deps.workers, routes: deps.routes, stats: deps.stats, logs }, guard);
+  }
+  app.any('/*', guarded((res, req) => json(res, 404, { statusCode: 404, code: 'ROUTE_NOT_FOUND', error: 'Not Found',
+    message: `the admin API has no ${req.getMethod().toUpperCase()} ${req.getUrl()}; try ${ENDPOINTS}` })));
 
   const ticker = setInterval(() => {
     if (streams.size === 0) return;

@@ -6,11 +6,19 @@
 // then a `stats` event every second carrying the GET /stats JSON. Each tick appends one sample
 // per worker to the history (5 minutes kept) and redraws workers, routes (with their calls' CPU
 // time and peak memory, mean / p99, where workers report them), recent errors and the config sync
-// state. EventSource reconnects by itself; a new connection starts with a new history.
+// state. The stream is read with fetch rather than EventSource, which cannot send a header: when
+// the gateway has an admin token (--admin-token-file), /events answers 401 and the page asks for
+// the token, keeps it in sessionStorage (this tab only; never a cookie, so another site's page has
+// nothing a browser would send for it) and sends it as `Authorization: Bearer`. A stream that
+// ends is reopened after a second; a new connection starts with a new history.
 //
 // Route keys and error messages are user-controlled: data reaches the page only through
 // textContent and setAttribute, never innerHTML, and the CSP forbids anything but this page's
-// own inline code and same-origin EventSource.
+// own inline code and same-origin fetches.
+//
+// The Functions panel (write, deploy, invoke, delete; a route's latency, errors and log) is
+// dashboard-functions.ts, included here.
+import { FUNCTIONS_HTML, FUNCTIONS_SCRIPT, FUNCTIONS_STYLE } from './dashboard-functions.js';
 
 const STYLE = String.raw`
 :root {
@@ -48,7 +56,11 @@ section { background: var(--panel); border: 1px solid var(--line); border-radius
 #conn::before { content: ""; display: inline-block; width: 8px; height: 8px; border-radius: 50%; margin-right: 6px; background: currentColor; }
 #conn[data-state="live"] { color: var(--ok); }
 #conn[data-state="connecting"], #conn[data-state="reconnecting"], #conn[data-state="stale"] { color: var(--warn); }
-#conn[data-state="offline"] { color: var(--bad); }
+#conn[data-state="offline"], #conn[data-state="token"] { color: var(--bad); }
+#token-form { display: flex; gap: 6px; align-items: center; }
+#token-form[hidden] { display: none; }
+#token-form input { font: inherit; padding: 2px 6px; border: 1px solid var(--line); border-radius: 4px; background: var(--bg); color: var(--fg); width: 220px; }
+#token-form button { font: inherit; padding: 2px 10px; border: 1px solid var(--line); border-radius: 4px; background: var(--panel); color: var(--fg); cursor: pointer; }
 table { width: 100%; border-collapse: collapse; }
 th, td { padding: 5px 8px; border-bottom: 1px solid var(--line); white-space: nowrap; text-align: left; }
 th { font-weight: 500; color: var(--muted); font-size: 12px; }
@@ -79,7 +91,7 @@ ol.errors li { padding: 6px 0; border-bottom: 1px solid var(--line); }
 ol.errors .line { display: flex; gap: 10px; align-items: baseline; flex-wrap: wrap; font-size: 13px; }
 ol.errors .message { margin-top: 2px; overflow-wrap: anywhere; }
 .empty-note { color: var(--muted); padding: 6px 0; }
-`;
+${FUNCTIONS_STYLE}`;
 
 const SCRIPT = String.raw`
 'use strict';
@@ -162,29 +174,88 @@ function stateTone(state) { return state === 'ok' ? 'ok' : state === 'stale' ? '
 function setConn(state) {
   const conn = $('conn');
   conn.dataset.state = state;
-  conn.textContent = state === 'stale' ? 'no data for ' + Math.round((Date.now() - lastTickAt) / 1000) + ' s' : state;
+  conn.textContent = state === 'stale' ? 'no data for ' + Math.round((Date.now() - lastTickAt) / 1000) + ' s'
+    : state === 'token' ? 'needs the admin token' : state;
 }
 
-function connect() {
+const TOKEN_KEY = 'faas-admin-token';
+let token = sessionStorage.getItem(TOKEN_KEY) || '';
+
+async function connect() {
   setConn('connecting');
-  const source = new EventSource('/events');
-  source.addEventListener('open', () => setConn('live'));
-  source.addEventListener('history', (e) => handle(onHistory, e));
-  source.addEventListener('stats', (e) => handle(onStats, e));
-  source.addEventListener('error', () => {
-    if (source.readyState !== EventSource.CLOSED) return setConn('reconnecting');
-    setConn('offline');  // the server refused the stream: EventSource gives up, so retry by hand
-    setTimeout(connect, 3000);
-  });
+  const headers = { accept: 'text/event-stream' };
+  if (token) headers.authorization = 'Bearer ' + token;
+  let res;
+  try {
+    res = await fetch('/events', { headers, cache: 'no-store' });
+  } catch (err) {
+    setConn('offline');
+    return setTimeout(connect, 3000);
+  }
+  if (res.status === 401) return askToken(token !== '');
+  if (!res.ok || !res.body) {
+    setConn('offline');
+    return setTimeout(connect, 3000);
+  }
+  setConn('live');
+  const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffered = '';
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffered += value;
+      const events = buffered.split(/\r?\n\r?\n/);
+      buffered = events.pop();
+      for (const e of events) dispatch(e);
+    }
+  } catch (err) {
+    // the connection broke: open a new one below
+  }
+  setConn('reconnecting');
+  setTimeout(connect, 1000);
 }
 
-function handle(fn, event) {
+// One text/event-stream event: "event:" names it, "data:" lines carry its JSON, ":" lines are comments.
+function dispatch(block) {
+  let name = 'message';
+  const data = [];
+  for (const line of block.split(/\r?\n/)) {
+    if (line.startsWith(':')) continue;
+    const colon = line.indexOf(':');
+    const field = colon < 0 ? line : line.slice(0, colon);
+    const value = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '');
+    if (field === 'event') name = value;
+    else if (field === 'data') data.push(value);
+  }
+  if (data.length === 0) return;
+  if (name === 'history') handle(onHistory, name, data.join('\n'));
+  else if (name === 'stats') handle(onStats, name, data.join('\n'));
+}
+
+function handle(fn, type, text) {
   try {
-    fn(JSON.parse(event.data));
+    fn(JSON.parse(text));
   } catch (err) {
-    console.error('dashboard: bad ' + event.type + ' event', err);
+    console.error('dashboard: bad ' + type + ' event', err);
   }
 }
+
+function askToken(wrong) {
+  setConn('token');
+  $('token-note').textContent = wrong ? 'that token was refused' : '';
+  $('token-form').hidden = false;
+  $('token').focus();
+}
+
+$('token-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  token = $('token').value.trim();
+  $('token').value = '';
+  sessionStorage.setItem(TOKEN_KEY, token);
+  $('token-form').hidden = true;
+  connect();
+});
 
 setInterval(() => {
   const state = $('conn').dataset.state;
@@ -214,6 +285,7 @@ function onStats(stats) {
   $('updated').textContent = clock(now);
   $('updated').dataset.time = String(now);
   $('window').textContent = isNum(stats.windowS) ? String(stats.windowS) : DASH;
+  functionsOnStats(stats);
 }
 
 function record(w, now) {
@@ -373,6 +445,7 @@ function renderSync(sync, now) {
     ...(sync.lastError ? row('last error', sync.lastError, 'error') : []));
 }
 
+${FUNCTIONS_SCRIPT}
 connect();
 `;
 
@@ -390,6 +463,11 @@ export const DASHBOARD_HTML = `<!doctype html>
 <header>
   <h1>faas gateway</h1>
   <span id="conn" data-state="connecting">connecting</span>
+  <form id="token-form" hidden>
+    <input id="token" type="password" autocomplete="off" placeholder="admin token" aria-label="admin token">
+    <button type="submit">connect</button>
+    <span id="token-note" class="bad"></span>
+  </form>
   <span class="muted">updated <span id="updated">–</span></span>
   <div class="summary">
     <span>workers up <b id="sum-workers">–</b></span>
@@ -430,6 +508,7 @@ export const DASHBOARD_HTML = `<!doctype html>
       <div id="errors-empty" class="empty-note">none</div>
     </section>
   </div>
+${FUNCTIONS_HTML}
 </main>
 <script>${SCRIPT}</script>
 </body>

@@ -10,6 +10,7 @@ import { GatewayError, errorBody, statusLine, type ErrorCode } from '../errors.j
 import type { Log } from '../protocol/log.js';
 import type { Route, RouteTable } from '../routes/route-store.js';
 import type { RateLimiter } from './rate-limit.js';
+import { answerStatus, STATUS_PATH, type AsyncCalls } from './async-accept.js';
 import { corsHeaders, headerOf, preflight, withHead, type Headers } from './cors.js';
 import { answerPreflight, endAnswer, headLength, writeGatewayHeaders } from './end-answer.js';
 import { forward, type Cidr } from './forwarded.js';
@@ -69,6 +70,8 @@ export interface ServerDeps {
   /** The Server header of every answer; undefined: none (--server-header off). */
   readonly serverHeader: string | undefined;
   readonly log: Log;
+  /** Async invocations (async-accept.ts): stored and answered 202, and their status URL; undefined: none. */
+  readonly asyncCalls?: AsyncCalls;
   /** Called once per answered request, for metrics, live stats and the access log. */
   readonly observe: (answered: Answered) => void;
 }
@@ -268,6 +271,18 @@ function handle(deps: ServerDeps, calls: InFlight, res: HttpResponse, req: HttpR
     return;
   }
 
+  if (deps.asyncCalls && path.startsWith(STATUS_PATH)) {
+    const found = deps.asyncCalls.status(path, method);
+    if (typeof found !== 'string') refuseEarly(found, found.code === 'METHOD_NOT_ALLOWED' ? [['allow', 'GET, HEAD']] : undefined);
+    else {
+      if (contentLength !== undefined || chunked) res.onData(() => {});
+      answerStatus(res, found, requestId, deps.serverHeader, head);
+      deps.observe({ route: undefined, method, path, status: 200, ms: performance.now() - started, fnMs: 0, cold: false, worker: undefined,
+        cpuUs: undefined, memPeak: undefined, code: undefined, message: undefined, requestId, traceId: trace.traceId });
+    }
+    return;
+  }
+
   const key = `${method}:${path}`;
   const table = deps.routes();
   const route = table.get(key) ?? (head ? table.get(`GET:${path}`) : undefined);
@@ -344,10 +359,11 @@ function handle(deps: ServerDeps, calls: InFlight, res: HttpResponse, req: HttpR
   // The function is called as a child span of the client's trace (or of a new one).
   if (traceparent !== undefined) removeHeader(headers, 'traceparent');
   headers.push('traceparent', trace.child);
+  // An async call is stored and answered 202 instead (async-accept.ts).
+  const invoke = deps.asyncCalls?.asks(headers) ? deps.asyncCalls.accept : deps.invoke;
 
   const dispatch = (body: Buffer, bodyIn?: RequestBody): void => {
-    deps
-      .invoke({ route, requestId, method, path, query, headers, body, bodyIn, clientIp })
+    invoke({ route, requestId, method, path, query, headers, body, bodyIn, clientIp })
       .then((result) => {
         release();
         if (state.aborted || state.answered) {
@@ -365,7 +381,7 @@ function handle(deps: ServerDeps, calls: InFlight, res: HttpResponse, req: HttpR
               && !(deps.serverHeader !== undefined && name === 'server')) res.writeHeader(name, h[i + 1]!);
           }
           res.writeHeader('x-request-id', requestId);
-          res.writeHeader('x-faas-worker', result.workerId);
+          if (result.workerId !== '') res.writeHeader('x-faas-worker', result.workerId); // '': stored for later (202)
           res.writeHeader('server-timing',
             `gateway;dur=${(totalMs - result.fnMs).toFixed(3)}, function;dur=${result.fnMs.toFixed(3)}, start;desc=${result.cold ? 'cold' : 'warm'}` +
             (result.cpuUs === undefined ? '' : `, cpu;dur=${cpuTiming(result.cpuUs)}`));

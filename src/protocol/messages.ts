@@ -38,6 +38,20 @@ export interface FunctionConfig {
   readonly event?: LambdaEvent;
   /** CORS answered at the gateway: preflights without a call, the headers added to answers. */
   readonly cors?: CorsConfig;
+  /** How asynchronous invocations of the route are run (the gateway's business; workers ignore it). */
+  readonly async?: AsyncConfig;
+}
+
+/** A route's `async` field (README "Async invocations"), defaults filled in. */
+export interface AsyncConfig {
+  /** Invocations of the route running at once. */
+  readonly concurrency: number;
+  /** Further attempts after a failed one. */
+  readonly retries: number;
+  /** Wait before the first retry, ms; doubled for each next one. */
+  readonly backoffMs: number;
+  /** Seconds an invocation may stay unfinished, and its record is kept once finished. */
+  readonly ttlS: number;
 }
 
 export type LambdaEvent = 'v1' | 'v2';

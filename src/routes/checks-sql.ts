@@ -9,7 +9,7 @@
 // json_type, which sees 5000.0 as 'real' (accepted when integral, as JSON.parse does).
 // Everything here must run on SQLite 3.40 (Debian 12's sqlite3 CLI): json1, GLOB, instr.
 import {
-  AUTHS, CORS_FIELDS, CORS_MAX_AGE, CPU_CORES, EVENTS, FIELDS, HANDLER_MAX_CHARS, INTEGER_FIELDS, ISOLATIONS, MODES, RATE_LIMIT_FIELDS, RULES,
+  ASYNC_FIELDS, AUTHS, CORS_FIELDS, CORS_MAX_AGE, CPU_CORES, EVENTS, FIELDS, HANDLER_MAX_CHARS, INTEGER_FIELDS, ISOLATIONS, MODES, RATE_LIMIT_FIELDS, RULES,
   RUNTIMES, TOKEN_CHARS,
 } from './function-config.js';
 import { FORBIDDEN_PATH_CODE_POINTS, KEY_RULE, MAX_PATH_CHARS, METHODS, PATH_RULES } from './route-key.js';
@@ -76,6 +76,19 @@ function configChecks(): Check[] {
     [`${present('rate_limit')} AND NOT (${isInteger('$.rate_limit.burst')} AND ${value('rate_limit.burst')} >= 1)`, `v.rate_limit.burst ${RULES.burst}`],
     [`${present('event')} AND NOT (${isText('event')} AND ${anyOf(value('event'), EVENTS)})`, `v.event ${RULES.event}`],
     ...corsChecks(),
+    ...asyncChecks(),
+  ];
+}
+
+/** `async`: an object of known fields, each an integer in its range. */
+function asyncChecks(): Check[] {
+  return [
+    [`${present('async')} AND (json_type(NEW.v, '$.async') <> 'object'
+        OR EXISTS (SELECT 1 FROM json_each(NEW.v, '$.async') WHERE NOT ${anyOf('key', Object.keys(ASYNC_FIELDS))}))`, `v.async ${RULES.async}`],
+    ...Object.entries(ASYNC_FIELDS).map(([field, { min, max }]): Check => [
+      `${present(`async.${field}`)} AND NOT (${isInteger(`$.async.${field}`)} AND ${value(`async.${field}`)} BETWEEN ${min} AND ${max})`,
+      `v.async.${field} ${RULES.integer(min, max)}`,
+    ]),
   ];
 }
 

@@ -8,7 +8,7 @@
 // The rules below are also compiled into SQL triggers by schema.ts; a JSON null counts as an
 // absent optional field in both places. Every problem is listed at once, as STYLE.md asks.
 import fs from 'node:fs';
-import { IMAGE_INTERPRETERS, type CorsConfig, type FunctionConfig, type Isolation, type LambdaEvent, type Mode, type Runtime } from '../protocol/messages.js';
+import { IMAGE_INTERPRETERS, type AsyncConfig, type CorsConfig, type FunctionConfig, type Isolation, type LambdaEvent, type Mode, type Runtime } from '../protocol/messages.js';
 import { findContainerEngine, findRunsc, IMAGE_NAME } from '../protocol/container-engine.js';
 import { METHODS, quote } from './route-key.js';
 
@@ -21,7 +21,7 @@ export const ISOLATIONS = ['runc', 'gvisor'] as const satisfies readonly Isolati
 export const EVENTS = ['v1', 'v2'] as const satisfies readonly LambdaEvent[];
 export const FIELDS = [
   'runtime', 'mode', 'code', 'path', 'handler', 'timeout_ms', 'memory_mb', 'max_concurrency',
-  'env', 'auth', 'rate_limit', 'min_warm', 'image', 'cpu', 'isolation', 'event', 'cors',
+  'env', 'auth', 'rate_limit', 'min_warm', 'image', 'cpu', 'isolation', 'event', 'cors', 'async',
 ] as const;
 export const CORS_FIELDS = ['origins', 'methods', 'headers', 'max_age', 'credentials'] as const;
 /** Access-Control-Max-Age, seconds: a day at most (Firefox's own cap; Chrome's is 2 hours). */
@@ -40,6 +40,26 @@ export const INTEGER_FIELDS = {
   min_warm: { min: 0, max: 4, fallback: 0 },
 } as const;
 export const HANDLER_MAX_CHARS = 128;
+/**
+ * `async`: how the route's asynchronous invocations are run (README, Async invocations). The
+ * defaults are Lambda's where it has one: two retries; a day of retention rather than its 6 h
+ * event age, so that an operator has time to look at a dead letter.
+ */
+export const ASYNC_FIELDS = {
+  /** Invocations of the route running at once. */
+  concurrency: { min: 1, max: 1000, fallback: 4 },
+  /** Further attempts after a failed one (5xx, timeout, crash, worker died). */
+  retries: { min: 0, max: 10, fallback: 2 },
+  /** Wait before the first retry, doubled for each next one. */
+  backoff_ms: { min: 0, max: 3_600_000, fallback: 1000 },
+  /** Seconds an invocation may wait unfinished (then dead-lettered), and its record is kept once finished. */
+  ttl_s: { min: 1, max: 2_592_000, fallback: 86_400 },
+} as const;
+/** What a route without `async` gets. */
+export const ASYNC_DEFAULTS: AsyncConfig = Object.freeze({
+  concurrency: ASYNC_FIELDS.concurrency.fallback, retries: ASYNC_FIELDS.retries.fallback,
+  backoffMs: ASYNC_FIELDS.backoff_ms.fallback, ttlS: ASYNC_FIELDS.ttl_s.fallback,
+});
 
 const oneOf = (values: readonly string[]): string => values.map((s) => `"${s}"`).join(', ');
 export const RULES = {
@@ -74,6 +94,7 @@ export const RULES = {
   corsHeaders: 'must be an array of header names (letters, digits and !#$%&\'*+.^_`|~-)',
   corsCredentials: 'must be true or false',
   corsCredentialsAny: 'cannot be true with the origin "*": browsers refuse credentials from a wildcard; list the origins',
+  async: `must be an object {"concurrency": N, "retries": N, "backoff_ms": N, "ttl_s": N}; allowed fields: ${Object.keys(ASYNC_FIELDS).join(', ')}`,
 } as const;
 
 export type FunctionConfigResult =
@@ -152,6 +173,7 @@ export function parseFunctionConfig(v: string): FunctionConfigResult {
   const event = get('event');
   if (event !== undefined && !includes(EVENTS, event)) bad('event', RULES.event, event);
   const cors = parseCors(get('cors'), problems);
+  const asyncConfig = parseAsync(get('async'), problems);
 
   if (problems.length > 0) return { ok: false, error: problems.join('; ') };
   const config: FunctionConfig = {
@@ -172,6 +194,7 @@ export function parseFunctionConfig(v: string): FunctionConfigResult {
     ...(rateLimit !== undefined && { rateLimit }),
     ...(event === 'v2' && { event: 'v2' }), // v1 is the default: left out, as a row without the field
     ...(cors !== undefined && { cors }),
+    ...(asyncConfig !== undefined && { async: asyncConfig }),
   };
   return { ok: true, config: Object.freeze(config) };
 }
@@ -283,6 +306,28 @@ function parseCors(value: unknown, problems: string[]): CorsConfig | undefined {
     ...(maxAge !== undefined && { maxAge: maxAge as number }),
     ...(credentials !== undefined && { credentials: credentials as boolean }),
   });
+}
+
+/** `async` (README "Async invocations"): each field an integer in its range, defaults for the rest. */
+function parseAsync(value: unknown, problems: string[]): AsyncConfig | undefined {
+  if (value === undefined) return undefined;
+  if (!isObject(value) || Object.keys(value).some((f) => !Object.hasOwn(ASYNC_FIELDS, f))) {
+    problems.push(`v.async ${RULES.async} (got ${quote(value)})`);
+    return undefined;
+  }
+  const got: Record<string, number> = {};
+  let ok = true;
+  for (const [field, { min, max, fallback }] of Object.entries(ASYNC_FIELDS)) {
+    const given = value[field] === null ? undefined : value[field];
+    const n = given ?? fallback;
+    if (!Number.isInteger(n) || (n as number) < min || (n as number) > max) {
+      problems.push(`v.async.${field} ${RULES.integer(min, max)} (got ${quote(given)})`);
+      ok = false;
+    }
+    got[field] = n as number;
+  }
+  if (!ok) return undefined;
+  return Object.freeze({ concurrency: got.concurrency!, retries: got.retries!, backoffMs: got.backoff_ms!, ttlS: got.ttl_s! });
 }
 
 /** "is not a known field", with a hint when the name looks like a misspelt one (timeout → timeout_ms). */

@@ -231,14 +231,16 @@ export class RouteStore {
 
   status(): StoreStatus {
     const keys = [...new Set([...this.table.routes.keys(), ...this.problems.keys()])].sort();
-    const routes = keys.map((key): RouteStatus => {
-      const route = this.table.get(key);
-      const problem = this.problems.get(key);
-      const serving = route && { version: route.version, updated: route.updated, runtime: route.config.runtime };
-      if (!problem) return { key, state: 'ok', ...serving };
-      return { key, state: route ? 'stale' : 'error', ...serving, error: problem.error };
-    });
-    return { ...this.health(), routes };
+    return { ...this.health(), routes: keys.map((key) => this.statusOf(key)!) };
+  }
+
+  /** One key's entry of status(): what is served for it and why not the row, if so; undefined when the gateway knows nothing of it. */
+  statusOf(key: string): RouteStatus | undefined {
+    const route = this.table.get(key);
+    const problem = this.problems.get(key);
+    const serving = route && { version: route.version, updated: route.updated, runtime: route.config.runtime };
+    if (!problem) return route ? { key, state: 'ok', ...serving } : undefined;
+    return { key, state: route ? 'stale' : 'error', ...serving, error: problem.error };
   }
 
   /** status() without the route list, which sorts every key: for probes, metrics and summaries. */

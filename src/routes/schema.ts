@@ -21,7 +21,7 @@ import type Database from 'better-sqlite3';
 import { KEY_NAME_RULE } from './api-keys.js';
 import { checksSql } from './checks-sql.js';
 
-export const SCHEMA_VERSION = 5;
+export const SCHEMA_VERSION = 6;
 
 /**
  * Unix time in ms. unixepoch('subsec') would be shorter but needs SQLite 3.42, and Debian 12's
@@ -49,7 +49,7 @@ export function migrate(db: Database.Database): MigrateResult {
     }
     let created = false;
     if (from < 1) created = createV1(db);
-    else if (from < 5) createTriggers(db); // 2: the fields min_warm and image; 4: cpu and isolation; 5: event and cors
+    else if (from < 6) createTriggers(db); // 2: the fields min_warm and image; 4: cpu and isolation; 5: event and cors; 6: async
     if (from < 3) createApiKeys(db); // 3: api_keys
     db.pragma(`user_version = ${SCHEMA_VERSION}`);
     return { from, to: SCHEMA_VERSION, created };

@@ -2,6 +2,8 @@
 // playwright-core): it goes live over SSE, calls made during the test show up in it, error
 // messages reach the page as text only, and it saves the screenshot README.md shows.
 import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deploy, sleep, startGateway, type Gateway } from './harness.js';
@@ -103,10 +105,57 @@ describe('dashboard', () => {
       await Promise.all([fetch(`${gw.http}/hello`), fetch(`${gw.http}/py/hello`)]);
       await sleep(200);
     }
+    // The Functions panel open on GET:/hello, invoked once, with its route's detail.
+    await page.locator('[data-testid="function-item"][data-key="GET:/hello"]').click();
+    await expect.poll(() => page.locator('#fn-path').inputValue(), { timeout: 5000 }).toBe('/hello');
+    await page.locator('#invoke-query').fill('name=dashboard');
+    await page.locator('#invoke-send').click();
+    await page.locator('#invoke-status[data-status="200"]').waitFor({ timeout: 10_000 });
     await sleep(1100); // the next tick draws it
     fs.mkdirSync('docs', { recursive: true });
     await page.locator('body').screenshot({ path: SCREENSHOT }); // 1280 wide, as tall as the content
     expect(fs.statSync(SCREENSHOT).size).toBeGreaterThan(10_000);
     expect(pageErrors).toEqual([]);
+  });
+});
+
+describe('dashboard with an admin token (--admin-token-file)', () => {
+  const TOKEN = 'dashboard-test-token-0123456789';
+  let secured: Gateway;
+  let tokenPage: Page;
+
+  beforeAll(async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'faas-dash-token-'));
+    const file = path.join(dir, 'token');
+    fs.writeFileSync(file, `${TOKEN}\n`, { mode: 0o600 });
+    secured = await startGateway(['--admin-token-file', file], { workers: 1, syncMs: 200 });
+    fs.rmSync(dir, { recursive: true, force: true }); // read at start
+    tokenPage = await browser.newPage();
+    tokenPage.on('pageerror', (err) => pageErrors.push(err.message));
+  });
+  afterAll(async () => {
+    await tokenPage?.close();
+    await secured?.stop();
+  });
+
+  it('asks for the token, refuses a wrong one, and goes live with the right one, sending it as a header', async () => {
+    await tokenPage.goto(`${secured.admin}/`);
+    await tokenPage.locator('#conn[data-state="token"]').waitFor({ timeout: 10_000 });
+    await tokenPage.locator('#token').fill('not-the-token');
+    await tokenPage.locator('#token-form button').click();
+    await tokenPage.locator('#token-note', { hasText: 'that token was refused' }).waitFor({ timeout: 5000 });
+    const sent: string[] = [];
+    tokenPage.on('request', (r) => {
+      if (r.url().endsWith('/events')) sent.push(r.headers().authorization ?? '');
+    });
+    await tokenPage.locator('#token').fill(TOKEN);
+    await tokenPage.locator('#token-form button').click();
+    await tokenPage.locator('#conn[data-state="live"]').waitFor({ timeout: 10_000 });
+    await tokenPage.locator('[data-testid="route-row"][data-key="GET:/hello"]').waitFor({ timeout: 5000 });
+    // The Functions panel's API calls carry the token too.
+    await tokenPage.locator('[data-testid="function-item"][data-key="GET:/hello"]').waitFor({ timeout: 5000 });
+    expect(sent).toContain(`Bearer ${TOKEN}`);
+    expect(await tokenPage.context().cookies()).toEqual([]);
+    expect(await tokenPage.locator('#token-form').isHidden()).toBe(true);
   });
 });

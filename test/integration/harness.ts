@@ -35,8 +35,10 @@ export async function startGateway(args: string[] = [], opts: {
   beforeStart?: (dbPath: string) => void;
   /** Run the gateway as this user (and group) instead of the test's: its folder is made theirs. */
   uid?: number;
+  /** The folder of a gateway started before (killed, say): this one uses its database and run dir. */
+  dir?: string;
 } = {}): Promise<Gateway> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'faas-test-'));
+  const dir = opts.dir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'faas-test-'));
   fs.chmodSync(dir, 0o755); // the sandbox user (uid 65534) mounts code from the run dir inside it
   if (opts.uid !== undefined) fs.chownSync(dir, opts.uid, opts.uid);
   const dbPath = path.join(dir, 'faas.db');

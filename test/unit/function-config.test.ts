@@ -65,7 +65,7 @@ describe('parseFunctionConfig', () => {
 
   it('refuses unknown fields, lists the allowed ones, and guesses the typo', () => {
     expect(errorOf({ runtime: 'node', code: 'x', timeout: 5000 })).toBe(
-      'v.timeout is not a known field (did you mean "timeout_ms"?); allowed fields: runtime, mode, code, path, handler, timeout_ms, memory_mb, max_concurrency, env, auth, rate_limit, min_warm, image, cpu, isolation, event, cors');
+      'v.timeout is not a known field (did you mean "timeout_ms"?); allowed fields: runtime, mode, code, path, handler, timeout_ms, memory_mb, max_concurrency, env, auth, rate_limit, min_warm, image, cpu, isolation, event, cors, async');
     expect(errorOf({ runtime: 'node', code: 'x', memoryMb: 64 })).toContain('v.memoryMb is not a known field (did you mean "memory_mb"?)');
     expect(errorOf({ runtime: 'node', code: 'x', colour: 1 })).toMatch(/^v\.colour is not a known field; allowed fields: /);
   });
@@ -108,6 +108,26 @@ describe('parseFunctionConfig', () => {
       origins: ['https://app.example', 'http://localhost:3000', 'https://[::1]:8443'], methods: ['GET', 'PUT'], headers: ['x-token'], maxAge: 600, credentials: true,
     });
     expect(configOf({ runtime: 'node', code: 'x', cors: { origins: ['*'], headers: [], max_age: null } }).cors).toEqual({ origins: ['*'], headers: [] });
+  });
+
+  it('turns async into camelCase with the defaults for what it leaves out; a row without it has none', () => {
+    expect(configOf({ runtime: 'node', code: 'x', async: { concurrency: 8, retries: 0, backoff_ms: 250, ttl_s: 60 } }).async)
+      .toEqual({ concurrency: 8, retries: 0, backoffMs: 250, ttlS: 60 });
+    expect(configOf({ runtime: 'node', code: 'x', async: { retries: 5, ttl_s: null } }).async).toEqual({ concurrency: 4, retries: 5, backoffMs: 1000, ttlS: 86400 });
+    expect(configOf({ runtime: 'node', code: 'x', async: {} }).async).toEqual({ concurrency: 4, retries: 2, backoffMs: 1000, ttlS: 86400 });
+    expect(configOf({ runtime: 'node', code: 'x' }).async).toBeUndefined();
+  });
+
+  it('names every broken part of async at once', () => {
+    expect(errorOf({ runtime: 'node', code: 'x', async: { concurrency: 0, retries: 11, backoff_ms: 1.5, ttl_s: '1d' } }).split('; v.')).toEqual([
+      'v.async.concurrency must be an integer between 1 and 1000 (got 0)',
+      'async.retries must be an integer between 0 and 10 (got 11)',
+      'async.backoff_ms must be an integer between 0 and 3600000 (got 1.5)',
+      'async.ttl_s must be an integer between 1 and 2592000 (got "1d")',
+    ]);
+    expect(errorOf({ runtime: 'node', code: 'x', async: { retry: 1 } })).toBe(
+      'v.async must be an object {"concurrency": N, "retries": N, "backoff_ms": N, "ttl_s": N}; allowed fields: concurrency, retries, backoff_ms, ttl_s (got {"retry":1})');
+    expect(errorOf({ runtime: 'node', code: 'x', async: 4 })).toMatch(/^v\.async must be an object/);
   });
 
   it('names every broken part of cors at once', () => {

@@ -97,6 +97,15 @@ const CASES: ReadonlyArray<readonly [string, string, string | null]> = [
   ['GET:/x', V({ cors: { origins: ['*'], max_age: 1.5 } }), 'v.cors.max_age must be an integer between 0 and 86400'],
   ['GET:/x', V({ cors: { origins: ['*'], credentials: 1 } }), 'v.cors.credentials must be true or false'],
   ['GET:/x', V({ cors: { origins: ['https://a.example', '*'], credentials: true } }), 'v.cors.credentials cannot be true with the origin "*"'],
+  ['GET:/x', V({ async: { concurrency: 8, retries: 0, backoff_ms: 0, ttl_s: 60 } }), null],
+  ['GET:/x', V({ async: {} }), null],
+  ['GET:/x', V({ async: { retries: null, ttl_s: 1.0 } }), null],
+  ['GET:/x', V({ async: [] }), 'v.async must be an object {"concurrency": N, "retries": N, "backoff_ms": N, "ttl_s": N}'],
+  ['GET:/x', V({ async: { retry: 1 } }), 'v.async must be an object {"concurrency": N'],
+  ['GET:/x', V({ async: { concurrency: 0 } }), 'v.async.concurrency must be an integer between 1 and 1000'],
+  ['GET:/x', V({ async: { retries: 11 } }), 'v.async.retries must be an integer between 0 and 10'],
+  ['GET:/x', V({ async: { backoff_ms: 1.5 } }), 'v.async.backoff_ms must be an integer between 0 and 3600000'],
+  ['GET:/x', V({ async: { ttl_s: '1d' } }), 'v.async.ttl_s must be an integer between 1 and 2592000'],
 ];
 
 describe('schema triggers', () => {
@@ -215,6 +224,20 @@ describe('migrate', () => {
     expect(refusal(db, 'GET:/cors', cors)).toBeUndefined();
     expect(refusal(db, 'GET:/cors2', V({ cors: { origins: ['*'], credentials: true } }))).toMatch(/^v\.cors\.credentials cannot be true with the origin "\*"/);
     expect(refusal(db, 'GET:/event', V({ event: 'v3' }))).toBe('v.event must be one of "v1", "v2"');
+    expect(db.prepare('SELECT k FROM functions').pluck().all()).toEqual(['GET:/kept']);
+  });
+
+  it('moves a version 5 database to 6: its triggers learn async, its rows stay', () => {
+    const db = new Database(':memory:');
+    migrate(db);
+    db.prepare('INSERT INTO functions(k, v) VALUES (?, ?)').run('GET:/kept', V());
+    db.exec("DROP TRIGGER functions_check_insert; CREATE TRIGGER functions_check_insert BEFORE INSERT ON functions WHEN json_extract(NEW.v, '$.async') IS NOT NULL BEGIN SELECT RAISE(ABORT, 'v has a field that is not a known field'); END;");
+    db.pragma('user_version = 5');
+    const withAsync = V({ async: { concurrency: 2 } });
+    expect(refusal(db, 'GET:/async', withAsync)).toMatch(/not a known field/); // what version 5 said
+    expect(migrate(db)).toEqual({ from: 5, to: SCHEMA_VERSION, created: false });
+    expect(refusal(db, 'GET:/async', withAsync)).toBeUndefined();
+    expect(refusal(db, 'GET:/async2', V({ async: { retries: -1 } }))).toBe('v.async.retries must be an integer between 0 and 10');
     expect(db.prepare('SELECT k FROM functions').pluck().all()).toEqual(['GET:/kept']);
   });
 

@@ -1,0 +1,321 @@
+// The OpenAPI 3.1 document of the admin API's /api/v1, served at /api/v1/openapi.json (a copy is
+// docs/openapi.json: `node scripts/write-openapi.mjs` after a build writes it, a unit test checks
+// it is current). What a document can take from the code it does: the error codes (src/errors.ts),
+// the config fields and their ranges (function-config.ts), the key's methods, so it cannot drift
+// from the rules; test/integration/api.test.ts calls every operation on a real gateway and checks
+// each answer's status and body against it.
+import { ERRORS } from '../errors.js';
+import {
+  ASYNC_FIELDS, AUTHS, CORS_MAX_AGE, CPU_CORES, EVENTS, FIELDS, HANDLER_MAX_CHARS, INTEGER_FIELDS, ISOLATIONS, MODES, RUNTIMES,
+} from '../routes/function-config.js';
+import { METHODS } from '../routes/route-key.js';
+
+type Schema = Record<string, unknown>;
+
+const ref = (name: string): Schema => ({ $ref: `#/components/schemas/${name}` });
+const nullable = (schema: Schema): Schema => ({ ...schema, type: [schema.type as string, 'null'] });
+const integer = (min: number, max: number): Schema => nullable({ type: 'integer', minimum: min, maximum: max });
+const enumOf = (values: readonly string[]): Schema => ({ type: ['string', 'null'], enum: [...values, null] });
+const object = (properties: Record<string, Schema>, required: readonly string[] = [], closed = true): Schema =>
+  ({ type: 'object', properties, required: [...required], ...(closed && { additionalProperties: false }) });
+const arrayOf = (items: Schema): Schema => ({ type: 'array', items });
+const str: Schema = { type: 'string' };
+const int: Schema = { type: 'integer' };
+const num: Schema = { type: 'number' };
+const bool: Schema = { type: 'boolean' };
+const numOrNull: Schema = { type: ['number', 'null'] };
+const intOrNull: Schema = { type: ['integer', 'null'] };
+
+/** Each config field's schema; a field without one (added to FIELDS since) is still allowed, undescribed here. */
+const FIELD_SCHEMAS: Partial<Record<(typeof FIELDS)[number], Schema>> = {
+  runtime: { type: 'string', enum: [...RUNTIMES] },
+  mode: enumOf(MODES),
+  code: nullable({ type: 'string', minLength: 1, description: 'the source inline (wasm: the module, base64); lists leave it out unless ?code=1' }),
+  path: nullable({ type: 'string', pattern: '^/', description: 'an absolute path to a file or folder on the gateway\'s host' }),
+  handler: nullable({ type: 'string', pattern: `^[A-Za-z_$][A-Za-z0-9_$]{0,${HANDLER_MAX_CHARS - 1}}$` }),
+  ...Object.fromEntries(Object.entries(INTEGER_FIELDS).map(([name, { min, max, fallback }]) => [name, { ...integer(min, max), default: fallback }])),
+  env: nullable({ type: 'object', additionalProperties: str }),
+  auth: enumOf(AUTHS),
+  rate_limit: nullable(object({ rps: { type: 'number', exclusiveMinimum: 0 }, burst: { type: 'integer', minimum: 1 } }, ['rps', 'burst'])),
+  image: nullable({ type: 'string', description: 'container mode: a root file system folder (absolute) or an image name' }),
+  cpu: nullable({ type: 'number', minimum: CPU_CORES.min, maximum: CPU_CORES.max }),
+  isolation: enumOf(ISOLATIONS),
+  event: enumOf(EVENTS),
+  cors: nullable(object({
+    origins: { type: 'array', items: str, minItems: 1 },
+    methods: { type: ['array', 'null'], items: { type: 'string', enum: [...METHODS] }, minItems: 1 },
+    headers: { type: ['array', 'null'], items: str },
+    max_age: integer(CORS_MAX_AGE.min, CORS_MAX_AGE.max),
+    credentials: { type: ['boolean', 'null'] },
+  }, ['origins'])),
+  async: nullable(object(Object.fromEntries(Object.entries(ASYNC_FIELDS).map(([name, { min, max, fallback }]) =>
+    [name, { ...integer(min, max), default: fallback }])))),
+};
+
+const serving = object({
+  state: { type: 'string', enum: ['ok', 'pending', 'stale', 'error'],
+    description: 'ok: the gateway serves this version; pending: not read yet (it serves `version`, an older one, or nothing); stale: the row cannot be served and the last good config (`version`) is; error: nothing is served' },
+  version: int,
+  error: str,
+}, ['state']);
+
+const functionProps: Record<string, Schema> = {
+  key: { type: 'string', description: 'METHOD:/path' },
+  version: { type: 'integer', description: 'the row\'s change-log seq; the ETag is this number in quotes' },
+  updated: { type: 'integer', description: 'when the row was last written, unix ms' },
+  config: ref('FunctionConfig'),
+  codeBytes: { type: 'integer', description: 'the size of the inline code left out of a list' },
+  serving: ref('Serving'),
+};
+
+const worker = object({
+  id: str, pid: intOrNull, socket: { type: ['string', 'null'] }, supervised: bool, connected: bool, available: bool,
+  score: numOrNull, cpu: numOrNull, mem: numOrNull, io: numOrNull, inFlight: int, served: int, missedReports: int,
+  msSinceReport: numOrNull, restarts: int, warm: { type: 'array' },
+}, ['id', 'pid', 'available', 'score', 'inFlight'], false);
+
+const routeStatus = object({
+  key: str, state: { type: 'string', enum: ['ok', 'error', 'stale'] }, version: int, updated: int, runtime: str, error: str,
+}, ['key', 'state']);
+
+const logEntry = object({
+  seq: int, time: int, level: { type: 'string', enum: ['info', 'warn', 'error'] }, kind: { type: 'string', enum: ['access', 'output', 'error'] },
+  route: str, requestId: str, msg: str, traceId: str, status: int, worker: str, ms: num, cold: bool,
+  stream: { type: 'string', enum: ['stdout', 'stderr'] }, text: str, code: str,
+}, ['seq', 'time', 'level', 'kind', 'route', 'requestId', 'msg']);
+
+const SCHEMAS: Record<string, Schema> = {
+  Error: object({
+    statusCode: int,
+    code: { type: 'string', enum: Object.keys(ERRORS) },
+    error: str,
+    message: str,
+    problems: { ...arrayOf(str), description: 'every problem, when the message joins several (422)' },
+  }, ['statusCode', 'code', 'error', 'message']),
+  FunctionConfig: {
+    type: 'object',
+    description: 'The row\'s `v` as stored: README "Routes" gives each field\'s meaning and rule. JSON null means "the default".',
+    properties: Object.fromEntries(FIELDS.map((f) => [f, FIELD_SCHEMAS[f] ?? {}])),
+    required: ['runtime'],
+    additionalProperties: false,
+  },
+  Serving: serving,
+  Function: object(functionProps, ['key', 'version', 'updated', 'config', 'serving']),
+  FunctionWritten: object({
+    ...functionProps,
+    change: { type: 'string', enum: ['created', 'updated', 'redeployed'], description: 'redeployed: the same config again, as a new version (a changed file at `path` is reread)' },
+  }, ['key', 'version', 'updated', 'config', 'serving', 'change']),
+  FunctionList: object({
+    functions: arrayOf(ref('Function')),
+    next: { type: 'string', description: 'more rows follow: ask again with ?after= this key' },
+  }, ['functions']),
+  FunctionDeleted: object({
+    key: str, version: { type: 'integer', description: 'the version the row had' }, deleted: { const: true },
+    serving: { anyOf: [{ type: 'null' }, ref('Serving')], description: 'null: the gateway serves nothing at the key any more' },
+  }, ['key', 'version', 'deleted', 'serving']),
+  Versions: object({
+    key: str,
+    history: { const: 'latest', description: 'the table keeps the latest row of a key, not its history' },
+    versions: arrayOf(object({
+      version: int, updated: int,
+      row: { type: 'boolean', description: 'the functions table holds this version' },
+      served: { type: 'boolean', description: 'the gateway serves this version' },
+      error: { type: 'string', description: 'why the gateway does not serve the row' },
+    }, ['version', 'row', 'served'])),
+  }, ['key', 'history', 'versions']),
+  KeyCreated: object({
+    name: str, key: { type: 'string', pattern: '^faas_', description: 'shown once: only its SHA-256 is stored' },
+    created: int, live: { type: 'boolean', description: 'the gateway accepts it already' },
+  }, ['name', 'key', 'created', 'live']),
+  KeyList: object({ keys: arrayOf(object({ name: str, created: int }, ['name', 'created'])) }, ['keys']),
+  KeyRevoked: object({ name: str, revoked: { const: true }, live: bool }, ['name', 'revoked', 'live']),
+  Workers: arrayOf(worker),
+  Routes: object({
+    lastSyncAt: int, lastSuccessAt: int, lastError: str, lastErrorAt: int, routes: arrayOf(routeStatus),
+  }, ['routes']),
+  Stats: object({
+    time: int, windowS: int,
+    workers: arrayOf(object({ id: str, available: bool }, ['id', 'available'], false)),
+    routes: arrayOf(object({ key: str, state: str }, ['key'], false)),
+    sync: object({ lastSyncAt: intOrNull, lastSuccessAt: intOrNull, lastError: str, routes: int, configErrors: int }, [], false),
+    recentErrors: arrayOf(object({ time: int, route: str, status: int, code: str, requestId: str, message: str }, ['time', 'status', 'code'], false)),
+  }, ['time', 'windowS', 'workers', 'routes', 'sync'], false),
+  LogsPage: object({ entries: arrayOf(logEntry), next: int }, ['entries', 'next']),
+  InvokeRequest: object({
+    query: { type: 'string', description: 'the query string, without "?"' },
+    headers: { type: 'object', additionalProperties: str, description: 'request headers; framing headers are the gateway\'s and dropped' },
+    body: { type: 'string', description: 'the request body, as UTF-8' },
+    bodyBase64: { type: 'string', description: 'the request body as base64 (instead of body)' },
+  }),
+  InvokeResult: object({
+    requestId: str,
+    status: { type: 'integer', description: 'the status a client of the public port would have got' },
+    code: { type: 'string', enum: Object.keys(ERRORS), description: 'the gateway\'s error code when the call failed (body is then its error JSON)' },
+    headers: arrayOf({ type: 'array', items: str, minItems: 2, description: '[name, value]' }),
+    body: { type: 'string', description: 'the answer\'s body when it is UTF-8' },
+    bodyBase64: { type: 'string', description: 'the answer\'s body when it is not UTF-8' },
+    truncated: { const: true, description: 'a streamed answer longer than 1 MiB: the first MiB, the rest cancelled' },
+    streamError: { type: 'string', description: 'a streamed answer that broke off: why' },
+    ms: { type: 'number', description: 'the call in the gateway, ms' },
+    fnMs: { type: 'number', description: 'the worker\'s time on it, ms' },
+    cold: bool,
+    worker: { type: ['string', 'null'] },
+    output: arrayOf(object({ stream: { type: 'string', enum: ['stdout', 'stderr'] }, text: str }, ['stream', 'text'])),
+  }, ['requestId', 'status', 'headers', 'ms', 'fnMs', 'cold', 'worker', 'output']),
+};
+
+const json = (schema: Schema): Schema => ({ content: { 'application/json': { schema } } });
+const answer = (description: string, schema: string, headers?: Record<string, Schema>): Schema =>
+  ({ description, ...(headers && { headers }), ...json(ref(schema)) });
+const error = (description: string): Schema => answer(description, 'Error');
+const header = (description: string): Schema => ({ description, schema: str });
+const ETAG = { ETag: header('the version, "14"') };
+const common = (...codes: number[]): Record<string, Schema> =>
+  Object.fromEntries([401, 403, 500, ...codes].sort().map((c) => [String(c), { $ref: `#/components/responses/E${c}` }]));
+
+const keyParam = {
+  name: 'key', in: 'path', required: true, schema: str,
+  description: 'METHOD:/path, URL-encoded as one segment (GET%3A%2Fhello). Also written /functions/GET/hello (the method, then the path as sent), but not for /versions.',
+};
+const ifMatch = { name: 'If-Match', in: 'header', schema: str, description: 'the ETag of the version you read ("14"), or * for whatever version is there' };
+const ifNoneMatch = { name: 'If-None-Match', in: 'header', schema: str, description: '* : create only, 412 if the function exists' };
+const bodyOf = (schema: Schema, types = ['application/json']): Schema =>
+  ({ required: true, content: Object.fromEntries(types.map((t) => [t, { schema }])) });
+
+const PATHS: Record<string, Schema> = {
+  '/functions': {
+    get: {
+      operationId: 'listFunctions', summary: 'Functions, in key order, with config, version and what the gateway serves',
+      parameters: [
+        { name: 'code', in: 'query', schema: { type: 'string', enum: ['0', '1'] }, description: '1: include inline code' },
+        { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 10_000, default: 1000 } },
+        { name: 'after', in: 'query', schema: str, description: 'the key the previous page ended with (its `next`)' },
+      ],
+      responses: { 200: answer('a page of functions', 'FunctionList'), 400: error('a bad query parameter'), ...common(405) },
+    },
+  },
+  '/functions/{key}': {
+    parameters: [keyParam],
+    get: {
+      operationId: 'getFunction', summary: 'One function: its whole config (code included), version, and what the gateway serves',
+      responses: { 200: answer('the function', 'Function', ETAG), 400: error('a key that is not valid percent-encoding'), 404: error('no such function'), ...common(405) },
+    },
+    put: {
+      operationId: 'putFunction', summary: 'Create or replace a function: the body is its config, exactly as the row\'s `v`',
+      description: 'Checked as the schema\'s triggers and faas deploy check it. Replacing an existing function needs If-Match. Answers once the gateway serves it (200, 201), or 202 with what it serves instead.',
+      parameters: [ifMatch, ifNoneMatch],
+      requestBody: bodyOf(ref('FunctionConfig')),
+      responses: {
+        200: answer('replaced, and served', 'FunctionWritten', ETAG), 201: answer('created, and served', 'FunctionWritten', { ...ETAG, Location: header('the function\'s URL') }),
+        202: answer('written; not served yet (`serving` says what is, and why)', 'FunctionWritten', { ...ETAG, 'Retry-After': header('seconds') }),
+        400: error('not JSON, or a bad If-Match'), 412: error('If-Match / If-None-Match did not hold'), 413: error('body over 8 MiB'),
+        415: error('not application/json'), 422: error('the config or key breaks a rule (problems lists each)'),
+        428: error('the function exists and If-Match is missing'), 503: error('the database is busy'), ...common(405),
+      },
+    },
+    patch: {
+      operationId: 'patchFunction', summary: 'Change some fields of a function\'s config (JSON merge patch: null removes a field)',
+      parameters: [ifMatch],
+      requestBody: bodyOf({ type: 'object' }, ['application/merge-patch+json', 'application/json']),
+      responses: {
+        200: answer('changed, and served', 'FunctionWritten', ETAG),
+        202: answer('written; not served yet', 'FunctionWritten', { ...ETAG, 'Retry-After': header('seconds') }),
+        400: error('not JSON, or a bad If-Match'), 404: error('no such function'), 412: error('If-Match did not hold'), 413: error('body over 8 MiB'),
+        415: error('not JSON'), 422: error('the result breaks a rule'), 503: error('the database is busy'), ...common(405),
+      },
+    },
+    delete: {
+      operationId: 'deleteFunction', summary: 'Delete a function (If-Match required)',
+      parameters: [ifMatch],
+      responses: {
+        200: answer('deleted, and no longer served', 'FunctionDeleted'),
+        202: answer('deleted; still served until the gateway reads the database', 'FunctionDeleted', { 'Retry-After': header('seconds') }),
+        400: error('a bad If-Match'), 404: error('no such function'), 412: error('If-Match did not hold'),
+        428: error('If-Match is missing'), 503: error('the database is busy'), ...common(405),
+      },
+    },
+  },
+  '/functions/{key}/versions': {
+    parameters: [{ ...keyParam, description: 'METHOD:/path, URL-encoded as one segment (GET%3A%2Fhello)' }],
+    get: {
+      operationId: 'functionVersions', summary: 'The versions that exist: the row\'s, and the one the gateway serves when it differs',
+      responses: { 200: answer('the versions, newest first', 'Versions'), 404: error('no such function'), ...common(405) },
+    },
+  },
+  '/functions/{key}/invoke': {
+    parameters: [{ ...keyParam, description: 'METHOD:/path, URL-encoded as one segment (GET%3A%2Fhello)' }],
+    post: {
+      operationId: 'invokeFunction', summary: 'Call the function as the public port would (its method and path), and see what it printed',
+      description: 'Runs through the same workers as the public port, without the route\'s auth and rate limit, counted as a call. ' +
+        'A call that fails (the function threw, timed out, no worker) is still a 200 answer: `status` and `code` say how it failed.',
+      requestBody: bodyOf(ref('InvokeRequest')),
+      responses: {
+        200: answer('the call\'s answer, timing and output', 'InvokeResult'), 400: error('not JSON, or a bad field'),
+        404: error('the gateway serves no function at the key'), 413: error('the body is over --max-body-bytes, or the request over 8 MiB'),
+        415: error('not application/json'), ...common(405),
+      },
+    },
+  },
+  '/keys': {
+    get: { operationId: 'listKeys', summary: 'API keys: names and creation times, never keys', responses: { 200: answer('the keys', 'KeyList'), ...common(405) } },
+    post: {
+      operationId: 'createKey', summary: 'Make an API key; the answer shows it, once',
+      requestBody: bodyOf(object({ name: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,64}$' } }, ['name'])),
+      responses: {
+        201: answer('made, and accepted by the gateway', 'KeyCreated', { Location: header('the key\'s URL') }),
+        202: answer('made; accepted once the gateway reads the database', 'KeyCreated'),
+        400: error('not JSON'), 409: error('the name is taken'), 413: error('body over 8 MiB'), 415: error('not application/json'),
+        422: error('a bad name'), 503: error('the database is busy'), ...common(405),
+      },
+    },
+  },
+  '/keys/{name}': {
+    parameters: [{ name: 'name', in: 'path', required: true, schema: str }],
+    delete: {
+      operationId: 'revokeKey', summary: 'Revoke an API key: calls with it get 401',
+      responses: { 200: answer('revoked', 'KeyRevoked'), 202: answer('revoked; refused once the gateway reads the database', 'KeyRevoked'),
+        404: error('no such key'), 503: error('the database is busy'), ...common(405) },
+    },
+  },
+  '/workers': { get: { operationId: 'workers', summary: 'The fleet, as GET /workers', responses: { 200: answer('each worker', 'Workers'), ...common(405) } } },
+  '/routes': { get: { operationId: 'routes', summary: 'What the gateway serves now and its sync state, as GET /routes', responses: { 200: answer('the routes', 'Routes'), ...common(405) } } },
+  '/stats': { get: { operationId: 'stats', summary: 'Now and over the last 10 s, as GET /stats', responses: { 200: answer('the figures', 'Stats'), ...common(405) } } },
+  '/logs': {
+    get: {
+      operationId: 'logs', summary: 'The recent log, as GET /logs (follow=1: server-sent events)',
+      parameters: [
+        { name: 'route', in: 'query', schema: str }, { name: 'after', in: 'query', schema: { type: 'integer', minimum: 0 } },
+        { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 2000 } }, { name: 'follow', in: 'query', schema: { type: 'string', enum: ['0', '1'] } },
+      ],
+      responses: {
+        200: { description: 'a page of entries, or with follow=1 a stream of `log` events', content: { 'application/json': { schema: ref('LogsPage') }, 'text/event-stream': { schema: str } } },
+        400: error('a bad query parameter'), ...common(405),
+      },
+    },
+  },
+  '/openapi.json': { get: { operationId: 'openapi', summary: 'This document', responses: { 200: { description: 'OpenAPI 3.1', ...json({ type: 'object' }) }, ...common(405) } } },
+};
+
+export const OPENAPI = Object.freeze({
+  openapi: '3.1.0',
+  info: {
+    title: 'faas gateway management API',
+    version: '1',
+    description: 'On the admin port (127.0.0.1:9090 by default). Writes land in the functions and api_keys tables that operators edit with SQL. ' +
+      'Errors are {statusCode, code, error, message}; the codes are README\'s error table. ' +
+      'With --admin-token-file every request needs Authorization: Bearer TOKEN; without it the port answers loopback names only.',
+  },
+  servers: [{ url: '/api/v1' }],
+  security: [{}, { adminToken: [] }],
+  paths: PATHS,
+  components: {
+    schemas: SCHEMAS,
+    securitySchemes: { adminToken: { type: 'http', scheme: 'bearer', description: 'the token in the gateway\'s --admin-token-file; needed only when it has one' } },
+    responses: {
+      E401: error('a token is configured and the request has none, or a wrong one (WWW-Authenticate)'),
+      E403: error('a page of another origin asking for a change, or a name other than loopback without a token'),
+      E405: error('the path does not take this method (Allow lists those it takes)'),
+      E500: error('the database could not be read or written'),
+    },
+  },
+});
