@@ -2,8 +2,10 @@
 // docs/openapi.json: `node scripts/write-openapi.mjs` after a build writes it, a unit test checks
 // it is current). What a document can take from the code it does: the error codes (src/errors.ts),
 // the config fields and their ranges (function-config.ts), the key's methods, so it cannot drift
-// from the rules; test/integration/api.test.ts calls every operation on a real gateway and checks
-// each answer's status and body against it.
+// from the rules; the async invocation schema follows invocationView (async/view.ts) by hand.
+// test/integration/api.test.ts calls every operation on a real gateway and checks each answer's
+// status and body against it.
+import { STATUS_PATH } from '../async/view.js';
 import { ERRORS } from '../errors.js';
 import {
   ASYNC_FIELDS, AUTHS, CORS_MAX_AGE, CPU_CORES, EVENTS, FIELDS, HANDLER_MAX_CHARS, INTEGER_FIELDS, ISOLATIONS, MODES, RUNTIMES,
@@ -84,6 +86,42 @@ const logEntry = object({
   stream: { type: 'string', enum: ['stdout', 'stderr'] }, text: str, code: str,
 }, ['seq', 'time', 'level', 'kind', 'route', 'requestId', 'msg']);
 
+const INVOCATION_STATES = ['queued', 'running', 'succeeded', 'failed'] as const;
+const time: Schema = { type: 'string', pattern: '^\\d{4}-\\d{2}-\\d{2}T', description: 'ISO 8601, UTC' };
+const timeOrNull: Schema = { ...time, type: ['string', 'null'] };
+
+/** src/async/view.ts `invocationView`: what the status URL and /api/v1/invocations[/ID] answer. */
+const invocation = object({
+  invocationId: { type: 'string', pattern: '^[A-Za-z0-9_-]{22}$' },
+  status: { type: 'string', pattern: `^${STATUS_PATH.replaceAll('.', '\\.')}`, description: 'its status URL on the public port' },
+  route: { type: 'string', description: 'METHOD:/path' },
+  state: { type: 'string', enum: [...INVOCATION_STATES], description: 'failed: its retries are spent (a dead letter), or it waited past async.ttl_s' },
+  attempts: { type: 'integer', minimum: 0 },
+  acceptedAt: time,
+  requeuedAt: { ...time, description: 'when a retry through the API queued it again' },
+  nextAttemptAt: { ...time, description: 'queued, waiting out its backoff: when it runs next' },
+  startedAt: timeOrNull,
+  finishedAt: timeOrNull,
+  expiresAt: { ...time, description: 'when its record is deleted (finished + async.ttl_s)' },
+  requestId: str,
+  requestBytes: { type: 'integer', minimum: 0 },
+  error: { anyOf: [{ type: 'null' }, object({ code: str, message: { type: ['string', 'null'] } }, ['code', 'message'])], description: 'the last failure, kept after a later success' },
+  result: {
+    ...object({
+      status: int,
+      headers: { type: 'object', additionalProperties: { type: ['string', 'array'], items: str }, description: 'a repeated header: an array of its values' },
+      body: { type: 'string', description: 'UTF-8 text, or base64 (isBase64Encoded)' },
+      isBase64Encoded: bool,
+      bytes: { type: 'integer', minimum: 0, description: 'the whole answer\'s size' },
+      truncated: { type: 'boolean', description: 'the stored body is the first part of a larger answer' },
+    }, ['status']),
+    description: 'once the function answered: its answer (lists show its status only)',
+  },
+  callback: object({
+    url: str, state: { type: 'string', enum: ['waiting', 'pending', 'delivered', 'failed'] }, attempts: { type: 'integer', minimum: 0 }, error: { type: ['string', 'null'] },
+  }, ['url', 'state', 'attempts', 'error']),
+}, ['invocationId', 'status', 'route', 'state', 'attempts', 'acceptedAt', 'startedAt', 'finishedAt', 'requestId', 'requestBytes', 'error']);
+
 const SCHEMAS: Record<string, Schema> = {
   Error: object({
     statusCode: int,
@@ -162,6 +200,15 @@ const SCHEMAS: Record<string, Schema> = {
     worker: { type: ['string', 'null'] },
     output: arrayOf(object({ stream: { type: 'string', enum: ['stdout', 'stderr'] }, text: str }, ['stream', 'text'])),
   }, ['requestId', 'status', 'headers', 'ms', 'fnMs', 'cold', 'worker', 'output']),
+  Invocation: invocation,
+  InvocationList: object({
+    invocations: { ...arrayOf(ref('Invocation')), description: 'oldest first, each without its answer\'s headers and body (GET /invocations/{id} has them)' },
+    next: { ...intOrNull, description: 'a full page: ask again with ?after= this; null: the last page' },
+  }, ['invocations', 'next']),
+  InvocationRetried: {
+    anyOf: [ref('Invocation'), object({ invocationId: str, state: { const: 'queued' } }, ['invocationId', 'state'])],
+    description: 'the invocation, queued again (just its id and state should its record be gone by the time the answer is written)',
+  },
 };
 
 const json = (schema: Schema): Schema => ({ content: { 'application/json': { schema } } });
@@ -177,6 +224,7 @@ const keyParam = {
   name: 'key', in: 'path', required: true, schema: str,
   description: 'METHOD:/path, URL-encoded as one segment (GET%3A%2Fhello). Also written /functions/GET/hello (the method, then the path as sent), but not for /versions.',
 };
+const invocationParam = { name: 'id', in: 'path', required: true, schema: str, description: 'the invocationId (the 202\'s, or its Location\'s last segment)' };
 const ifMatch = { name: 'If-Match', in: 'header', schema: str, description: 'the ETag of the version you read ("14"), or * for whatever version is there' };
 const ifNoneMatch = { name: 'If-None-Match', in: 'header', schema: str, description: '* : create only, 412 if the function exists' };
 const bodyOf = (schema: Schema, types = ['application/json']): Schema =>
@@ -290,6 +338,36 @@ const PATHS: Record<string, Schema> = {
       responses: {
         200: { description: 'a page of entries, or with follow=1 a stream of `log` events', content: { 'application/json': { schema: ref('LogsPage') }, 'text/event-stream': { schema: str } } },
         400: error('a bad query parameter'), ...common(405),
+      },
+    },
+  },
+  '/invocations': {
+    get: {
+      operationId: 'listInvocations', summary: 'Async invocations, oldest first; ?state=failed is the dead-letter list',
+      parameters: [
+        { name: 'state', in: 'query', schema: { type: 'string', enum: [...INVOCATION_STATES] } },
+        { name: 'route', in: 'query', schema: str, description: 'METHOD:/path' },
+        { name: 'after', in: 'query', schema: { type: 'integer', minimum: 0, default: 0 }, description: 'the previous page\'s `next`' },
+        { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 1000, default: 100 } },
+      ],
+      responses: { 200: answer('a page of invocations', 'InvocationList'), 400: error('a bad query parameter'), ...common() },
+    },
+  },
+  '/invocations/{id}': {
+    parameters: [invocationParam],
+    get: {
+      operationId: 'getInvocation', summary: 'One async invocation, with the function\'s answer: what its status URL shows',
+      responses: { 200: answer('the invocation', 'Invocation'), 404: error('no invocation has this id (never accepted, or deleted async.ttl_s after it finished)'), ...common() },
+    },
+  },
+  '/invocations/{id}/retry': {
+    parameters: [invocationParam],
+    post: {
+      operationId: 'retryInvocation', summary: 'Queue a failed invocation (a dead letter) again, with its route\'s retries afresh; its attempts are numbered on from the last',
+      description: 'No request body. The function sees the same request; a route changed since runs its new config.',
+      responses: {
+        202: answer('queued again', 'InvocationRetried'), 404: error('no invocation has this id'),
+        409: error('the invocation is queued, running or succeeded: only a failed one can be retried'), ...common(),
       },
     },
   },

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startGateway, type Gateway } from './harness.js';
+import { eventually, startGateway, type Gateway } from './harness.js';
 import { checkAnswer, operations, unknownKeywords, validate } from './openapi-check.js';
 
 const CLI = path.resolve('dist/src/cli.js');
@@ -495,6 +495,89 @@ describe('invoke', () => {
     expect(big.status).toBe(413);
     expect(big.body.code).toBe('PAYLOAD_TOO_LARGE');
     expect((await api('GET', key)).status).toBe(405);
+  });
+});
+
+describe('async invocations', () => {
+  const BROKEN = "export default { fetch: () => new Response('broken', { status: 500 }) }";
+  const EVENT = { 'x-faas-invocation-type': 'Event' };
+
+  /** An async call on the public port: its 202's invocation id. */
+  async function callAsync(route: string, body: string): Promise<string> {
+    const res = await call(route, { method: 'POST', headers: EVENT, body });
+    const accepted = await res.json();
+    expect(res.status, JSON.stringify(accepted)).toBe(202);
+    return accepted.invocationId;
+  }
+
+  /** Polls GET /invocations/{id} (each answer checked against the document) until it is in one of `states`. */
+  function until(id: string, states: string[]): Promise<Answer> {
+    return eventually(async () => {
+      const r = await api('GET', `/invocations/${id}`, { op: 'GET /invocations/{id}' });
+      return states.includes(r.body.state) ? r : undefined;
+    }, 20_000);
+  }
+
+  let succeeded = '';
+
+  it('lists and shows an invocation that succeeded, page by page and by state and route; 404 for an unknown id', async () => {
+    expect((await api('PUT', `/functions/${enc('POST:/api-async')}`, { op: 'PUT /functions/{key}', body: { runtime: 'node', code: HELLO } })).status).toBe(201);
+    succeeded = await callAsync('/api-async', 'first');
+    const second = await callAsync('/api-async', 'second');
+    const one = await until(succeeded, ['succeeded', 'failed']);
+    expect(one.status).toBe(200);
+    expect(one.body).toMatchObject({ invocationId: succeeded, status: `/.faas/invocations/${succeeded}`, route: 'POST:/api-async', state: 'succeeded', attempts: 1,
+      requestBytes: 5, error: null, result: { status: 200, body: 'v1 /api-async', isBase64Encoded: false, truncated: false } });
+    expect(one.headers.get('cache-control')).toBe('no-store');
+    await until(second, ['succeeded', 'failed']);
+
+    const route = `route=${enc('POST:/api-async')}`;
+    const all = await api('GET', `/invocations?${route}`, { op: 'GET /invocations' });
+    expect(all.status).toBe(200);
+    expect(all.body.invocations.map((i: { invocationId: string }) => i.invocationId)).toEqual([succeeded, second]);
+    expect(all.body.invocations[0].result).toEqual({ status: 200 }); // a list leaves the answer's headers and body out
+    expect(all.body.next).toBeNull();
+    const first = await api('GET', `/invocations?${route}&state=succeeded&limit=1`, { op: 'GET /invocations' });
+    expect(first.body.invocations.map((i: { invocationId: string }) => i.invocationId)).toEqual([succeeded]);
+    expect(first.body.next).toEqual(expect.any(Number));
+    const next = await api('GET', `/invocations?${route}&limit=1&after=${first.body.next}`, { op: 'GET /invocations' });
+    expect(next.body.invocations.map((i: { invocationId: string }) => i.invocationId)).toEqual([second]);
+    expect((await api('GET', `/invocations?${route}&state=failed`, { op: 'GET /invocations' })).body).toEqual({ invocations: [], next: null });
+
+    const bad = await api('GET', '/invocations?state=lost&limit=0', { op: 'GET /invocations' });
+    expect(bad.status).toBe(400);
+    expect(bad.body.code).toBe('INVALID_REQUEST');
+    expect(bad.body.message).toContain('state must be one of queued, running, succeeded, failed (got "lost")');
+    expect(bad.body.message).toContain('limit must be between 1 and 1000');
+
+    const unknown = await api('GET', '/invocations/AAAAAAAAAAAAAAAAAAAAAA', { op: 'GET /invocations/{id}' });
+    expect(unknown.status).toBe(404);
+    expect(unknown.body.code).toBe('INVOCATION_NOT_FOUND');
+  });
+
+  it('retries a dead letter (202), and refuses a succeeded one (409) and an unknown id (404)', async () => {
+    expect((await api('PUT', `/functions/${enc('POST:/api-async-broken')}`, { op: 'PUT /functions/{key}',
+      body: { runtime: 'node', code: BROKEN, async: { retries: 0 } } })).status).toBe(201);
+    const id = await callAsync('/api-async-broken', 'keep me');
+    const dead = await until(id, ['failed', 'succeeded']);
+    expect(dead.body).toMatchObject({ state: 'failed', attempts: 1, error: { code: 'FUNCTION_STATUS', message: 'the function answered 500' },
+      result: { status: 500, body: 'broken' } });
+    const letters = await api('GET', `/invocations?state=failed&route=${enc('POST:/api-async-broken')}`, { op: 'GET /invocations' });
+    expect(letters.body.invocations.map((i: { invocationId: string }) => i.invocationId)).toEqual([id]);
+
+    const retried = await api('POST', `/invocations/${id}/retry`, { op: 'POST /invocations/{id}/retry' });
+    expect(retried.status).toBe(202);
+    expect(retried.body).toMatchObject({ invocationId: id });
+    // Still broken: one more attempt, numbered on from the last, and a dead letter again.
+    const again = await until(id, ['failed']);
+    expect(again.body).toMatchObject({ state: 'failed', attempts: 2, requeuedAt: expect.any(String) });
+
+    const refused = await api('POST', `/invocations/${succeeded}/retry`, { op: 'POST /invocations/{id}/retry' });
+    expect(refused.status).toBe(409);
+    expect(refused.body.code).toBe('INVOCATION_NOT_RETRYABLE');
+    const unknown = await api('POST', '/invocations/AAAAAAAAAAAAAAAAAAAAAA/retry', { op: 'POST /invocations/{id}/retry' });
+    expect(unknown.status).toBe(404);
+    expect(unknown.body.code).toBe('INVOCATION_NOT_FOUND');
   });
 });
 
