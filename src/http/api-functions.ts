@@ -13,6 +13,7 @@
 // inside the transaction, so If-Match is optional there.
 import type { FunctionStore, StoredFunction } from '../routes/function-store.js';
 import type { RouteStatus } from '../routes/route-store.js';
+import { VERSIONS_KEPT } from '../routes/schema.js';
 import { ApiError, isObject, type Answer, type ApiRequest } from './api-io.js';
 
 const DEFAULT_LIST_LIMIT = 1000;
@@ -137,25 +138,43 @@ export function deleteFunction(deps: FunctionApiDeps, key: string, req: ApiReque
 }
 
 /**
- * What exists of a key's versions. The table keeps one row per key and no history: the row's
- * version, and, when the gateway serves another (the last good config while the row is bad, or
- * the previous one until its next sync), that one from its memory.
+ * A key's kept history (functions_versions, schema.ts), newest first: each version with when it was
+ * made, whether it is the row now, whether the gateway serves it (with why not when the row is
+ * refused), and deletions. Code is left out, as in the list; GET …/versions/{version} has it.
  */
 export function versions(deps: FunctionApiDeps, key: string): Answer {
+  const kept = deps.store.versions(key);
   const row = deps.store.get(key);
   const status = deps.routeStatus(key);
-  if (row === undefined && status?.version === undefined) throw notFound(key);
-  const list: Array<Record<string, unknown>> = [];
-  if (row !== undefined) {
-    const served = status?.version === row.version;
-    list.push({ version: row.version, updated: row.updated, row: true, served,
-      ...(!served && status?.error !== undefined && { error: status.error }) });
+  if (kept.length === 0 && row === undefined && status?.version === undefined) throw notFound(key);
+  const list = kept.map((entry) => {
+    const served = status?.version === entry.version;
+    const current = row?.version === entry.version;
+    if (entry.v === null) return { version: entry.version, updated: entry.updated, deleted: true, row: false, served: false };
+    const config = parseStored(entry.v);
+    return {
+      version: entry.version, updated: entry.updated, deleted: false, row: current, served,
+      ...(isObject(config) && typeof config.runtime === 'string' && { runtime: config.runtime }),
+      ...(isObject(config) && typeof config.code === 'string' && { codeBytes: Buffer.byteLength(config.code) }),
+      ...(current && !served && status?.error !== undefined && { error: status.error }),
+    };
+  });
+  return { status: 200, body: { key, kept: VERSIONS_KEPT, versions: list } };
+}
+
+/** One kept version with its whole config: what a PUT with If-Match on the current version puts back. */
+export function version(deps: FunctionApiDeps, key: string, wanted: number): Answer {
+  const entry = deps.store.version(key, wanted);
+  if (entry === undefined) {
+    throw new ApiError('FUNCTION_NOT_FOUND', `${key} has no kept version ${wanted}; GET ${BASE}/functions/${encodeURIComponent(key)}/versions lists the ${VERSIONS_KEPT} newest`);
   }
-  if (status?.version !== undefined && status.version !== row?.version) {
-    list.push({ version: status.version, updated: status.updated, row: false, served: true });
-  }
-  list.sort((a, b) => (b.version as number) - (a.version as number));
-  return { status: 200, body: { key, history: 'latest', versions: list } };
+  const row = deps.store.get(key);
+  return {
+    status: 200,
+    body: { key, version: entry.version, updated: entry.updated, deleted: entry.v === null, row: row?.version === entry.version,
+      config: entry.v === null ? null : parseStored(entry.v) },
+    headers: [['etag', etag(entry.version)]],
+  };
 }
 
 type Tags = '*' | readonly number[];

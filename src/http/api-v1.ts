@@ -4,7 +4,7 @@
 // with SQL, through the same checks as `faas deploy` and `faas keys`.
 import { KEY_NAME, KEY_NAME_RULE, KeyError } from '../routes/api-keys.js';
 import { METHODS } from '../routes/route-key.js';
-import { deleteFunction, getFunction, listFunctions, versions, writeFunction, type FunctionApiDeps } from './api-functions.js';
+import { deleteFunction, getFunction, listFunctions, version, versions, writeFunction, type FunctionApiDeps } from './api-functions.js';
 import { invokeFunction, type InvokeDeps } from './api-invoke.js';
 import { API_MAX_BODY_BYTES, ApiError, asApiError, errorAnswer, isObject, parseJson, readBody, send, type Answer, type ApiRequest } from './api-io.js';
 import { OPENAPI } from './openapi.js';
@@ -25,10 +25,10 @@ export interface ApiV1Deps extends FunctionApiDeps {
   readonly invoke?: InvokeDeps;
 }
 
-type Resource = 'functions' | 'function' | 'versions' | 'invoke' | 'keys' | 'key' | 'workers' | 'routes' | 'stats' | 'logs' | 'openapi';
+type Resource = 'functions' | 'function' | 'versions' | 'version' | 'invoke' | 'keys' | 'key' | 'workers' | 'routes' | 'stats' | 'logs' | 'openapi';
 
 const ALLOWED: Readonly<Record<Resource, readonly string[]>> = {
-  functions: ['GET'], function: ['GET', 'PUT', 'PATCH', 'DELETE'], versions: ['GET'], invoke: ['POST'], keys: ['GET', 'POST'], key: ['DELETE'],
+  functions: ['GET'], function: ['GET', 'PUT', 'PATCH', 'DELETE'], versions: ['GET'], version: ['GET'], invoke: ['POST'], keys: ['GET', 'POST'], key: ['DELETE'],
   workers: ['GET'], routes: ['GET'], stats: ['GET'], logs: ['GET'], openapi: ['GET'],
 };
 const WITH_BODY: ReadonlySet<string> = new Set(['PUT', 'PATCH', 'POST']);
@@ -37,6 +37,8 @@ interface Target {
   readonly resource: Resource;
   /** The function's key, or the API key's name. */
   readonly param?: string;
+  /** /functions/{key}/versions/{version}: the version. */
+  readonly version?: number;
 }
 
 interface Request extends ApiRequest {
@@ -132,6 +134,7 @@ function resolve(url: string, method: string): Target {
         if (!key.includes(':')) break;
         if (rest.length === 0) target = { resource: 'function', param: key };
         else if (rest.length === 1 && rest[0] === 'versions') target = { resource: 'versions', param: key };
+        else if (rest.length === 2 && rest[0] === 'versions' && /^\d{1,15}$/.test(rest[1]!)) target = { resource: 'version', param: key, version: Number(rest[1]) };
         else if (rest.length === 1 && rest[0] === 'invoke') target = { resource: 'invoke', param: key };
       }
       break;
@@ -185,6 +188,8 @@ function dispatch(deps: ApiV1Deps, req: Request): Answer | Promise<Answer> {
       return writeFunction(deps, param!, req);
     case 'versions':
       return versions(deps, param!);
+    case 'version':
+      return version(deps, param!, req.target.version!);
     case 'keys':
       return req.method === 'GET' ? { status: 200, body: { keys: deps.store.listKeys() } } : createKey(deps, req.body);
     case 'key':

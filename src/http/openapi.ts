@@ -153,14 +153,23 @@ const SCHEMAS: Record<string, Schema> = {
   }, ['key', 'version', 'deleted', 'serving']),
   Versions: object({
     key: str,
-    history: { const: 'latest', description: 'the table keeps the latest row of a key, not its history' },
+    kept: { type: 'integer', description: 'how many versions of each key are kept (deletions count)' },
     versions: arrayOf(object({
       version: int, updated: int,
+      deleted: { type: 'boolean', description: 'this version deleted the key' },
       row: { type: 'boolean', description: 'the functions table holds this version' },
       served: { type: 'boolean', description: 'the gateway serves this version' },
+      runtime: str,
+      codeBytes: { type: 'integer', description: 'the size of inline code (GET the version for the code itself)' },
       error: { type: 'string', description: 'why the gateway does not serve the row' },
-    }, ['version', 'row', 'served'])),
-  }, ['key', 'history', 'versions']),
+    }, ['version', 'updated', 'deleted', 'row', 'served'])),
+  }, ['key', 'kept', 'versions']),
+  Version: object({
+    key: str, version: int, updated: int,
+    deleted: { type: 'boolean', description: 'this version deleted the key; config is null' },
+    row: { type: 'boolean', description: 'the functions table holds this version' },
+    config: { anyOf: [{ type: 'null' }, { type: 'object' }], description: 'the config as deployed: PUT it (If-Match: the current version) to put it back' },
+  }, ['key', 'version', 'updated', 'deleted', 'row', 'config']),
   KeyCreated: object({
     name: str, key: { type: 'string', pattern: '^faas_', description: 'shown once: only its SHA-256 is stored' },
     created: int, live: { type: 'boolean', description: 'the gateway accepts it already' },
@@ -286,8 +295,16 @@ const PATHS: Record<string, Schema> = {
   '/functions/{key}/versions': {
     parameters: [{ ...keyParam, description: 'METHOD:/path, URL-encoded as one segment (GET%3A%2Fhello)' }],
     get: {
-      operationId: 'functionVersions', summary: 'The versions that exist: the row\'s, and the one the gateway serves when it differs',
+      operationId: 'functionVersions', summary: 'The kept history of a key: each version deployed (and deletions), which one is the row, which one is served',
       responses: { 200: answer('the versions, newest first', 'Versions'), 404: error('no such function'), ...common(405) },
+    },
+  },
+  '/functions/{key}/versions/{version}': {
+    parameters: [{ ...keyParam, description: 'METHOD:/path, URL-encoded as one segment (GET%3A%2Fhello)' },
+      { name: 'version', in: 'path', required: true, schema: { type: 'integer', minimum: 1 }, description: 'a version from the list' }],
+    get: {
+      operationId: 'functionVersion', summary: 'One kept version with its whole config, to compare or put back',
+      responses: { 200: answer('the version', 'Version', ETAG), 404: error('no such kept version'), ...common(405) },
     },
   },
   '/functions/{key}/invoke': {

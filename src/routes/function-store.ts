@@ -123,6 +123,22 @@ export function listFunctions(db: Database.Database, opts: { after?: string; lim
   return db.prepare(`${ROW_SQL} WHERE f.k > ? ORDER BY f.k LIMIT ?`).all(opts.after ?? '', opts.limit ?? -1) as StoredFunction[];
 }
 
+/** One entry of a key's history (functions_versions): a config it was deployed with, or its deletion (v null). */
+export interface FunctionVersion {
+  readonly version: number;
+  readonly updated: number;
+  readonly v: string | null;
+}
+
+/** The key's kept history, newest first (schema.ts keeps VERSIONS_KEPT per key). */
+export function readVersions(db: Database.Database, key: string): FunctionVersion[] {
+  return db.prepare('SELECT seq AS version, updated, v FROM functions_versions WHERE k = ? ORDER BY seq DESC').all(key) as FunctionVersion[];
+}
+
+export function readVersion(db: Database.Database, key: string, version: number): FunctionVersion | undefined {
+  return db.prepare('SELECT seq AS version, updated, v FROM functions_versions WHERE k = ? AND seq = ?').get(key, version) as FunctionVersion | undefined;
+}
+
 /** What a write does, decided inside its transaction from the row as it is now: the new config text, or a refusal. */
 export type Decide<R> = (current: StoredFunction | undefined) => { readonly v: string } | { readonly refused: R };
 
@@ -147,6 +163,8 @@ export function writeFunction<R>(db: Database.Database, key: string, decide: Dec
     if (current?.v === v) db.prepare('DELETE FROM functions WHERE k = ?').run(key);
     db.prepare('INSERT INTO functions(k, v) VALUES (?, ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v').run(key, v);
     const row = readFunction(db, key)!;
+    // A redeploy's delete is not a version anyone deployed: the history keeps only its insert.
+    if (current?.v === v) db.prepare('DELETE FROM functions_versions WHERE k = ? AND seq > ? AND seq < ? AND v IS NULL').run(key, current.version, row.version);
     const change = current === undefined ? 'created' : current.v === v ? 'redeployed' : 'updated';
     return { ok: true, written: { updated: row.updated, version: row.version, change }, v, config: checked.config };
   }).immediate();
@@ -203,6 +221,14 @@ export class FunctionStore {
 
   get(key: string): StoredFunction | undefined {
     return withDatabase(() => this.reader(), (db) => readFunction(db, key));
+  }
+
+  versions(key: string): FunctionVersion[] {
+    return withDatabase(() => this.reader(), (db) => readVersions(db, key));
+  }
+
+  version(key: string, version: number): FunctionVersion | undefined {
+    return withDatabase(() => this.reader(), (db) => readVersion(db, key, version));
   }
 
   write<R>(key: string, decide: Decide<R>): WriteOutcome<R> {

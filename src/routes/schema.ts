@@ -15,13 +15,20 @@
 // because rows are only ever replaced by a larger seq, and deleted keys stay as tombstones
 // (one row per key ever used) so a gateway that was down still sees the delete.
 //
+// History (schema 7): the same triggers copy every change into `functions_versions` (the key, its
+// seq, the config or NULL for a delete), keeping the newest VERSIONS_KEPT per key, so
+// GET /api/v1/functions/{key}/versions can list what was deployed and a config can be put back.
+//
 // Versions live in PRAGMA user_version. To change a rule, bump SCHEMA_VERSION and add a step
 // that calls createTriggers again (it drops and recreates them).
 import type Database from 'better-sqlite3';
 import { KEY_NAME_RULE } from './api-keys.js';
 import { checksSql } from './checks-sql.js';
 
-export const SCHEMA_VERSION = 6;
+export const SCHEMA_VERSION = 7;
+
+/** How many versions of each key functions_versions keeps (deletes count as versions). */
+export const VERSIONS_KEPT = 20;
 
 /**
  * Unix time in ms. unixepoch('subsec') would be shorter but needs SQLite 3.42, and Debian 12's
@@ -32,6 +39,12 @@ export const NOW_MS_SQL = "(CAST(strftime('%s', 'now') AS INTEGER) * 1000 + CAST
 const NEXT_SEQ = '(SELECT coalesce(max(seq), 0) + 1 FROM functions_changes)';
 const logKey = (key: string): string =>
   `INSERT INTO functions_changes(k, seq) VALUES (${key}, ${NEXT_SEQ}) ON CONFLICT(k) DO UPDATE SET seq = excluded.seq;`;
+/** Copies a key's change (its seq from the log, just written) into the history, and drops what is past VERSIONS_KEPT. */
+const keepVersion = (key: string, v: string): string => `
+  INSERT INTO functions_versions(k, seq, v, updated)
+    SELECT ${key}, seq, ${v}, ${NOW_MS_SQL} FROM functions_changes WHERE k = ${key};
+  DELETE FROM functions_versions WHERE k = ${key} AND seq <= (
+    SELECT seq FROM functions_versions WHERE k = ${key} ORDER BY seq DESC LIMIT 1 OFFSET ${VERSIONS_KEPT});`;
 
 export interface MigrateResult {
   readonly from: number;
@@ -49,7 +62,8 @@ export function migrate(db: Database.Database): MigrateResult {
     }
     let created = false;
     if (from < 1) created = createV1(db);
-    else if (from < 6) createTriggers(db); // 2: the fields min_warm and image; 4: cpu and isolation; 5: event and cors; 6: async
+    if (from < 7) createVersions(db); // 7: functions_versions, before the triggers that fill it
+    if (from < 7) createTriggers(db); // 2: min_warm and image; 4: cpu and isolation; 5: event and cors; 6: async; 7: history
     if (from < 3) createApiKeys(db); // 3: api_keys
     db.pragma(`user_version = ${SCHEMA_VERSION}`);
     return { from, to: SCHEMA_VERSION, created };
@@ -85,7 +99,6 @@ function createV1(db: Database.Database): boolean {
       INSERT INTO functions_changes(k, seq) SELECT k, row_number() OVER (ORDER BY k) FROM functions;
     `);
   }
-  createTriggers(db);
   return !existed;
 }
 
@@ -113,14 +126,35 @@ export function createTriggers(db: Database.Database): void {
     BEGIN UPDATE functions SET updated = ${NOW_MS_SQL} WHERE rowid = NEW.rowid; END;
 
     -- The change log (file header). A renamed key logs its old name too, so it disappears.
-    CREATE TRIGGER functions_log_insert AFTER INSERT ON functions BEGIN ${logKey('NEW.k')} END;
+    -- Each change is also kept in functions_versions (NULL v: deleted).
+    CREATE TRIGGER functions_log_insert AFTER INSERT ON functions BEGIN ${logKey('NEW.k')} ${keepVersion('NEW.k', 'NEW.v')} END;
     CREATE TRIGGER functions_log_update AFTER UPDATE OF k, v ON functions
     WHEN OLD.k IS NOT NEW.k OR OLD.v IS NOT NEW.v BEGIN
       INSERT INTO functions_changes(k, seq) SELECT OLD.k, ${NEXT_SEQ} WHERE OLD.k IS NOT NEW.k
         ON CONFLICT(k) DO UPDATE SET seq = excluded.seq;
-      ${logKey('NEW.k')}
+      INSERT INTO functions_versions(k, seq, v, updated)
+        SELECT OLD.k, seq, NULL, ${NOW_MS_SQL} FROM functions_changes WHERE k = OLD.k AND OLD.k IS NOT NEW.k;
+      ${logKey('NEW.k')} ${keepVersion('NEW.k', 'NEW.v')}
     END;
-    CREATE TRIGGER functions_log_delete AFTER DELETE ON functions BEGIN ${logKey('OLD.k')} END;
+    CREATE TRIGGER functions_log_delete AFTER DELETE ON functions BEGIN ${logKey('OLD.k')} ${keepVersion('OLD.k', 'NULL')} END;
+  `);
+}
+
+/**
+ * Version 7: the history of each key (file header). A database from before it starts its history
+ * with the rows as they are, under their current seqs.
+ */
+function createVersions(db: Database.Database): void {
+  db.exec(`
+    CREATE TABLE IF NOT EXISTS functions_versions (
+      k TEXT NOT NULL,             -- 'METHOD:/path'
+      seq INTEGER NOT NULL,        -- the change-log seq this config was (is) served as: its version
+      v TEXT,                      -- the config, JSON; NULL: the key was deleted
+      updated INTEGER NOT NULL,    -- unix ms of the change
+      PRIMARY KEY (k, seq)
+    ) WITHOUT ROWID;
+    INSERT OR IGNORE INTO functions_versions(k, seq, v, updated)
+      SELECT f.k, c.seq, f.v, f.updated FROM functions f JOIN functions_changes c ON c.k = f.k;
   `);
 }
 

@@ -242,26 +242,48 @@ describe('functions', () => {
     expect(r.body).toMatchObject({ version: row('GET:/from-sql')!.version, config: { timeout_ms: 700 }, serving: { state: 'pending' } });
   });
 
-  it('versions: the row\'s, and the last good one the gateway serves while the row is bad', async () => {
-    const one = await api('GET', `/functions/${enc('GET:/api-test')}/versions`, { op: 'GET /functions/{key}/versions' });
+  it('versions: the kept history, one version with its config, and putting an old one back', async () => {
+    const url = `/functions/${enc('GET:/api-test')}/versions`;
+    const one = await api('GET', url, { op: 'GET /functions/{key}/versions' });
     expect(one.status).toBe(200);
-    expect(one.body).toEqual({ key: 'GET:/api-test', history: 'latest', versions: [{ version, updated: expect.any(Number), row: true, served: true }] });
+    expect(one.body.kept).toBe(20);
+    const list = one.body.versions as Array<{ version: number }>;
+    // created, replaced with v2, patched, and one of the two racing patches: all kept, newest first.
+    expect(list.length).toBeGreaterThanOrEqual(4);
+    expect(list[0]).toEqual({ version, updated: expect.any(Number), deleted: false, row: true, served: true, runtime: 'node', codeBytes: expect.any(Number) });
+    expect(list.map((v) => v.version)).toEqual([...list.map((v) => v.version)].sort((x, y) => y - x));
+    const first = list[list.length - 1]!.version;
+    const old = await api('GET', `${url}/${first}`, { op: 'GET /functions/{key}/versions/{version}' });
+    expect(old.status).toBe(200);
+    expect(old.headers.get('etag')).toBe(`"${first}"`);
+    expect(old.body).toEqual({ key: 'GET:/api-test', version: first, updated: expect.any(Number), deleted: false, row: false, config: { runtime: 'node', code: HELLO } });
+    const missing = await api('GET', `${url}/999999`, { op: 'GET /functions/{key}/versions/{version}' });
+    expect(missing.status).toBe(404);
+    expect(missing.body.message).toMatch(/no kept version 999999/);
+
     // A row the triggers let through and the gateway cannot serve: a path that does not exist.
     operator.prepare("UPDATE functions SET v = json_set(v, '$.path', '/nonexistent/x.mjs', '$.code', NULL) WHERE k = ?").run('GET:/api-test');
     const bad = row('GET:/api-test')!.version;
     // Any write through the API syncs the gateway now: this one creates another function.
     expect((await api('PUT', `/functions/${enc('POST:/api-other')}`, { op: 'PUT /functions/{key}', body: { runtime: 'node', code: HELLO } })).status).toBe(201);
-    const two = await api('GET', `/functions/${enc('GET:/api-test')}/versions`, { op: 'GET /functions/{key}/versions' });
-    expect(two.body.versions).toEqual([
-      { version: bad, updated: expect.any(Number), row: true, served: false, error: 'v.path "/nonexistent/x.mjs" does not exist on this host' },
-      { version, updated: expect.any(Number), row: false, served: true },
+    const two = await api('GET', url, { op: 'GET /functions/{key}/versions' });
+    expect(two.body.versions.slice(0, 2)).toEqual([
+      { version: bad, updated: expect.any(Number), deleted: false, row: true, served: false, runtime: 'node', error: 'v.path "/nonexistent/x.mjs" does not exist on this host' },
+      { version, updated: expect.any(Number), deleted: false, row: false, served: true, runtime: 'node', codeBytes: expect.any(Number) },
     ]);
     const got = await api('GET', `/functions/${enc('GET:/api-test')}`, { op: 'GET /functions/{key}' });
     expect(got.body.serving).toEqual({ state: 'stale', version, error: 'v.path "/nonexistent/x.mjs" does not exist on this host' });
     expect(await (await call('/api-test')).text()).toBe('v2'); // the last good config
+
+    // Putting the first version back is a PUT of its config over the bad row: a new version.
+    const back = await api('PUT', `/functions/${enc('GET:/api-test')}`, { op: 'PUT /functions/{key}', body: old.body.config, headers: { 'if-match': `"${bad}"` } });
+    expect(back.status).toBe(200);
+    expect(await (await call('/api-test')).text()).toBe('v1 /api-test');
+    const three = await api('GET', url, { op: 'GET /functions/{key}/versions' });
+    expect(three.body.versions[0]).toMatchObject({ version: back.body.version, row: true, served: true });
     const none = await api('GET', `/functions/${enc('GET:/nope')}/versions`, { op: 'GET /functions/{key}/versions' });
     expect(none.status).toBe(404);
-    version = bad;
+    version = back.body.version;
   });
 
   it('DELETE needs If-Match, and answers once the gateway has dropped the function', async () => {
@@ -276,6 +298,8 @@ describe('functions', () => {
     expect(r.body).toMatchObject({ key: 'POST:/api-other', deleted: true, serving: null });
     expect((await call('/api-other', { method: 'POST' })).status).toBe(404);
     expect(row('POST:/api-other')).toBeUndefined();
+    const history = await api('GET', `/functions/${enc('POST:/api-other')}/versions`, { op: 'GET /functions/{key}/versions' });
+    expect(history.body.versions.map((v: { deleted: boolean; row: boolean }) => [v.deleted, v.row])).toEqual([[true, false], [false, false]]);
     const again = await api('DELETE', key, { op: 'DELETE /functions/{key}', headers: { 'if-match': '*' } });
     expect(again.status).toBe(404);
     const readable = await api('DELETE', '/functions/GET/from-sql', { op: 'DELETE /functions/{key}', headers: { 'if-match': `"${row('GET:/from-sql')!.version}"` } });

@@ -9,7 +9,22 @@ import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { parseFunctionConfig } from '../../src/routes/function-config.js';
 import { parseRouteKey } from '../../src/routes/route-key.js';
-import { migrate, SCHEMA_VERSION, seedDemoRoutes } from '../../src/routes/schema.js';
+import { migrate, SCHEMA_VERSION, seedDemoRoutes, VERSIONS_KEPT } from '../../src/routes/schema.js';
+
+/** A key's kept versions, newest first, as [seq, v]. */
+function history(db: Database.Database, k: string): Array<[number, string | null]> {
+  return db.prepare('SELECT seq, v FROM functions_versions WHERE k = ? ORDER BY seq DESC').raw().all(k) as Array<[number, string | null]>;
+}
+
+/** Version 6's change-log triggers: the log only, no history. */
+function createTriggersV6(db: Database.Database): void {
+  const next = '(SELECT coalesce(max(seq), 0) + 1 FROM functions_changes)';
+  const log = (k: string): string => `INSERT INTO functions_changes(k, seq) VALUES (${k}, ${next}) ON CONFLICT(k) DO UPDATE SET seq = excluded.seq;`;
+  db.exec(`DROP TRIGGER functions_log_insert; DROP TRIGGER functions_log_update; DROP TRIGGER functions_log_delete;
+    CREATE TRIGGER functions_log_insert AFTER INSERT ON functions BEGIN ${log('NEW.k')} END;
+    CREATE TRIGGER functions_log_update AFTER UPDATE OF k, v ON functions WHEN OLD.v IS NOT NEW.v BEGIN ${log('NEW.k')} END;
+    CREATE TRIGGER functions_log_delete AFTER DELETE ON functions BEGIN ${log('OLD.k')} END;`);
+}
 
 function fresh(): Database.Database {
   const db = new Database(':memory:');
@@ -239,6 +254,44 @@ describe('migrate', () => {
     expect(refusal(db, 'GET:/async', withAsync)).toBeUndefined();
     expect(refusal(db, 'GET:/async2', V({ async: { retries: -1 } }))).toBe('v.async.retries must be an integer between 0 and 10');
     expect(db.prepare('SELECT k FROM functions').pluck().all()).toEqual(['GET:/kept']);
+  });
+
+  it('moves a version 6 database to 7: each row starts its history at its current version, and changes are kept from then', () => {
+    const db = new Database(':memory:');
+    migrate(db);
+    db.prepare('INSERT INTO functions(k, v) VALUES (?, ?)').run('GET:/kept', V());
+    // What version 6 was: no history table, triggers that write none.
+    db.exec('DROP TABLE functions_versions');
+    createTriggersV6(db);
+    db.pragma('user_version = 6');
+    db.prepare('UPDATE functions SET v = ? WHERE k = ?').run(V({ code: 'two' }), 'GET:/kept');
+    expect(migrate(db)).toEqual({ from: 6, to: SCHEMA_VERSION, created: false });
+    const seq = (k: string): number => db.prepare('SELECT seq FROM functions_changes WHERE k = ?').pluck().get(k) as number;
+    expect(history(db, 'GET:/kept')).toEqual([[seq('GET:/kept'), V({ code: 'two' })]]);
+    db.prepare('UPDATE functions SET v = ? WHERE k = ?').run(V({ code: 'three' }), 'GET:/kept');
+    expect(history(db, 'GET:/kept').map(([, v]) => v)).toEqual([V({ code: 'three' }), V({ code: 'two' })]);
+  });
+
+  it('keeps every insert, update, rename and delete in functions_versions, the newest VERSIONS_KEPT of each key', () => {
+    const db = new Database(':memory:');
+    migrate(db);
+    const insert = db.prepare('INSERT INTO functions(k, v) VALUES (?, ?)');
+    insert.run('GET:/a', V({ code: 'a1' }));
+    db.prepare('UPDATE functions SET v = ? WHERE k = ?').run(V({ code: 'a2' }), 'GET:/a');
+    db.exec("UPDATE functions SET v = v WHERE k = 'GET:/a'"); // no change, no version
+    expect(history(db, 'GET:/a')).toEqual([[2, V({ code: 'a2' })], [1, V({ code: 'a1' })]]);
+    db.exec("UPDATE functions SET k = 'GET:/b' WHERE k = 'GET:/a'"); // a rename deletes the old key
+    expect(history(db, 'GET:/a')[0]).toEqual([3, null]);
+    expect(history(db, 'GET:/b')).toEqual([[4, V({ code: 'a2' })]]);
+    db.exec("DELETE FROM functions WHERE k = 'GET:/b'");
+    expect(history(db, 'GET:/b')[0]).toEqual([5, null]);
+    // A failed statement leaves no version behind.
+    expect(refusal(db, 'GET:/b', '{}')).toBeDefined();
+    expect(history(db, 'GET:/b')).toHaveLength(2);
+    for (let i = 0; i < VERSIONS_KEPT + 5; i++) db.prepare('INSERT OR REPLACE INTO functions(k, v) VALUES (?, ?)').run('GET:/c', V({ code: `c${i}` }));
+    const kept = history(db, 'GET:/c');
+    expect(kept).toHaveLength(VERSIONS_KEPT);
+    expect(kept[0]![1]).toBe(V({ code: `c${VERSIONS_KEPT + 4}` }));
   });
 
   it('refuses a database from a newer gateway', () => {
