@@ -7,7 +7,8 @@
 # --test (npm test) adds runsc (gVisor, for "isolation": "gvisor": operators who want it install
 # it themselves; without it such rows get a row error), podman (the suite runs container functions from image names with it),
 # chromium (the dashboard test drives it headless), prometheus (promtool checks /metrics) and
-# slowhttptest (the slowloris test).
+# slowhttptest (the slowloris test), and for the several-node suite (issue 17) postgresql,
+# redis-server, haproxy and iproute2 (ip netns).
 # Operators who want image names need Docker or Podman themselves; the gateway runs without.
 set -e
 missing=""
@@ -23,6 +24,10 @@ if [ "${1:-}" = "--test" ]; then
   [ -x /usr/bin/chromium ] || missing="$missing chromium"
   command -v promtool >/dev/null 2>&1 || missing="$missing prometheus"
   command -v slowhttptest >/dev/null 2>&1 || missing="$missing slowhttptest"
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$missing postgresql"
+  command -v redis-server >/dev/null 2>&1 || missing="$missing redis-server"
+  command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || missing="$missing haproxy"
+  command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || missing="$missing iproute2"
 fi
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
