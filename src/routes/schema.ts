@@ -177,10 +177,16 @@ function createApiKeys(db: Database.Database): void {
   `);
 }
 
+/** What the api_keys triggers say (here and in PostgreSQL, src/cluster/pg-schema.ts). */
+export const API_KEY_MESSAGES = {
+  name: `api_keys.name ${KEY_NAME_RULE}`,
+  hash: 'api_keys.hash must be the SHA-256 of the key as 64 lower-case hex digits (faas keys create makes both)',
+} as const;
+
 const API_KEY_CHECKS = `
-  SELECT RAISE(ABORT, 'api_keys.name ${KEY_NAME_RULE}')
+  SELECT RAISE(ABORT, '${API_KEY_MESSAGES.name}')
     WHERE typeof(NEW.name) <> 'text' OR length(NEW.name) NOT BETWEEN 1 AND 64 OR NEW.name GLOB '*[^A-Za-z0-9._-]*';
-  SELECT RAISE(ABORT, 'api_keys.hash must be the SHA-256 of the key as 64 lower-case hex digits (faas keys create makes both)')
+  SELECT RAISE(ABORT, '${API_KEY_MESSAGES.hash}')
     WHERE typeof(NEW.hash) <> 'text' OR length(NEW.hash) <> 64 OR NEW.hash GLOB '*[^0-9a-f]*';`;
 
 /** Functions a fresh database starts with, so that the gateway answers something on first start. */

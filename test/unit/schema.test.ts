@@ -10,6 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { parseFunctionConfig } from '../../src/routes/function-config.js';
 import { parseRouteKey } from '../../src/routes/route-key.js';
 import { migrate, SCHEMA_VERSION, seedDemoRoutes, VERSIONS_KEPT } from '../../src/routes/schema.js';
+import { ROW_CASES as CASES } from '../fixtures/function-rows.js';
 
 /** A key's kept versions, newest first, as [seq, v]. */
 function history(db: Database.Database, k: string): Array<[number, string | null]> {
@@ -47,81 +48,6 @@ function refusal(db: Database.Database, k: unknown, v: unknown): string | undefi
 class RollBack extends Error {}
 
 const V = (extra: Record<string, unknown> = {}): string => JSON.stringify({ runtime: 'node', code: 'x', ...extra });
-
-// [k, v, the trigger's message, or null when the row is valid]
-const CASES: ReadonlyArray<readonly [string, string, string | null]> = [
-  ['GET:/ok', V(), null],
-  ['OPTIONS:/a:b/%20', V({ mode: null, timeout_ms: 5000.0, env: { A_1: 'x' }, auth: 'api-key', rate_limit: { rps: 0.5, burst: 2 }, handler: '$h_1' }), null],
-  ['get:/x', V(), "functions.k must be 'METHOD:/path' with METHOD in upper case, one of GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"],
-  ['GET /x', V(), "functions.k must be 'METHOD:/path'"],
-  ['GET:x', V(), 'functions.k path must start with "/"'],
-  ['GET:/a?b', V(), 'functions.k path must not contain "?"'],
-  ['GET:/a#b', V(), 'functions.k path must not contain "#"'],
-  ['GET:/a b', V(), 'functions.k path must not contain whitespace or control characters'],
-  ['GET:/a\u00a0', V(), 'functions.k path must not contain whitespace or control characters'],
-  [`GET:/${'a'.repeat(2048)}`, V(), 'functions.k path must be at most 2048 characters'],
-  ['GET:/x', '{runtime: node}', 'v must be valid JSON'],
-  ['GET:/x', '[1]', 'v must be a JSON object'],
-  ['GET:/x', V({ timeout: 5 }), 'v has a field that is not a known field'],
-  ['GET:/x', JSON.stringify({ code: 'x' }), 'v.runtime is required'],
-  ['GET:/x', V({ runtime: 'ruby' }), 'v.runtime must be one of "node", "python", "wasm"'],
-  ['GET:/x', V({ mode: 'vm' }), 'v.mode must be one of "process", "container"'],
-  ['GET:/x', JSON.stringify({ runtime: 'node' }), 'v must have exactly one of "code" (the source inline) or "path" (an absolute path); it has neither'],
-  ['GET:/x', V({ path: '/x' }), 'v must have exactly one of "code"'],
-  ['GET:/x', V({ code: '' }), 'v.code must be a non-empty string'],
-  ['GET:/x', JSON.stringify({ runtime: 'node', path: 'rel' }), 'v.path must be an absolute path'],
-  ['GET:/x', V({ handler: 'a.b' }), 'v.handler must be an identifier'],
-  ['GET:/x', V({ timeout_ms: '5s' }), 'v.timeout_ms must be an integer between 1 and 900000'],
-  ['GET:/x', V({ timeout_ms: 900001 }), 'v.timeout_ms must be an integer between 1 and 900000'],
-  ['GET:/x', V({ memory_mb: 8 }), 'v.memory_mb must be an integer between 16 and 16384'],
-  ['GET:/x', V({ max_concurrency: 1.5 }), 'v.max_concurrency must be an integer between 1 and 10000'],
-  ['GET:/x', V({ env: ['A=1'] }), 'v.env must be an object whose values are strings'],
-  ['GET:/x', V({ env: { '1A': 'x' } }), 'v.env has an invalid name: names must match [A-Za-z_][A-Za-z0-9_]*'],
-  ['GET:/x', V({ env: { PORT: 8080 } }), 'v.env must be an object whose values are strings'],
-  ['GET:/x', V({ auth: 'jwt' }), 'v.auth must be one of "none", "api-key"'],
-  ['GET:/x', V({ rate_limit: { rps: 1, burst: 1, window: 1 } }), 'v.rate_limit must be an object {"rps": N, "burst": M}'],
-  ['GET:/x', V({ rate_limit: { rps: 0, burst: 1 } }), 'v.rate_limit.rps must be a number greater than 0'],
-  ['GET:/x', V({ rate_limit: { rps: 1 } }), 'v.rate_limit.burst must be an integer of at least 1'],
-  ['GET:/x', V({ cpu: 0.25 }), null],
-  ['GET:/x', V({ cpu: 2 }), null],
-  ['GET:/x', V({ cpu: 0.05 }), 'v.cpu must be a number of cores between 0.1 and 16'],
-  ['GET:/x', V({ cpu: 17 }), 'v.cpu must be a number of cores between 0.1 and 16'],
-  ['GET:/x', V({ cpu: '1' }), 'v.cpu must be a number of cores between 0.1 and 16'],
-  ['GET:/x', V({ mode: 'container', isolation: 'gvisor' }), null],
-  ['GET:/x', V({ mode: 'container', isolation: 'kata' }), 'v.isolation must be one of "runc", "gvisor"'],
-  ['GET:/x', V({ isolation: 'gvisor' }), 'v.isolation needs "mode": "container"'],
-  ['GET:/x', V({ event: 'v2' }), null],
-  ['GET:/x', V({ event: 'v1' }), null],
-  ['GET:/x', V({ event: 'V2' }), 'v.event must be one of "v1", "v2"'],
-  ['GET:/x', V({ cors: { origins: ['https://app.example', 'http://localhost:3000', 'https://[::1]:8443', '*'] } }), null],
-  ['GET:/x', V({ cors: { origins: ['https://a.example'], methods: ['GET', 'PUT'], headers: ['X-Token', 'content-type'], max_age: 86400, credentials: true } }), null],
-  ['GET:/x', V({ cors: { origins: ['*'], headers: [], credentials: false, max_age: null } }), null],
-  ['GET:/x', V({ cors: 'https://a.example' }), 'v.cors must be an object {"origins": [...]'],
-  ['GET:/x', V({ cors: { origins: ['*'], allow: ['GET'] } }), 'v.cors must be an object {"origins": [...]'],
-  ['GET:/x', V({ cors: { methods: ['GET'] } }), 'v.cors.origins is required and must be a non-empty array of origins'],
-  ['GET:/x', V({ cors: { origins: [] } }), 'v.cors.origins must be a non-empty array of origins'],
-  ['GET:/x', V({ cors: { origins: 'https://a.example' } }), 'v.cors.origins must be a non-empty array of origins'],
-  ['GET:/x', V({ cors: { origins: ['https://a.example/app'] } }), 'v.cors.origins must be a non-empty array of origins'],
-  ['GET:/x', V({ cors: { origins: ['a.example'] } }), 'v.cors.origins must be a non-empty array of origins'],
-  ['GET:/x', V({ cors: { origins: [1] } }), 'v.cors.origins must be a non-empty array of origins'],
-  ['GET:/x', V({ cors: { origins: ['*'], methods: [] } }), 'v.cors.methods must be a non-empty array of methods'],
-  ['GET:/x', V({ cors: { origins: ['*'], methods: ['FETCH'] } }), 'v.cors.methods must be a non-empty array of methods'],
-  ['GET:/x', V({ cors: { origins: ['*'], headers: ['x token'] } }), 'v.cors.headers must be an array of header names'],
-  ['GET:/x', V({ cors: { origins: ['*'], headers: [''] } }), 'v.cors.headers must be an array of header names'],
-  ['GET:/x', V({ cors: { origins: ['*'], max_age: -1 } }), 'v.cors.max_age must be an integer between 0 and 86400'],
-  ['GET:/x', V({ cors: { origins: ['*'], max_age: 1.5 } }), 'v.cors.max_age must be an integer between 0 and 86400'],
-  ['GET:/x', V({ cors: { origins: ['*'], credentials: 1 } }), 'v.cors.credentials must be true or false'],
-  ['GET:/x', V({ cors: { origins: ['https://a.example', '*'], credentials: true } }), 'v.cors.credentials cannot be true with the origin "*"'],
-  ['GET:/x', V({ async: { concurrency: 8, retries: 0, backoff_ms: 0, ttl_s: 60 } }), null],
-  ['GET:/x', V({ async: {} }), null],
-  ['GET:/x', V({ async: { retries: null, ttl_s: 1.0 } }), null],
-  ['GET:/x', V({ async: [] }), 'v.async must be an object {"concurrency": N, "retries": N, "backoff_ms": N, "ttl_s": N}'],
-  ['GET:/x', V({ async: { retry: 1 } }), 'v.async must be an object {"concurrency": N'],
-  ['GET:/x', V({ async: { concurrency: 0 } }), 'v.async.concurrency must be an integer between 1 and 1000'],
-  ['GET:/x', V({ async: { retries: 11 } }), 'v.async.retries must be an integer between 0 and 10'],
-  ['GET:/x', V({ async: { backoff_ms: 1.5 } }), 'v.async.backoff_ms must be an integer between 0 and 3600000'],
-  ['GET:/x', V({ async: { ttl_s: '1d' } }), 'v.async.ttl_s must be an integer between 1 and 2592000'],
-];
 
 describe('schema triggers', () => {
   it.each(CASES)('%s %s → %s', (k, v, message) => {
