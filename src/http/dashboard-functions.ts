@@ -10,7 +10,7 @@
 //
 // As in the rest of the page, data reaches the DOM only through textContent, value and
 // setAttribute; every API call carries the admin token from sessionStorage when there is one.
-// It uses the page's helpers ($, el, badge, millis, sparkline, token, askToken, …).
+// It uses the page's helpers ($, el, badge, millis, sparkline, parseEvent, token, askToken, …).
 
 export const FUNCTIONS_STYLE = String.raw`
 #functions-panel { grid-column: 1 / -1; }
@@ -504,18 +504,9 @@ async function followLog(key) {
 }
 
 function logEvent(block) {
-  let name = 'message';
-  const data = [];
-  for (const line of block.split(/\r?\n/)) {
-    if (line.startsWith(':')) continue;
-    const colon = line.indexOf(':');
-    const field = colon < 0 ? line : line.slice(0, colon);
-    const value = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '');
-    if (field === 'event') name = value;
-    else if (field === 'data') data.push(value);
-  }
-  if (name !== 'log' || data.length === 0) return null;
-  try { return JSON.parse(data.join('\n')); } catch (err) { return null; }
+  const event = parseEvent(block);
+  if (!event || event.name !== 'log') return null;
+  try { return JSON.parse(event.data); } catch (err) { return null; }
 }
 
 function appendLog(e) {

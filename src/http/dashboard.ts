@@ -216,8 +216,10 @@ async function connect() {
   setTimeout(connect, 1000);
 }
 
-// One text/event-stream event: "event:" names it, "data:" lines carry its JSON, ":" lines are comments.
-function dispatch(block) {
+// One text/event-stream event (of /events, and of the Functions panel's followed log): "event:"
+// names it, "data:" lines carry its data, ":" lines are comments. → { name, data } with the data
+// lines joined by "\n", or null for a block without data.
+function parseEvent(block) {
   let name = 'message';
   const data = [];
   for (const line of block.split(/\r?\n/)) {
@@ -228,9 +230,14 @@ function dispatch(block) {
     if (field === 'event') name = value;
     else if (field === 'data') data.push(value);
   }
-  if (data.length === 0) return;
-  if (name === 'history') handle(onHistory, name, data.join('\n'));
-  else if (name === 'stats') handle(onStats, name, data.join('\n'));
+  return data.length === 0 ? null : { name, data: data.join('\n') };
+}
+
+function dispatch(block) {
+  const event = parseEvent(block);
+  if (!event) return;
+  if (event.name === 'history') handle(onHistory, event.name, event.data);
+  else if (event.name === 'stats') handle(onStats, event.name, event.data);
 }
 
 function handle(fn, type, text) {
