@@ -62,7 +62,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
-import { eachFlag, seeded, shellQuote, UsageError } from './lib/bench-helpers.mjs';
+import { eachFlag, parseFlagsOrExit, seeded, shellQuote, UsageError } from './lib/bench-helpers.mjs';
 import { alive, cmdline, procStat, processTree } from './lib/processes.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -114,13 +114,7 @@ function parseArgs(argv) {
   return o;
 }
 
-let opts;
-try {
-  opts = parseArgs(process.argv.slice(2));
-} catch (err) {
-  process.stderr.write(`soak: ${err.message}\n${usage()}\n`);
-  process.exit(64);
-}
+const opts = parseFlagsOrExit('soak', () => parseArgs(process.argv.slice(2)), usage);
 const command = ['node', 'scripts/soak.mjs', ...process.argv.slice(2)].map(shellQuote).join(' ');
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));

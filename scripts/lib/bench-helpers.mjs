@@ -79,6 +79,19 @@ export function eachFlag(argv, take) {
   }
 }
 
+/**
+ * A script's flags, read by parse(); on a bad command line, the way out: prints `script: message`
+ * (and, for a UsageError, usage()) and exits 64 (EX_USAGE).
+ */
+export function parseFlagsOrExit(script, parse, usage) {
+  try {
+    return parse();
+  } catch (err) {
+    process.stderr.write(`${script}: ${err.message}\n${err instanceof UsageError ? usage() + '\n' : ''}`);
+    process.exit(64);
+  }
+}
+
 /** A flag's value as an integer from min to max; otherwise a UsageError naming the flag and the range. */
 export function intFlag(flag, raw, min, max) {
   const n = Number(raw);

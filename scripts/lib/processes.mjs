@@ -2,7 +2,7 @@
 // line, whether it is still the same live process, a whole tree: a gateway, its workers, their
 // sandboxes), and ChildGroup, which tracks them and stops every one of them however the script ends.
 import fs from 'node:fs';
-import { UsageError } from './bench-helpers.mjs';
+import { parseFlagsOrExit } from './bench-helpers.mjs';
 
 /** /proc/PID/stat, the fields the scripts use; undefined once the process is gone. */
 export function procStat(pid) {
@@ -130,17 +130,12 @@ export class ChildGroup {
   }
 
   /**
-   * Runs a script: `parse` reads its flags (a UsageError prints the message and `usage()`, exit 64),
-   * then `main` returns its exit code; everything is stopped before exiting with it (or with the
-   * signal's code).
+   * Runs a script: `parse` reads its flags (through parseFlagsOrExit: a UsageError prints the
+   * message and `usage()`, exit 64), then `main` returns its exit code; everything is stopped
+   * before exiting with it (or with the signal's code).
    */
   async run(parse, usage, main) {
-    try {
-      parse();
-    } catch (err) {
-      process.stderr.write(`${this.script}: ${err.message}\n${err instanceof UsageError ? usage() + '\n' : ''}`);
-      process.exit(64);
-    }
+    parseFlagsOrExit(this.script, parse, usage);
     let exitCode = 1;
     try {
       exitCode = await main();
