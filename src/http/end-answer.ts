@@ -14,6 +14,8 @@ export function writeGatewayHeaders(res: HttpResponse, server: string | undefine
  * have had. That length is written by hand: in this build of uWS endWithoutBody(length) never
  * marks the answer done (the connection's next request is dropped), and its close flag needs a
  * length, so a HEAD answer that should close asks the client to with `connection: close`.
+ * test/integration/uws-head.test.ts pins that uWS behaviour: when it fails after an upgrade, this
+ * can go back to endWithoutBody(length, close).
  */
 export function endAnswer(res: HttpResponse, body: string | Buffer, head: boolean, close = false, length = Buffer.byteLength(body)): void {
   if (!head) {
