@@ -19,6 +19,12 @@
 // seq, the config or NULL for a delete), keeping the newest VERSIONS_KEPT per key, so
 // GET /api/v1/functions/{key}/versions can list what was deployed and a config can be put back.
 //
+// A cluster node's copy (schema 7, src/cluster/cluster-sync.ts): with --cluster-db the functions
+// and api_keys rows are PostgreSQL's, copied here. `cluster_source` then holds where from, and
+// triggers refuse every write to those tables except the copy's own: it inserts a row into
+// `cluster_writer` first and deletes it before it commits, so no other connection ever sees it
+// (SQLite lets one writer in at a time). An operator's sqlite3 gets a message saying where to write.
+//
 // Versions live in PRAGMA user_version. To change a rule, bump SCHEMA_VERSION and add a step
 // that calls createTriggers again (it drops and recreates them).
 import type Database from 'better-sqlite3';
@@ -62,9 +68,10 @@ export function migrate(db: Database.Database): MigrateResult {
     }
     let created = false;
     if (from < 1) created = createV1(db);
-    if (from < 7) createVersions(db); // 7: functions_versions, before the triggers that fill it
+    if (from < 7) createV7(db); // 7: functions_versions (before the triggers that fill it), the cluster copy's tables
     if (from < 7) createTriggers(db); // 2: min_warm and image; 4: cpu and isolation; 5: event and cors; 6: async; 7: history
     if (from < 3) createApiKeys(db); // 3: api_keys
+    if (from < 7) createCopyGuard(db);
     db.pragma(`user_version = ${SCHEMA_VERSION}`);
     return { from, to: SCHEMA_VERSION, created };
   }).immediate();
@@ -144,8 +151,18 @@ export function createTriggers(db: Database.Database): void {
  * Version 7: the history of each key (file header). A database from before it starts its history
  * with the rows as they are, under their current seqs.
  */
-function createVersions(db: Database.Database): void {
+function createV7(db: Database.Database): void {
   db.exec(`
+    CREATE TABLE IF NOT EXISTS cluster_source (
+      id INTEGER PRIMARY KEY CHECK (id = 1),
+      url TEXT NOT NULL,           -- the PostgreSQL these rows are copied from (no password)
+      since INTEGER NOT NULL       -- unix ms
+    );
+    CREATE TABLE IF NOT EXISTS cluster_writer (id INTEGER PRIMARY KEY);
+    CREATE TABLE IF NOT EXISTS cluster_versions (
+      k TEXT PRIMARY KEY,          -- a key of functions
+      version INTEGER NOT NULL     -- its version in PostgreSQL: the ETag every node gives
+    ) WITHOUT ROWID;
     CREATE TABLE IF NOT EXISTS functions_versions (
       k TEXT NOT NULL,             -- 'METHOD:/path'
       seq INTEGER NOT NULL,        -- the change-log seq this config was (is) served as: its version
@@ -156,6 +173,20 @@ function createVersions(db: Database.Database): void {
     INSERT OR IGNORE INTO functions_versions(k, seq, v, updated)
       SELECT f.k, c.seq, f.v, f.updated FROM functions f JOIN functions_changes c ON c.k = f.k;
   `);
+}
+
+export const COPY_REFUSAL = 'this database is a read-only copy of the cluster database (--cluster-db; see the table cluster_source): '
+  + 'write to PostgreSQL instead, with psql or with faas and the admin API of a gateway started with --cluster-db';
+
+/** Version 7: writes to a cluster copy are refused, except the copy's own (file header). */
+function createCopyGuard(db: Database.Database): void {
+  const guard = `SELECT RAISE(ABORT, '${COPY_REFUSAL}') WHERE EXISTS (SELECT 1 FROM cluster_source) AND NOT EXISTS (SELECT 1 FROM cluster_writer);`;
+  for (const table of ['functions', 'api_keys']) {
+    for (const op of ['INSERT', 'UPDATE', 'DELETE']) {
+      const name = `${table}_copy_${op.toLowerCase()}`;
+      db.exec(`DROP TRIGGER IF EXISTS ${name}; CREATE TRIGGER ${name} BEFORE ${op} ON ${table} BEGIN ${guard} END;`);
+    }
+  }
 }
 
 /**
