@@ -17,6 +17,7 @@
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import type { Scraped } from '../metrics.js';
+import type { RouteStatus } from '../routes/route-store.js';
 import type { Log } from '../protocol/log.js';
 import { migratePg, NOTIFY_CHANNEL } from './pg-schema.js';
 
@@ -62,8 +63,8 @@ export class ClusterSync {
   private reconnectTimer: NodeJS.Timeout | undefined;
   private readonly backstop: NodeJS.Timeout;
   private debounce: NodeJS.Timeout | undefined;
-  private reading = false;
-  private readAgain = false;
+  /** Reads run one after another: each waits for the one before. */
+  private reads$: Promise<unknown> = Promise.resolve();
   private copiedVersion: number | undefined;
   private lastSyncAt: number | undefined;
   private lastError: string | undefined;
@@ -71,7 +72,11 @@ export class ClusterSync {
   private errors = 0;
   private readonly local: Database.Database;
 
+  /** The password (from --cluster-db-password-file), for the admin API's own connections. */
+  readonly password: string | undefined;
+
   constructor(private readonly opts: ClusterSyncOptions) {
+    this.password = opts.password;
     this.local = new Database(opts.dbPath, { fileMustExist: true, timeout: BUSY_TIMEOUT_MS });
     this.local.prepare('INSERT INTO cluster_source(id, url, since) VALUES (1, ?, ?) ON CONFLICT(id) DO UPDATE SET url = excluded.url')
       .run(opts.url, Date.now());
@@ -96,6 +101,19 @@ export class ClusterSync {
       ...(this.copiedVersion !== undefined && { version: this.copiedVersion }),
       ...(this.lastError !== undefined && { lastError: this.lastError }),
     };
+  }
+
+  /**
+   * What GET /routes says of a key, with the cluster's version in place of this copy's change-log
+   * seq, so every node gives the same ETags. A node still serving an older config than its copy
+   * holds (the row is refused here) knows no cluster version for it: none is given.
+   */
+  inClusterVersions(status: RouteStatus | undefined, key: string): RouteStatus | undefined {
+    if (status?.version === undefined) return status;
+    const row = this.local.prepare(`SELECT cv.version FROM cluster_versions cv JOIN functions_changes c ON c.k = cv.k
+      WHERE cv.k = ? AND c.seq = ?`).pluck().get(key, status.version) as number | undefined;
+    const { version: _local, ...rest } = status;
+    return row === undefined ? rest : { ...rest, version: row };
   }
 
   async close(): Promise<void> {
@@ -139,7 +157,7 @@ export class ClusterSync {
     this.backoffMs = BACKOFF_MIN_MS;
     this.opts.log({ msg: 'cluster config connected', source: this.opts.url });
     // A notification may have been missed while disconnected: read in full.
-    await this.read(true);
+    void this.read(true);
   }
 
   /** Ends this connection (once) and schedules the next. */
@@ -161,15 +179,27 @@ export class ClusterSync {
     this.backoffMs = Math.min(this.backoffMs * 2, BACKOFF_MAX_MS);
   }
 
+  /**
+   * Reads PostgreSQL now and copies what changed (the admin API does, after a write, so that it
+   * answers once the change is served); ok false, with why, when PostgreSQL could not be read.
+   */
+  async readNow(): Promise<{ readonly ok: boolean; readonly error?: string }> {
+    if (!this.connected) return { ok: false, error: `the cluster database is unreachable (${this.lastError ?? 'connecting'})` };
+    const ok = await this.read(false);
+    return ok ? { ok } : { ok, error: `the cluster database could not be read (${this.lastError ?? 'unknown'})` };
+  }
+
+  /** Queues a read after those already queued; true when it read and copied. */
+  private read(full: boolean): Promise<boolean> {
+    const run = this.reads$.then(() => this.readOnce(full));
+    this.reads$ = run;
+    return run;
+  }
+
   /** Reads PostgreSQL in one snapshot and copies what differs; `full` copies even when the version has not moved. */
-  private async read(full: boolean): Promise<void> {
-    if (this.reading) {
-      this.readAgain = true;
-      return;
-    }
+  private async readOnce(full: boolean): Promise<boolean> {
     const client = this.client;
-    if (client === undefined || !this.connected) return;
-    this.reading = true;
+    if (client === undefined || !this.connected) return false;
     try {
       await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
       const version = Number((await client.query<{ version: string }>('SELECT version FROM faas_config WHERE id = 1')).rows[0]?.version ?? 0);
@@ -181,20 +211,16 @@ export class ClusterSync {
       }
       await client.query('COMMIT');
       this.reads++;
-      if (rows !== undefined && keys !== undefined) this.copyRead(version, rows, keys);
-      else this.copied();
+      if (rows !== undefined && keys !== undefined) return this.copyRead(version, rows, keys);
+      this.copied();
+      return true;
     } catch (err) {
       if (client === this.client) this.lost(client, err);
-    } finally {
-      this.reading = false;
-    }
-    if (this.readAgain) {
-      this.readAgain = false;
-      await this.read(false);
+      return false;
     }
   }
 
-  private copyRead(version: number, rows: readonly Row[], keys: readonly KeyRow[]): void {
+  private copyRead(version: number, rows: readonly Row[], keys: readonly KeyRow[]): boolean {
     let changed: number;
     try {
       changed = this.copy(rows, keys);
@@ -203,7 +229,7 @@ export class ClusterSync {
       this.errors++;
       this.lastError = `the copy into ${this.opts.dbPath} failed: ${(err as Error).message}`;
       this.opts.log({ level: 'warn', msg: 'cluster config not copied: serving the last copy', error: this.lastError });
-      return;
+      return false;
     }
     this.copiedVersion = version;
     this.copied();
@@ -211,6 +237,7 @@ export class ClusterSync {
       this.opts.log({ msg: 'cluster config copied', source: this.opts.url, version, changed });
       this.onCopied();
     }
+    return true;
   }
 
   private copied(): void {

@@ -11,7 +11,7 @@
 // whatever is there): else 428, as they could silently undo another operator's change. A PATCH
 // (JSON merge patch, RFC 7396) changes only the fields it names and is applied to the row as it is
 // inside the transaction, so If-Match is optional there.
-import type { FunctionStore, StoredFunction } from '../routes/function-store.js';
+import type { FunctionSource, StoredFunction } from '../routes/function-store.js';
 import type { RouteStatus } from '../routes/route-store.js';
 import { VERSIONS_KEPT } from '../routes/schema.js';
 import { ApiError, isObject, type Answer, type ApiRequest } from './api-io.js';
@@ -21,9 +21,9 @@ const MAX_LIST_LIMIT = 10_000;
 const BASE = '/api/v1';
 
 export interface FunctionApiDeps {
-  readonly store: FunctionStore;
-  /** Runs the gateway's sync now (what its timer runs); ok false, with why, when it could not read the database. */
-  readonly syncNow: () => { readonly ok: boolean; readonly error?: string };
+  readonly store: FunctionSource;
+  /** Runs the gateway's sync now (what its timer runs; in a cluster, a read of PostgreSQL first); ok false, with why, when it could not read the database. */
+  readonly syncNow: () => Promise<{ readonly ok: boolean; readonly error?: string }>;
   /** What the gateway serves for one key now, as GET /routes shows it; undefined when it knows nothing of it. */
   readonly routeStatus: (key: string) => RouteStatus | undefined;
   readonly syncMs: number;
@@ -59,7 +59,7 @@ function functionView(deps: FunctionApiDeps, row: StoredFunction, withCode: bool
   };
 }
 
-export function listFunctions(deps: FunctionApiDeps, query: URLSearchParams): Answer {
+export async function listFunctions(deps: FunctionApiDeps, query: URLSearchParams): Promise<Answer> {
   const problems: string[] = [];
   const code = query.get('code');
   if (code !== null && code !== '0' && code !== '1') problems.push(`code must be 0 or 1 (got ${JSON.stringify(code)})`);
@@ -69,7 +69,7 @@ export function listFunctions(deps: FunctionApiDeps, query: URLSearchParams): An
   if (problems.length > 0) throw new ApiError('INVALID_REQUEST', problems.join('; '));
   const after = query.get('after') ?? undefined;
   // One more than asked for says whether there is a next page.
-  const rows = deps.store.list({ ...(after !== undefined && { after }), limit: limit + 1 });
+  const rows = await deps.store.list({ ...(after !== undefined && { after }), limit: limit + 1 });
   const page = rows.slice(0, limit);
   return {
     status: 200,
@@ -77,18 +77,18 @@ export function listFunctions(deps: FunctionApiDeps, query: URLSearchParams): An
   };
 }
 
-export function getFunction(deps: FunctionApiDeps, key: string): Answer {
-  const row = deps.store.get(key);
+export async function getFunction(deps: FunctionApiDeps, key: string): Promise<Answer> {
+  const row = await deps.store.get(key);
   if (row === undefined) throw notFound(key);
   return { status: 200, body: functionView(deps, row, true), headers: [['etag', etag(row.version)]] };
 }
 
 /** PUT (the whole config) and PATCH (a merge patch of it). */
-export function writeFunction(deps: FunctionApiDeps, key: string, req: ApiRequest): Answer {
+export async function writeFunction(deps: FunctionApiDeps, key: string, req: ApiRequest): Promise<Answer> {
   const ifMatch = parseTags(req.ifMatch, 'If-Match');
   const ifNoneMatch = parseTags(req.ifNoneMatch, 'If-None-Match');
   const put = req.method === 'PUT';
-  const outcome = deps.store.write<ApiError>(key, (current) => {
+  const outcome = await deps.store.write<ApiError>(key, (current) => {
     if (!put && current === undefined) return { refused: notFound(key, ' (PATCH changes a function that exists; PUT creates one)') };
     const failed = precondition(key, current, ifMatch, ifNoneMatch);
     if (failed) return { refused: failed };
@@ -105,7 +105,7 @@ export function writeFunction(deps: FunctionApiDeps, key: string, req: ApiReques
     if ('refused' in outcome) throw outcome.refused;
     throw new ApiError('VALIDATION_FAILED', `${key}: refused, nothing written: ${outcome.problems.join('; ')}`, outcome.problems);
   }
-  const sync = deps.syncNow();
+  const sync = await deps.syncNow();
   const row: StoredFunction = { key, v: outcome.v, version: outcome.written.version, updated: outcome.written.updated };
   const view = functionView(deps, row, true, sync);
   const live = (view.serving as Serving).state === 'ok';
@@ -116,9 +116,9 @@ export function writeFunction(deps: FunctionApiDeps, key: string, req: ApiReques
   return { status: live ? (created ? 201 : 200) : 202, body: { ...view, change: outcome.written.change }, headers };
 }
 
-export function deleteFunction(deps: FunctionApiDeps, key: string, req: ApiRequest): Answer {
+export async function deleteFunction(deps: FunctionApiDeps, key: string, req: ApiRequest): Promise<Answer> {
   const ifMatch = parseTags(req.ifMatch, 'If-Match');
-  const outcome = deps.store.remove<ApiError>(key, (current) => {
+  const outcome = await deps.store.remove<ApiError>(key, (current) => {
     if (ifMatch === undefined) {
       return new ApiError('PRECONDITION_REQUIRED', `to delete ${key} (version ${current.version}) send If-Match: ${etag(current.version)} `
         + '(the version you read), or If-Match: * to delete whatever version is there');
@@ -126,7 +126,7 @@ export function deleteFunction(deps: FunctionApiDeps, key: string, req: ApiReque
     return precondition(key, current, ifMatch, undefined);
   });
   if (!outcome.ok) throw 'refused' in outcome ? outcome.refused : notFound(key);
-  const sync = deps.syncNow();
+  const sync = await deps.syncNow();
   const status = deps.routeStatus(key);
   const gone = sync.ok && status?.version === undefined;
   return {
@@ -142,9 +142,9 @@ export function deleteFunction(deps: FunctionApiDeps, key: string, req: ApiReque
  * made, whether it is the row now, whether the gateway serves it (with why not when the row is
  * refused), and deletions. Code is left out, as in the list; GET …/versions/{version} has it.
  */
-export function versions(deps: FunctionApiDeps, key: string): Answer {
-  const kept = deps.store.versions(key);
-  const row = deps.store.get(key);
+export async function versions(deps: FunctionApiDeps, key: string): Promise<Answer> {
+  const kept = await deps.store.versions(key);
+  const row = await deps.store.get(key);
   const status = deps.routeStatus(key);
   if (kept.length === 0 && row === undefined && status?.version === undefined) throw notFound(key);
   const list = kept.map((entry) => {
@@ -163,12 +163,12 @@ export function versions(deps: FunctionApiDeps, key: string): Answer {
 }
 
 /** One kept version with its whole config: what a PUT with If-Match on the current version puts back. */
-export function version(deps: FunctionApiDeps, key: string, wanted: number): Answer {
-  const entry = deps.store.version(key, wanted);
+export async function version(deps: FunctionApiDeps, key: string, wanted: number): Promise<Answer> {
+  const entry = await deps.store.version(key, wanted);
   if (entry === undefined) {
     throw new ApiError('FUNCTION_NOT_FOUND', `${key} has no kept version ${wanted}; GET ${BASE}/functions/${encodeURIComponent(key)}/versions lists the ${VERSIONS_KEPT} newest`);
   }
-  const row = deps.store.get(key);
+  const row = await deps.store.get(key);
   return {
     status: 200,
     body: { key, version: entry.version, updated: entry.updated, deleted: entry.v === null, row: row?.version === entry.version,

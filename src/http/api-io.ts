@@ -46,7 +46,8 @@ export function asApiError(err: unknown): ApiError {
   if (typeof code === 'string' && (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED'))) {
     return new ApiError('DATABASE_BUSY', `another writer holds the database (${(err as Error).message}); nothing was written, retry`, undefined, [['retry-after', '1']]);
   }
-  if (code === 'SQLITE_CONSTRAINT_TRIGGER') {
+  if (code === 'CLUSTER_DB_UNAVAILABLE') return new ApiError('CLUSTER_DB_UNAVAILABLE', (err as Error).message, undefined, [['retry-after', '1']]);
+  if (code === 'SQLITE_CONSTRAINT_TRIGGER' || code === '23514' /* PostgreSQL's check_violation: the cluster schema's triggers */) {
     // The triggers refused what checkFunction let through: a database whose rules are newer than this gateway's.
     return new ApiError('VALIDATION_FAILED', `the database refused the row: ${(err as Error).message}`, [(err as Error).message]);
   }

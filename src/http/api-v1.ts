@@ -191,7 +191,7 @@ function dispatch(deps: ApiV1Deps, req: Request): Answer | Promise<Answer> {
     case 'version':
       return version(deps, param!, req.target.version!);
     case 'keys':
-      return req.method === 'GET' ? { status: 200, body: { keys: deps.store.listKeys() } } : createKey(deps, req.body);
+      return req.method === 'GET' ? deps.store.listKeys().then((keys) => ({ status: 200, body: { keys } })) : createKey(deps, req.body);
     case 'key':
       return revokeKey(deps, param!);
     case 'workers':
@@ -210,7 +210,7 @@ function dispatch(deps: ApiV1Deps, req: Request): Answer | Promise<Answer> {
 
 // ---- API keys ----
 
-function createKey(deps: ApiV1Deps, body: unknown): Answer {
+async function createKey(deps: ApiV1Deps, body: unknown): Promise<Answer> {
   const problems: string[] = [];
   if (!isObject(body)) problems.push(`the body must be a JSON object {"name": "..."} (got ${JSON.stringify(body)?.slice(0, 80)})`);
   else {
@@ -222,13 +222,13 @@ function createKey(deps: ApiV1Deps, body: unknown): Answer {
   const name = (body as { name: string }).name;
   let made: { key: string; created: number };
   try {
-    made = deps.store.createKey(name);
+    made = await deps.store.createKey(name);
   } catch (err) {
     // The name's rule was checked above: what createKey still refuses is a name in use.
     if (err instanceof KeyError) throw new ApiError('API_KEY_EXISTS', err.message);
     throw err;
   }
-  const live = deps.syncNow().ok;
+  const live = (await deps.syncNow()).ok;
   return {
     status: live ? 201 : 202,
     body: { name, key: made.key, created: made.created, live },
@@ -236,8 +236,8 @@ function createKey(deps: ApiV1Deps, body: unknown): Answer {
   };
 }
 
-function revokeKey(deps: ApiV1Deps, name: string): Answer {
-  if (!deps.store.revokeKey(name)) throw new ApiError('API_KEY_NOT_FOUND', `no API key named ${JSON.stringify(name)}`);
-  const live = deps.syncNow().ok;
+async function revokeKey(deps: ApiV1Deps, name: string): Promise<Answer> {
+  if (!(await deps.store.revokeKey(name))) throw new ApiError('API_KEY_NOT_FOUND', `no API key named ${JSON.stringify(name)}`);
+  const live = (await deps.syncNow()).ok;
   return { status: live ? 200 : 202, body: { name, revoked: true, live } };
 }

@@ -200,6 +200,24 @@ export function deleteFunction(db: Database.Database, key: string): boolean {
 }
 
 /**
+ * What the admin API reads and writes: the functions and api_keys tables, in this node's SQLite
+ * (FunctionStore) or, with --cluster-db, in the cluster's PostgreSQL (src/cluster/pg-function-store.ts).
+ * The same decisions either way: `decide` sees the row as it is inside the write's transaction.
+ */
+export interface FunctionSource {
+  list(opts?: { after?: string; limit?: number }): Promise<StoredFunction[]>;
+  get(key: string): Promise<StoredFunction | undefined>;
+  versions(key: string): Promise<FunctionVersion[]>;
+  version(key: string, version: number): Promise<FunctionVersion | undefined>;
+  write<R>(key: string, decide: Decide<R>): Promise<WriteOutcome<R>>;
+  remove<R>(key: string, refuse: (current: StoredFunction) => R | undefined): Promise<RemoveOutcome<R>>;
+  /** A new API key: the key itself (stored nowhere), and when it was made. Throws KeyError for a bad or taken name. */
+  createKey(name: string): Promise<{ readonly key: string; readonly created: number }>;
+  listKeys(): Promise<KeyInfo[]>;
+  revokeKey(name: string): Promise<boolean>;
+}
+
+/**
  * The tables the admin API changes (functions, api_keys), on the gateway's database. Each call
  * opens its own connection and closes it: the gateway's sync must see the write as another
  * connection's commit (PRAGMA data_version changes only then), a file replaced under the gateway
@@ -207,7 +225,7 @@ export function deleteFunction(db: Database.Database, key: string): boolean {
  * better-sqlite3 waits on the event loop: an operator's long transaction makes a write answer
  * "busy, retry" rather than stall every call the gateway serves.
  */
-export class FunctionStore {
+export class FunctionStore implements FunctionSource {
   constructor(
     readonly dbPath: string,
     /** checkUsable, and the gateway's own host check: what the gateway's sync will ask of the row. */
@@ -215,43 +233,42 @@ export class FunctionStore {
     private readonly busyTimeoutMs = 250,
   ) {}
 
-  list(opts: { after?: string; limit?: number } = {}): StoredFunction[] {
+  async list(opts: { after?: string; limit?: number } = {}): Promise<StoredFunction[]> {
     return withDatabase(() => this.reader(), (db) => listFunctions(db, opts));
   }
 
-  get(key: string): StoredFunction | undefined {
+  async get(key: string): Promise<StoredFunction | undefined> {
     return withDatabase(() => this.reader(), (db) => readFunction(db, key));
   }
 
-  versions(key: string): FunctionVersion[] {
+  async versions(key: string): Promise<FunctionVersion[]> {
     return withDatabase(() => this.reader(), (db) => readVersions(db, key));
   }
 
-  version(key: string, version: number): FunctionVersion | undefined {
+  async version(key: string, version: number): Promise<FunctionVersion | undefined> {
     return withDatabase(() => this.reader(), (db) => readVersion(db, key, version));
   }
 
-  write<R>(key: string, decide: Decide<R>): WriteOutcome<R> {
+  async write<R>(key: string, decide: Decide<R>): Promise<WriteOutcome<R>> {
     return withDatabase(() => this.writer(), (db) => writeFunction(db, key, decide, this.usable));
   }
 
-  remove<R>(key: string, refuse: (current: StoredFunction) => R | undefined): RemoveOutcome<R> {
+  async remove<R>(key: string, refuse: (current: StoredFunction) => R | undefined): Promise<RemoveOutcome<R>> {
     return withDatabase(() => this.writer(), (db) => removeFunction(db, key, refuse));
   }
 
-  /** A new API key: the key itself (stored nowhere), and when it was made. Throws KeyError for a bad or taken name. */
-  createKey(name: string): { readonly key: string; readonly created: number } {
+  async createKey(name: string): Promise<{ readonly key: string; readonly created: number }> {
     return withDatabase(() => this.writer(), (db) => {
       const key = createKey(db, name);
       return { key, created: db.prepare('SELECT created FROM api_keys WHERE name = ?').pluck().get(name) as number };
     });
   }
 
-  listKeys(): KeyInfo[] {
+  async listKeys(): Promise<KeyInfo[]> {
     return withDatabase(() => this.reader(), (db) => listKeys(db));
   }
 
-  revokeKey(name: string): boolean {
+  async revokeKey(name: string): Promise<boolean> {
     return withDatabase(() => this.writer(), (db) => revokeKey(db, name));
   }
 

@@ -71,6 +71,35 @@ describe.skipIf(missing !== undefined)('a gateway with --cluster-db', () => {
     expect((await fetch(`${gw.http}/locked`)).status).toBe(401);
   });
 
+  it('the admin API writes to PostgreSQL, answers once served, and gives the cluster\'s version as ETag', async () => {
+    const api = (method: string, key: string, body?: unknown, headers: Record<string, string> = {}): Promise<Response> =>
+      fetch(`${gw.admin}/api/v1/functions/${encodeURIComponent(key)}`, {
+        method, headers: { ...(body !== undefined && { 'content-type': 'application/json' }), ...headers },
+        ...(body !== undefined && { body: JSON.stringify(body) }),
+      });
+    const made = await api('PUT', 'GET:/via-api', { runtime: 'node', code: code('api one') });
+    expect(made.status).toBe(201);
+    const version = Number(pg.psql("SELECT version FROM functions WHERE k = 'GET:/via-api'").trim());
+    expect(made.headers.get('etag')).toBe(`"${version}"`);
+    expect((await made.json()).serving).toEqual({ state: 'ok', version });
+    expect(await body('/via-api')).toBe('200 api one');
+    const stale = await api('PATCH', 'GET:/via-api', { timeout_ms: 1000 }, { 'if-match': `"${version - 1}"` });
+    expect(stale.status).toBe(412);
+    const patched = await api('PATCH', 'GET:/via-api', { code: code('api two') }, { 'if-match': `"${version}"` });
+    expect(patched.status).toBe(200);
+    const next = Number(JSON.parse(patched.headers.get('etag')!)); // larger; a sequence leaves gaps
+    expect(next).toBeGreaterThan(version);
+    expect(await body('/via-api')).toBe('200 api two');
+    const refused = await api('PATCH', 'GET:/via-api', { memory_mb: 1 });
+    expect(refused.status).toBe(422);
+    const history = await (await fetch(`${gw.admin}/api/v1/functions/${encodeURIComponent('GET:/via-api')}/versions`)).json();
+    expect(history.versions.map((v: { version: number; served: boolean }) => [v.version, v.served])).toEqual([[next, true], [version, false]]);
+    const removed = await api('DELETE', 'GET:/via-api', undefined, { 'if-match': '*' });
+    expect(removed.status).toBe(200);
+    expect(pg.psql("SELECT count(*) FROM functions WHERE k = 'GET:/via-api'").trim()).toBe('0');
+    expect(await body('/via-api')).toMatch(/^404 /);
+  });
+
   it('keeps serving its copy while PostgreSQL is down, says so, and catches up when it is back', async () => {
     pg.psql(`INSERT INTO functions(k, v) VALUES ('GET:/kept', ${sqlText(row('kept'))})`);
     await servedWithin('/kept', '200 kept', 1000);
@@ -83,6 +112,11 @@ describe.skipIf(missing !== undefined)('a gateway with --cluster-db', () => {
     expect(metrics).toMatch(/^faas_cluster_connected 0$/m);
     expect(metrics).toMatch(/^faas_cluster_sync_age_seconds \d/m);
     expect(await body('/kept')).toBe('200 kept');
+    const write = await fetch(`${gw.admin}/api/v1/functions/${encodeURIComponent('GET:/while-down')}`, {
+      method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ runtime: 'node', code: code('x') }) });
+    expect(write.status).toBe(503);
+    expect(write.headers.get('retry-after')).toBe('1');
+    expect(await write.json()).toMatchObject({ code: 'CLUSTER_DB_UNAVAILABLE', message: expect.stringMatching(/could not be reached: .*nothing was written/) });
 
     pg.start();
     pg.psql(`UPDATE functions SET v = ${sqlText(row('after'))} WHERE k = 'GET:/kept'`);

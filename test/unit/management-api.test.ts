@@ -115,26 +115,26 @@ describe('the one write (faas deploy, PUT and PATCH)', () => {
     }
   });
 
-  it('decides inside the transaction, from the row as it is: a refusal or a bad result writes nothing', () => {
+  it('decides inside the transaction, from the row as it is: a refusal or a bad result writes nothing', async () => {
     const store = new FunctionStore(dbPath);
-    const current = store.get('GET:/w')!;
+    const current = (await store.get('GET:/w'))!;
     const seen: number[] = [];
-    const refused = store.write('GET:/w', (row) => {
+    const refused = await store.write('GET:/w', (row) => {
       seen.push(row!.version);
       return { refused: 'stale' };
     });
     expect(refused).toEqual({ ok: false, refused: 'stale' });
     expect(seen).toEqual([current.version]);
-    const bad = store.write('GET:/w', () => ({ v: v(0) }));
+    const bad = await store.write('GET:/w', () => ({ v: v(0) }));
     expect(bad).toEqual({ ok: false, problems: ['v.timeout_ms must be an integer between 1 and 900000 (got 0)'] });
-    expect(store.get('GET:/w')).toEqual(current);
-    const removed = store.remove('GET:/w', (row) => (row.version === current.version ? undefined : 'moved'));
+    expect(await store.get('GET:/w')).toEqual(current);
+    const removed = await store.remove('GET:/w', (row) => (row.version === current.version ? undefined : 'moved'));
     expect(removed).toEqual({ ok: true, removed: current });
-    expect(store.remove('GET:/w', () => undefined)).toEqual({ ok: false, missing: true });
+    expect(await store.remove('GET:/w', () => undefined)).toEqual({ ok: false, missing: true });
   });
 
-  it('never creates a database the gateway\'s file went away from', () => {
-    expect(() => new FunctionStore(path.join(tmp, 'gone.db')).write('GET:/x', () => ({ v: v(5) }))).toThrow();
+  it('never creates a database the gateway\'s file went away from', async () => {
+    await expect(new FunctionStore(path.join(tmp, 'gone.db')).write('GET:/x', () => ({ v: v(5) }))).rejects.toThrow();
     expect(fs.existsSync(path.join(tmp, 'gone.db'))).toBe(false);
   });
 });
