@@ -1,5 +1,7 @@
 // `faas keys create NAME | revoke NAME | list` (CONTRACT §2): API keys in the gateway's database.
 // The gateway picks a change up at its next sync (5 s by default); nothing needs restarting.
+// On a cluster node (--cluster-db) they go to the cluster's PostgreSQL (cli/cluster-target.ts).
+import { clusterTarget } from './cli/cluster-target.js';
 import { openForWrite } from './routes/function-store.js';
 import { loadKeysConfig } from './config.js';
 import { createKey, KeyError, listKeys, revokeKey } from './routes/api-keys.js';
@@ -21,7 +23,7 @@ interface Io {
 }
 
 /** Returns the exit code: 0 done, 1 refused (name taken, no such key), 2 usage. */
-export function runKeys(argv: readonly string[], env: NodeJS.ProcessEnv, io: Io): number {
+export async function runKeys(argv: readonly string[], env: NodeJS.ProcessEnv, io: Io): Promise<number> {
   const json = argv.includes('--json');
   const args = argv.filter((a) => a !== '--json');
   const flagAt = args.findIndex((a) => a.startsWith('--'));
@@ -37,18 +39,25 @@ export function runKeys(argv: readonly string[], env: NodeJS.ProcessEnv, io: Io)
   if (command !== 'list' && name === undefined) return usage(`${command} needs a NAME`);
   if (extra.length > 0 || (command === 'list' && name !== undefined)) return usage(`unexpected ${JSON.stringify((command === 'list' ? [name, ...extra] : extra)[0])}`);
 
-  const db = openForWrite(dbPath);
+  // A cluster node's database is a copy: keys are made and revoked in the cluster's PostgreSQL.
+  const cluster = clusterTarget(dbPath, env);
+  if (cluster !== undefined && 'error' in cluster) {
+    io.err(`faas keys: ${cluster.error}\n`);
+    return 1;
+  }
+  const db = cluster === undefined ? openForWrite(dbPath) : undefined;
+  const where = cluster?.url ?? dbPath;
   try {
     switch (command) {
       case 'create':
-        io.out(`${createKey(db, name!)}\n`);
+        io.out(`${db ? createKey(db, name!) : (await cluster!.store.createKey(name!)).key}\n`);
         return 0;
       case 'revoke':
-        if (revokeKey(db, name!)) return 0;
-        io.err(`faas keys: no key named ${JSON.stringify(name)} in ${dbPath}\n`);
+        if (db ? revokeKey(db, name!) : await cluster!.store.revokeKey(name!)) return 0;
+        io.err(`faas keys: no key named ${JSON.stringify(name)} in ${where}\n`);
         return 1;
       default: {
-        const keys = listKeys(db);
+        const keys = db ? listKeys(db) : await cluster!.store.listKeys();
         if (json) io.out(`${JSON.stringify(keys.map((k) => ({ name: k.name, created: new Date(k.created).toISOString() })))}\n`);
         else if (keys.length === 0) io.out('no keys\n');
         else {
@@ -65,6 +74,7 @@ export function runKeys(argv: readonly string[], env: NodeJS.ProcessEnv, io: Io)
     }
     throw err;
   } finally {
-    db.close();
+    db?.close();
+    await cluster?.store.close();
   }
 }

@@ -4,6 +4,7 @@
 // checkFunction, writeFunction), so `faas deploy`, PUT /api/v1/functions/{key} and the schema's
 // triggers refuse the same rows in the same words.
 import { checkFunction, openForWrite, upsertFunction, type WrittenRow } from '../routes/function-store.js';
+import { clusterTarget } from './cluster-target.js';
 import { waitForSync, type SyncOutcome } from './admin-client.js';
 import {
   ADMIN_FLAG, ADMIN_TOKEN_FLAG, adminApi, DB_FLAG, dbPath, EXIT_FAILED, EXIT_OK, HELP_FLAG, JSON_FLAG, parseArgs, refuse, syncPeriodMs, usage,
@@ -102,22 +103,32 @@ export async function runDeploy(argv: readonly string[], env: NodeJS.ProcessEnv,
   for (const note of plan.notes) io.err(`note: ${note}\n`);
 
   let written: WrittenRow;
+  // A cluster node's database is a copy: the row goes to the cluster's PostgreSQL (cluster-target.ts).
+  const cluster = clusterTarget(db, env);
+  if (cluster !== undefined && 'error' in cluster) return refuse(io, 'deploy', [cluster.error]);
+  const where = cluster?.url ?? db;
   try {
-    const conn = openForWrite(db);
-    try {
-      written = upsertFunction(conn, key!, plan.v);
-    } finally {
-      conn.close();
+    if (cluster !== undefined) {
+      const outcome = await cluster.store.write<never>(key!, () => ({ v: plan.v })).finally(() => cluster.store.close());
+      if (!outcome.ok) return refuse(io, 'deploy', 'problems' in outcome ? outcome.problems : [], `refused ${key}, nothing written to ${where}`);
+      written = outcome.written;
+    } else {
+      const conn = openForWrite(db);
+      try {
+        written = upsertFunction(conn, key!, plan.v);
+      } finally {
+        conn.close();
+      }
     }
   } catch (err) {
     // The schema's triggers refuse what the checks above let through only if the database is
     // from another version; either way the operator sees the rule it names.
-    return refuse(io, 'deploy', [`${db}: ${(err as Error).message}`]);
+    return refuse(io, 'deploy', [`${where}: ${(err as Error).message}`]);
   }
   const committedAt = Date.now();
   const json = args.switches.has('--json');
   const source = plan.source.path !== undefined ? `path ${plan.source.path}` : `inline code (${plan.source.code!.length} characters)`;
-  if (!json) io.out(`${key}: ${written.change} in ${db} (version ${written.version}): ${plan.runtime}, ${source}\n`);
+  if (!json) io.out(`${key}: ${written.change} in ${where} (version ${written.version}): ${plan.runtime}, ${source}\n`);
 
   const outcome: SyncOutcome | undefined = args.switches.has('--no-wait') ? undefined : await waitForSync(client, {
     key: key!, version: written.version, committedAt, timeoutMs: syncPeriodMs(env) + 2000, ...(io.signal && { signal: io.signal }),

@@ -9,6 +9,7 @@ import {
 } from './args.js';
 import { ago, isoTime, table } from './format.js';
 import { deleteFunction, listFunctions, openForRead, openForWrite } from '../routes/function-store.js';
+import { clusterTarget } from './cluster-target.js';
 
 export const ROUTES_HELP = `Usage:
   faas routes [--admin URL] [--admin-token-file PATH] [--db PATH] [--json]
@@ -143,20 +144,27 @@ export async function runRm(argv: readonly string[], env: NodeJS.ProcessEnv, io:
   if (!parsed.ok) return refuse(io, 'rm', [`METHOD:/path: ${parsed.error}`]);
 
   let removed: boolean;
+  const cluster = clusterTarget(db, env); // a cluster node's database is a copy: delete in PostgreSQL
+  if (cluster !== undefined && 'error' in cluster) return refuse(io, 'rm', [cluster.error]);
+  const where = cluster?.url ?? db;
   try {
-    const conn = openForWrite(db);
-    try {
-      removed = deleteFunction(conn, key!);
-    } finally {
-      conn.close();
+    if (cluster !== undefined) {
+      removed = (await cluster.store.remove(key!, () => undefined).finally(() => cluster.store.close())).ok;
+    } else {
+      const conn = openForWrite(db);
+      try {
+        removed = deleteFunction(conn, key!);
+      } finally {
+        conn.close();
+      }
     }
   } catch (err) {
-    return refuse(io, 'rm', [`${db}: ${(err as Error).message}`]);
+    return refuse(io, 'rm', [`${where}: ${(err as Error).message}`]);
   }
-  if (!removed) return refuse(io, 'rm', [`no route ${key} in ${db} (faas routes lists them)`]);
+  if (!removed) return refuse(io, 'rm', [`no route ${key} in ${where} (faas routes lists them)`]);
   const committedAt = Date.now();
   const json = args.switches.has('--json');
-  if (!json) io.out(`${key}: deleted from ${db}\n`);
+  if (!json) io.out(`${key}: deleted from ${where}\n`);
 
   const outcome = await waitForSync(client, { key: key!, committedAt, timeoutMs: syncPeriodMs(env) + 2000, ...(io.signal && { signal: io.signal }) });
   let code = EXIT_OK;

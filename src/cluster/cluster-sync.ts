@@ -104,16 +104,20 @@ export class ClusterSync {
   }
 
   /**
-   * What GET /routes says of a key, with the cluster's version in place of this copy's change-log
-   * seq, so every node gives the same ETags. A node still serving an older config than its copy
-   * holds (the row is refused here) knows no cluster version for it: none is given.
+   * What GET /routes says of keys, with the cluster's versions in place of this copy's change-log
+   * seqs, so every node gives the same versions and ETags. A node still serving an older config
+   * than its copy holds (the row is refused here) knows no cluster version for it: none is given.
    */
-  inClusterVersions(status: RouteStatus | undefined, key: string): RouteStatus | undefined {
-    if (status?.version === undefined) return status;
-    const row = this.local.prepare(`SELECT cv.version FROM cluster_versions cv JOIN functions_changes c ON c.k = cv.k
-      WHERE cv.k = ? AND c.seq = ?`).pluck().get(key, status.version) as number | undefined;
-    const { version: _local, ...rest } = status;
-    return row === undefined ? rest : { ...rest, version: row };
+  inClusterVersions<T extends RouteStatus | undefined>(statuses: readonly T[]): T[] {
+    const rows = this.local.prepare(`SELECT cv.k, c.seq, cv.version FROM cluster_versions cv JOIN functions_changes c ON c.k = cv.k`)
+      .raw().all() as Array<[string, number, number]>;
+    const byKey = new Map(rows.map(([k, seq, version]) => [k, { seq, version }]));
+    return statuses.map((status) => {
+      if (status?.version === undefined) return status;
+      const known = byKey.get(status.key);
+      const { version: _local, ...rest } = status;
+      return (known?.seq === status.version ? { ...rest, version: known.version } : rest) as T;
+    });
   }
 
   async close(): Promise<void> {

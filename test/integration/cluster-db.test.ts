@@ -3,6 +3,8 @@
 // here is a minute, so only the notification can do it); the local file refuses writes and says
 // where to write; PostgreSQL stopped, the node keeps serving and says so; started again, it
 // reconnects and catches up. (The several-host version, with HAProxy, is cluster.test.ts.)
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { COPY_REFUSAL } from '../../src/routes/schema.js';
 import { eventually, startGateway, type Gateway } from './harness.js';
@@ -99,6 +101,29 @@ describe.skipIf(missing !== undefined)('a gateway with --cluster-db', () => {
     expect(pg.psql("SELECT count(*) FROM functions WHERE k = 'GET:/via-api'").trim()).toBe('0');
     expect(await body('/via-api')).toMatch(/^404 /);
   });
+
+  it('faas deploy, rm and keys on a node write to PostgreSQL, and wait until the node serves the change', async () => {
+    const faas = (...args: string[]): { status: number | null; out: string; err: string } => {
+      const r = spawnSync(process.execPath, [path.resolve('dist/src/cli.js'), ...args, '--db', gw.dbPath], { encoding: 'utf8', timeout: 20_000,
+        env: { ...process.env, FAAS_CLUSTER_DB_PASSWORD_FILE: pg.passwordFile, FAAS_ADMIN: gw.admin } });
+      return { status: r.status, out: r.stdout, err: r.stderr };
+    };
+    const deployed = faas('deploy', 'GET:/from-cli', 'examples/fetch.mjs', '--runtime', 'node', '--admin', gw.admin);
+    expect(deployed.err).toBe('');
+    expect(deployed.status).toBe(0);
+    expect(deployed.out).toContain(`GET:/from-cli: created in ${pg.url} (version ${pg.psql("SELECT version FROM functions WHERE k = 'GET:/from-cli'").trim()})`);
+    expect(deployed.out).toMatch(/live/);
+    expect((await fetch(`${gw.http}/from-cli`)).status).toBe(200);
+    const key = faas('keys', 'create', 'from-cli');
+    expect(key.status).toBe(0);
+    expect(key.out).toMatch(/^faas_\S+\n$/);
+    expect(pg.psql("SELECT name FROM api_keys WHERE name = 'from-cli'").trim()).toBe('from-cli');
+    expect(faas('keys', 'revoke', 'from-cli').status).toBe(0);
+    const removed = faas('rm', 'GET:/from-cli', '--admin', gw.admin);
+    expect(removed.status).toBe(0);
+    expect(removed.out).toContain(`GET:/from-cli: deleted from ${pg.url}`);
+    expect((await fetch(`${gw.http}/from-cli`)).status).toBe(404);
+  }, 60_000);
 
   it('keeps serving its copy while PostgreSQL is down, says so, and catches up when it is back', async () => {
     pg.psql(`INSERT INTO functions(k, v) VALUES ('GET:/kept', ${sqlText(row('kept'))})`);
