@@ -45,6 +45,8 @@ export interface ClusterState {
   readonly connected: boolean;
   /** Unix ms of the last read that succeeded (changed or not). */
   readonly lastSyncAt?: number;
+  /** Unix ms of the last copy made into this file, by this run or an earlier one; undefined: none yet. */
+  readonly copiedAt?: number;
   /** faas_config.version of the copy. */
   readonly version?: number;
   readonly lastError?: string;
@@ -67,6 +69,7 @@ export class ClusterSync {
   private reads$: Promise<unknown> = Promise.resolve();
   private copiedVersion: number | undefined;
   private lastSyncAt: number | undefined;
+  private copiedAt: number | undefined;
   private lastError: string | undefined;
   private reads = 0;
   private errors = 0;
@@ -78,8 +81,10 @@ export class ClusterSync {
   constructor(private readonly opts: ClusterSyncOptions) {
     this.password = opts.password;
     this.local = new Database(opts.dbPath, { fileMustExist: true, timeout: BUSY_TIMEOUT_MS });
-    this.local.prepare('INSERT INTO cluster_source(id, url, since) VALUES (1, ?, ?) ON CONFLICT(id) DO UPDATE SET url = excluded.url')
-      .run(opts.url, Date.now());
+    // A copy of another database is no copy of this one: a changed URL starts over (not ready until read).
+    this.local.prepare(`INSERT INTO cluster_source(id, url, since) VALUES (1, ?, ?)
+      ON CONFLICT(id) DO UPDATE SET url = excluded.url, since = excluded.since, copied = NULL WHERE url IS NOT excluded.url`).run(opts.url, Date.now());
+    this.copiedAt = (this.local.prepare('SELECT copied FROM cluster_source WHERE id = 1').pluck().get() as number | null) ?? undefined;
     this.backstop = setInterval(() => {
       if (this.connected) void this.read(false);
     }, opts.syncMs);
@@ -98,6 +103,7 @@ export class ClusterSync {
     return {
       source: this.opts.url, connected: this.connected, reads: this.reads, errors: this.errors,
       ...(this.lastSyncAt !== undefined && { lastSyncAt: this.lastSyncAt }),
+      ...(this.copiedAt !== undefined && { copiedAt: this.copiedAt }),
       ...(this.copiedVersion !== undefined && { version: this.copiedVersion }),
       ...(this.lastError !== undefined && { lastError: this.lastError }),
     };
@@ -236,6 +242,7 @@ export class ClusterSync {
       return false;
     }
     this.copiedVersion = version;
+    this.copiedAt = Date.now();
     this.copied();
     if (changed > 0) {
       this.opts.log({ msg: 'cluster config copied', source: this.opts.url, version, changed });
@@ -298,6 +305,7 @@ export class ClusterSync {
           changed++;
         }
       }
+      db.prepare('UPDATE cluster_source SET copied = ? WHERE id = 1').run(Date.now());
       db.prepare('DELETE FROM cluster_writer').run();
       return changed;
     }).immediate();

@@ -449,7 +449,14 @@ function renderSync(sync, now) {
     ...row('last success', since(sync.lastSuccessAt)),
     ...row('routes', count(sync.routes)),
     ...row('config errors', count(sync.configErrors), sync.configErrors > 0 ? 'bad' : ''),
-    ...(sync.lastError ? row('last error', sync.lastError, 'error') : []));
+    ...(sync.lastError ? row('last error', sync.lastError, 'error') : []),
+    // --cluster-db: where the rows come from, and whether this node can read it now.
+    ...(sync.cluster ? [
+      ...row('cluster source', sync.cluster.source),
+      ...row('cluster', sync.cluster.connected ? 'connected, read ' + since(sync.cluster.lastSyncAt) : 'unreachable: serving the last copy', sync.cluster.connected ? '' : 'error'),
+      ...(sync.cluster.lastError ? row('cluster error', sync.cluster.lastError, 'error') : []),
+    ] : []));
+  if (sync.cluster && !sync.cluster.connected) box.dataset.state = 'error';
 }
 
 ${FUNCTIONS_SCRIPT}

@@ -156,7 +156,8 @@ function createV7(db: Database.Database): void {
     CREATE TABLE IF NOT EXISTS cluster_source (
       id INTEGER PRIMARY KEY CHECK (id = 1),
       url TEXT NOT NULL,           -- the PostgreSQL these rows are copied from (no password)
-      since INTEGER NOT NULL       -- unix ms
+      since INTEGER NOT NULL,      -- unix ms: when this file became a copy
+      copied INTEGER               -- unix ms of the last copy; NULL: none yet (the node is not ready)
     );
     CREATE TABLE IF NOT EXISTS cluster_writer (id INTEGER PRIMARY KEY);
     CREATE TABLE IF NOT EXISTS cluster_versions (

@@ -150,6 +150,19 @@ describe.skipIf(missing !== undefined)('a gateway with --cluster-db', () => {
     expect((await readyz()).body.warnings.join(' ')).not.toMatch(/cluster/);
   }, 30_000);
 
+  it('a node that has never copied the cluster database is not ready, and says why', async () => {
+    const lonely = await startGateway(['--cluster-db', 'postgres://faas@127.0.0.1:9/faas'], { workers: 1 });
+    try {
+      const r = await fetch(`${lonely.admin}/readyz`);
+      expect(r.status).toBe(503);
+      const body = await r.json();
+      expect(body.reasons.join(' ')).toMatch(/no copy of the cluster database yet: .*ECONNREFUSED/);
+      expect(body.cluster).toMatchObject({ source: 'postgres://faas@127.0.0.1:9/faas', connected: false });
+    } finally {
+      await lonely.stop();
+    }
+  });
+
   it('without --cluster-db on the same files, the database is its own source again', async () => {
     const dir = gw.dir;
     const exited = new Promise((resolve) => gw.proc.once('exit', resolve));
