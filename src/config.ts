@@ -4,7 +4,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { readTokenFile } from './admin-token.js';
+import { parsePgUrl, readPasswordFile } from './cluster/pg-url.js';
 import { parseTrustedProxies, type Cidr } from './http/forwarded.js';
+import { parseRedisUrl, redactRedisUrl } from './http/redis-url.js';
 import { POLICY_NAMES, type PolicyName } from './scheduler/policies.js';
 
 export interface GatewayConfig {
@@ -16,6 +18,10 @@ export interface GatewayConfig {
   readonly adminHost: string;
   /** A file holding the admin API's bearer token (src/admin-token.ts); undefined: no token, loopback names only. */
   readonly adminTokenFile: string | undefined;
+  /** Where HAProxy's agent-check is answered (src/http/agent-check.ts); undefined: no agent-check. */
+  readonly agentPort: number | undefined;
+  /** The address the agent-check listens on: --host unless told. */
+  readonly agentHost: string;
   readonly workers: number;
   readonly runDir: string;
   readonly syncMs: number;
@@ -45,6 +51,12 @@ export interface GatewayConfig {
   readonly trustedProxies: readonly Cidr[];
   /** The Server header of every answer on the public port; undefined: none (`off`). */
   readonly serverHeader: string | undefined;
+  /** The cluster's PostgreSQL (src/cluster/cluster-sync.ts): this node's database becomes a read-only copy of it; undefined: one node. */
+  readonly clusterDb: string | undefined;
+  /** A file holding the cluster database's password; undefined: PGPASSFILE or none. */
+  readonly clusterDbPasswordFile: string | undefined;
+  /** Where the cluster's rate-limit buckets live (src/http/rate-limit-redis.ts); undefined: per node, in memory. */
+  readonly clusterRedis: string | undefined;
 }
 
 export interface WorkerConfig {
@@ -74,6 +86,8 @@ interface Option<T> {
   readonly parse: Parser<T>;
   /** A switch: the flag alone means on (`--flag=off` and its env variable can still say off). */
   readonly switch?: boolean;
+  /** The value as a problem may show it, without its secrets. */
+  readonly redact?: (raw: string) => string;
 }
 
 export const int = (min: number, max: number): Parser<number> => (raw) => {
@@ -104,6 +118,9 @@ const GATEWAY_OPTIONS = {
   adminPort: { flag: '--admin-port', env: 'FAAS_ADMIN_PORT', fallback: 9090, parse: int(0, 65535) },
   adminHost: { flag: '--admin-host', env: 'FAAS_ADMIN_HOST', fallback: '127.0.0.1', parse: text(/^[0-9A-Za-z.:-]+$/, 'an IP address or host name') },
   adminTokenFile: { flag: '--admin-token-file', env: 'FAAS_ADMIN_TOKEN_FILE', fallback: undefined, parse: tokenFile },
+  agentPort: { flag: '--agent-port', env: 'FAAS_AGENT_PORT', fallback: undefined, parse: int(1, 65535) },
+  // undefined until loadGatewayConfig: then --host's value.
+  agentHost: { flag: '--agent-host', env: 'FAAS_AGENT_HOST', fallback: undefined, parse: text(/^[0-9A-Za-z.:-]+$/, 'an IP address or host name') },
   workers: { flag: '--workers', env: 'FAAS_WORKERS', fallback: os.availableParallelism(), parse: int(1, 256) },
   runDir: { flag: '--run-dir', env: 'FAAS_RUN_DIR', fallback: '/tmp/faas', parse: dir },
   syncMs: { flag: '--sync-ms', env: 'FAAS_SYNC_MS', fallback: 5000, parse: int(50, 3_600_000) },
@@ -120,6 +137,10 @@ const GATEWAY_OPTIONS = {
   trustedProxies: { flag: '--trusted-proxies', env: 'FAAS_TRUSTED_PROXIES', fallback: [], parse: parseTrustedProxies },
   // nginx always says who it is (server_tokens off hides only the version): the same, without a version.
   serverHeader: { flag: '--server-header', env: 'FAAS_SERVER_HEADER', fallback: 'faas', parse: serverHeader },
+  clusterDb: { flag: '--cluster-db', env: 'FAAS_CLUSTER_DB', fallback: undefined, parse: parsePgUrl },
+  clusterDbPasswordFile: { flag: '--cluster-db-password-file', env: 'FAAS_CLUSTER_DB_PASSWORD_FILE', fallback: undefined,
+    parse: (raw) => { const read = readPasswordFile(raw); return 'error' in read ? { error: read.error } : { value: path.resolve(raw) }; } },
+  clusterRedis: { flag: '--cluster-redis', env: 'FAAS_CLUSTER_REDIS', fallback: undefined, parse: parseRedisUrl, redact: redactRedisUrl },
 } satisfies Record<keyof GatewayConfig, Option<unknown>>;
 
 const WORKER_OPTIONS = {
@@ -161,7 +182,16 @@ export function loadGatewayConfig(argv: readonly string[], env: NodeJS.ProcessEn
   const config = load(GATEWAY_OPTIONS, argv, env) as GatewayConfig;
   const exposed = adminExposure(config);
   if (exposed !== undefined) throw new ConfigError([exposed]);
-  return config;
+  return withAgentHost(config);
+}
+
+/** --agent-host defaults to --host, and means nothing without --agent-port: said, not ignored. */
+function withAgentHost(config: GatewayConfig): GatewayConfig {
+  const given = config.agentHost as string | undefined;
+  if (given !== undefined && config.agentPort === undefined) {
+    throw new ConfigError([`--agent-host ${given} needs --agent-port N (1–65535): without it the gateway answers no agent-check`]);
+  }
+  return given === undefined ? Object.freeze({ ...config, agentHost: config.host }) : config;
 }
 
 const LOOPBACK_HOST = /^(localhost|127(?:\.\d{1,3}){3}|::1)$/i;
@@ -213,7 +243,7 @@ function load(options: Record<string, Option<unknown>>, argv: readonly string[],
     }
     const parsed = o.parse(raw);
     const source = flagValue !== undefined ? o.flag : `${o.env} (from ${o.flag})`;
-    if ('error' in parsed) problems.push(`${source} ${parsed.error} (got ${JSON.stringify(raw)})`);
+    if ('error' in parsed) problems.push(`${source} ${parsed.error} (got ${JSON.stringify(o.redact ? o.redact(raw) : raw)})`);
     else out[name] = parsed.value;
   }
   if (problems.length > 0) throw new ConfigError(problems);

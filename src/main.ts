@@ -7,8 +7,10 @@ import { AsyncInvocations } from './async/async-invocations.js';
 import { ConfigError, loadGatewayConfig, type GatewayConfig } from './config.js';
 import { Fleet, type WorkerState } from './fleet/fleet.js';
 import { createAdminServer } from './http/admin.js';
+import { startAgentCheck } from './http/agent-check.js';
 import { DASHBOARD_HTML } from './http/dashboard.js';
 import { RateLimiter } from './http/rate-limit.js';
+import type { ClusterRateLimiter } from './http/rate-limit-redis.js';
 import { accessLine, roundMs } from './http/access-log.js';
 import { ConnectionCount } from './http/connections.js';
 import { createServer, type Answered } from './http/server.js';
@@ -20,12 +22,18 @@ import { GatewayMetrics, type Scraped } from './metrics.js';
 import { detectHostLimits, LIMITS, limitWarnings, unenforcedLimit, type HostLimits } from './protocol/host-limits.js';
 import { createLog, type Log } from './protocol/log.js';
 import { checkUsable } from './routes/function-config.js';
+import { ClusterSync, clusterMetrics, clusterWarnings, releaseCopy, type ClusterState } from './cluster/cluster-sync.js';
+import { PgFunctionStore } from './cluster/pg-function-store.js';
+import { readPasswordFile } from './cluster/pg-url.js';
+import type { FunctionConfig } from './protocol/messages.js';
 import { FunctionStore } from './routes/function-store.js';
 import { RouteStore, type SyncOutcome } from './routes/route-store.js';
 
 const WORKERS_UP_TIMEOUT_MS = 20_000;
 const DRAIN_GRACE_MS = 10_000;
 const SANDBOX_UID = 65534;
+/** How long the start waits for the cluster Redis's first answer (it serves at its share without it). */
+const CLUSTER_REDIS_WAIT_MS = 2000;
 
 export async function runGateway(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<void> {
   const config = loadGatewayConfig(argv, env);
@@ -54,6 +62,11 @@ export async function runGateway(argv: readonly string[], env: NodeJS.ProcessEnv
   const store = RouteStore.open(path.resolve(config.db), {
     ...(!config.allowUnenforcedLimits && { hostCheck: (fn) => unenforcedLimit(fn, host) }),
   });
+  const clusterDb = config.clusterDb === undefined ? undefined : openClusterCopy(config, log);
+  if (clusterDb === undefined) {
+    const was = releaseCopy(path.resolve(config.db));
+    if (was !== undefined) log({ level: 'warn', msg: 'this database was a copy of a cluster database; without --cluster-db it is its own source again', was });
+  }
   const first = store.sync();
   log({ msg: 'routes loaded', db: path.resolve(config.db), routes: store.snapshot.size, errors: first.errors, ...(first.error ? { error: first.error } : {}) });
 
@@ -69,8 +82,10 @@ export async function runGateway(argv: readonly string[], env: NodeJS.ProcessEnv
   const invocations = AsyncInvocations.open({ routesDb: path.resolve(config.db), routes: () => store.snapshot, invoke: (inv) => fleet.invoke(inv), log });
   let stopping = false;
   const limiter = new RateLimiter();
+  const clusterLimiter = config.clusterRedis === undefined ? undefined : await startClusterLimiter(config.clusterRedis, limiter, log);
   const started = Date.now();
-  const metrics = new GatewayMetrics([...scraped(store, fleet, limiter, started, host), ...invocations.metrics()]);
+  const metrics = new GatewayMetrics([...scraped(store, fleet, limiter, started, host), ...invocations.metrics(), ...(clusterLimiter?.metrics() ?? []),
+    ...(clusterDb ? clusterMetrics(clusterDb, started) : [])]);
   const live = new LiveStats();
   const accessLog = config.accessLog === 'on' && log.enabled('info');
   let connections: ConnectionCount | undefined; // once the port is known
@@ -98,19 +113,22 @@ export async function runGateway(argv: readonly string[], env: NodeJS.ProcessEnv
     excessConnections: () => connections?.excess ?? 0,
     draining: () => stopping,
     limiter,
+    clusterLimiter,
     trustedProxies: config.trustedProxies,
     serverHeader: config.serverHeader,
     log,
     asyncCalls: invocations.calls,
     observe: answered,
   });
+  const usable = (fn: FunctionConfig): string | undefined => checkUsable(fn) ?? (config.allowUnenforcedLimits ? undefined : unenforcedLimit(fn, host));
   const admin = createAdminServer({
-    readiness: () => readiness(store, fleet, host, limitNotes),
+    readiness: () => readiness(store, fleet, host, [...limitNotes, ...(clusterLimiter?.warnings() ?? []),
+      ...(clusterDb ? clusterWarnings(clusterDb.state(), config.syncMs) : [])], clusterDb?.state()),
     metrics: () => metrics.render(),
     metricsContentType: metrics.contentType,
     workers: () => workersView(fleet),
-    routes: () => store.status(),
-    stats: () => statsView(store, fleet, live),
+    routes: () => (clusterDb ? { ...store.status(), routes: clusterDb.inClusterVersions(store.status().routes) } : store.status()),
+    stats: () => statsView(store, fleet, live, clusterDb?.state()),
     history: () => ({ workers: live.workerHistory() }),
     logs,
     dashboard: DASHBOARD_HTML,
@@ -118,9 +136,14 @@ export async function runGateway(argv: readonly string[], env: NodeJS.ProcessEnv
     access: adminToken ? { token: new TokenCheck(adminToken.token) } : {},
     api: {
       // The management API checks a row as the sync will: its rules, and what this host can enforce.
-      store: new FunctionStore(path.resolve(config.db), (fn) => checkUsable(fn) ?? (config.allowUnenforcedLimits ? undefined : unenforcedLimit(fn, host))),
-      syncNow: () => syncRoutes(),
-      routeStatus: (key) => store.statusOf(key),
+      // With --cluster-db it writes to PostgreSQL, reads it back into the copy, then answers (src/cluster/).
+      store: clusterDb ? new PgFunctionStore(config.clusterDb!, clusterDb.password, usable) : new FunctionStore(path.resolve(config.db), usable),
+      syncNow: async () => {
+        const read = await clusterDb?.readNow();
+        const synced = syncRoutes();
+        return read === undefined || read.ok ? synced : read;
+      },
+      routeStatus: (key) => (clusterDb ? clusterDb.inClusterVersions([store.statusOf(key)])[0] : store.statusOf(key)),
       syncMs: config.syncMs,
       // POST /api/v1/functions/{key}/invoke: the public port's call path, counted as its calls are.
       invoke: { table: () => store.snapshot, call: (inv) => fleet.invoke(inv), logs, maxBodyBytes: config.maxBodyBytes, observe: answered },
@@ -146,8 +169,10 @@ export async function runGateway(argv: readonly string[], env: NodeJS.ProcessEnv
     return outcome;
   };
   const syncTimer = setInterval(syncRoutes, config.syncMs);
+  clusterDb?.start(() => syncRoutes()); // each copy that changed something is served at once
 
   await waitForWorkers(fleet, config, log);
+  await clusterLimiter?.ready(CLUSTER_REDIS_WAIT_MS);
   const http = await listen(app, config.host, config.port);
   if (config.maxConnections > 0) {
     const counted = new ConnectionCount(http.port, config.maxConnections);
@@ -155,6 +180,8 @@ export async function runGateway(argv: readonly string[], env: NodeJS.ProcessEnv
     setInterval(() => counted.refresh(), 1000).unref();
   }
   const adminListen = await listen(admin.app, config.adminHost, config.adminPort);
+  const agent = config.agentPort === undefined ? undefined : await startAgentCheck({ host: config.agentHost, port: config.agentPort, log,
+    state: () => ({ stopping, available: fleet.available(), known: fleet.workers.size }) }); // HAProxy's: drain while stopping
   invocations.start([http.port, adminListen.port]); // recovers what a stopped gateway left, then runs the queue
   process.stdout.write(`listening http=${http.port} admin=${adminListen.port}\n`);
   log({ msg: 'gateway ready', http: http.port, admin: adminListen.port, adminHost: config.adminHost, adminToken: adminToken !== undefined, workers: config.workers, policy: config.policy, pin: config.pin });
@@ -170,14 +197,26 @@ export async function runGateway(argv: readonly string[], env: NodeJS.ProcessEnv
     while (inFlight(fleet) > 0 && Date.now() < deadline) await sleep(20);
     uws().us_listen_socket_close(adminListen.socket);
     admin.close();
+    agent?.close();
     clearInterval(sampler);
     await fleet.stop();
+    await clusterLimiter?.close();
+    await clusterDb?.close();
     invocations.close();
     store.close();
     process.exit(0);
   };
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
+}
+
+/** --cluster-redis: rate limits kept in Redis, across gateways (ioredis is loaded only then). */
+async function startClusterLimiter(url: string, local: RateLimiter, log: Log): Promise<ClusterRateLimiter> {
+  const { ClusterRateLimiter, NODES_BEFORE_FIRST_COUNT } = await import('./http/rate-limit-redis.js');
+  const cluster = new ClusterRateLimiter({ url, log, local }); // its fallback's buckets are counted as the local limiter's
+  log({ msg: 'cluster rate limits on: token buckets in Redis, shared by every gateway using it', redis: cluster.address, node: cluster.nodeId,
+    fallback: `per node, at 1/n of each limit, n the gateways last counted live (${NODES_BEFORE_FIRST_COUNT} before a count)` });
+  return cluster;
 }
 
 /** "Ready to serve" means workers up: wait until each spawned worker has reported and connected. */
@@ -198,12 +237,14 @@ function inFlight(fleet: Fleet): number {
   return n;
 }
 
-function readiness(store: RouteStore, fleet: Fleet, host: HostLimits, warnings: readonly string[]): { ready: boolean } & Record<string, unknown> {
+function readiness(store: RouteStore, fleet: Fleet, host: HostLimits, warnings: readonly string[], cluster?: ClusterState): { ready: boolean } & Record<string, unknown> {
   const status = store.health();
   const up = fleet.available().length;
   const reasons: string[] = [];
   if (up === 0) reasons.push('no worker is connected and reporting');
   if (status.lastSuccessAt === undefined) reasons.push(`routes have never loaded: ${status.lastError ?? 'no sync yet'}`);
+  // A cluster node serves the cluster's config or nothing: a file never copied holds no such thing.
+  if (cluster && cluster.copiedAt === undefined) reasons.push(`no copy of the cluster database yet: ${cluster.lastError ?? 'connecting'}`);
   return {
     ready: reasons.length === 0,
     reasons,
@@ -212,7 +253,23 @@ function readiness(store: RouteStore, fleet: Fleet, host: HostLimits, warnings: 
     limits: { host: host.kind, cgroup: host.base ?? null, enforced: LIMITS.filter((l) => host.missing[l] === undefined) },
     workers: { up, known: fleet.workers.size },
     config: { lastSyncAt: status.lastSyncAt, lastSuccessAt: status.lastSuccessAt, ...(status.lastError ? { lastError: status.lastError, servingFromMemory: true } : {}) },
+    ...(cluster && { cluster }),
   };
+}
+
+/** --cluster-db: this node's database becomes a read-only copy of the cluster's PostgreSQL (src/cluster/cluster-sync.ts). */
+function openClusterCopy(config: GatewayConfig, log: Log): ClusterSync {
+  let password: string | undefined;
+  if (config.clusterDbPasswordFile !== undefined) {
+    const read = readPasswordFile(config.clusterDbPasswordFile);
+    if ('error' in read) throw new ConfigError([`--cluster-db-password-file: ${read.error}`]);
+    password = read.value;
+  }
+  const sync = new ClusterSync({ url: config.clusterDb!, ...(password !== undefined && { password }), dbPath: path.resolve(config.db),
+    syncMs: config.syncMs, log });
+  log({ msg: 'cluster config: this database is a read-only copy of PostgreSQL, kept by LISTEN/NOTIFY and a read every sync period',
+    source: config.clusterDb, password: password !== undefined ? '--cluster-db-password-file' : process.env.PGPASSFILE !== undefined ? 'PGPASSFILE' : 'none (or ~/.pgpass)' });
+  return sync;
 }
 
 function workersView(fleet: Fleet): unknown {
@@ -242,7 +299,7 @@ function workersView(fleet: Fleet): unknown {
 }
 
 /** What GET /stats and the dashboard show: now, and over the last WINDOW_S seconds. */
-function statsView(store: RouteStore, fleet: Fleet, live: LiveStats): unknown {
+function statsView(store: RouteStore, fleet: Fleet, live: LiveStats, cluster?: ClusterState): unknown {
   const status = store.status();
   const now = Date.now();
   return {
@@ -262,7 +319,7 @@ function statsView(store: RouteStore, fleet: Fleet, live: LiveStats): unknown {
     sync: {
       lastSyncAt: status.lastSyncAt ?? null, lastSuccessAt: status.lastSuccessAt ?? null,
       ...(status.lastError !== undefined && { lastError: status.lastError }),
-      routes: store.snapshot.size, configErrors: store.problemCount,
+      routes: store.snapshot.size, configErrors: store.problemCount, ...(cluster && { cluster }),
     },
     recentErrors: live.recentErrors(),
   };

@@ -66,7 +66,7 @@ export class RateLimiter {
     }
     const allowed = bucket.tokens >= 1;
     if (allowed) bucket.tokens -= 1;
-    return { allowed, headers: headersFor(bucket.tokens, limit, allowed) };
+    return verdictOf(bucket.tokens, limit, allowed);
   }
 
   /** Drops buckets that have refilled to full: they are the same as none. */
@@ -88,6 +88,14 @@ export class RateLimiter {
       this.evicted++;
     }
   }
+}
+
+/**
+ * A bucket's verdict, with its headers, from the tokens left after the take: shared by this
+ * limiter and the cluster's (rate-limit-redis.ts), so both answer alike.
+ */
+export function verdictOf(tokens: number, limit: Limit, allowed: boolean): Verdict {
+  return { allowed, headers: headersFor(tokens, limit, allowed) };
 }
 
 function headersFor(tokens: number, limit: Limit, allowed: boolean): Array<[string, string]> {

@@ -9,7 +9,8 @@ import { performance } from 'node:perf_hooks';
 import { GatewayError, errorBody, statusLine, type ErrorCode } from '../errors.js';
 import type { Log } from '../protocol/log.js';
 import type { Route, RouteTable } from '../routes/route-store.js';
-import type { RateLimiter } from './rate-limit.js';
+import type { Limit, RateLimiter } from './rate-limit.js';
+import type { ClusterRateLimiter } from './rate-limit-redis.js';
 import { answerStatus, STATUS_PATH, type AsyncCalls } from './async-accept.js';
 import { corsHeaders, headerOf, preflight, withHead, type Headers } from './cors.js';
 import { answerPreflight, endAnswer, headLength, writeGatewayHeaders } from './end-answer.js';
@@ -65,6 +66,8 @@ export interface ServerDeps {
   readonly draining: () => boolean;
   /** Buckets for routes with rate_limit. */
   readonly limiter: RateLimiter;
+  /** With --cluster-redis: the buckets in Redis, used instead of `limiter` (whose takes answer at once). */
+  readonly clusterLimiter?: ClusterRateLimiter;
   /** Peers whose X-Forwarded-For and kin are believed (--trusted-proxies). */
   readonly trustedProxies: readonly Cidr[];
   /** The Server header of every answer; undefined: none (--server-header off). */
@@ -329,10 +332,19 @@ function handle(deps: ServerDeps, calls: InFlight, res: HttpResponse, req: HttpR
     client = `key ${name}`;
   }
   let limitHeaders: ReadonlyArray<readonly [string, string]> | undefined;
-  if (route.config.rateLimit) {
-    const verdict = deps.limiter.take(route.key, client ?? `ip ${clientIp}`, route.config.rateLimit);
+  /** With --cluster-redis, the verdict comes later: the call waits for it (dispatch), its body read meanwhile. */
+  let allowedLater: Promise<boolean> | undefined;
+  const rateLimit = route.config.rateLimit;
+  if (rateLimit && deps.clusterLimiter) {
+    allowedLater = deps.clusterLimiter.take(route.key, client ?? `ip ${clientIp}`, rateLimit).then((verdict) => {
+      if (verdict.allowed) limitHeaders = verdict.headers;
+      else fail(overLimit(route.key, rateLimit), verdict.headers); // after onAborted: nothing if the client went; a body is read and dropped
+      return verdict.allowed;
+    });
+  } else if (rateLimit) {
+    const verdict = deps.limiter.take(route.key, client ?? `ip ${clientIp}`, rateLimit);
     if (!verdict.allowed) {
-      refuseEarly(new GatewayError('RATE_LIMITED', `over the rate limit of ${route.key} (${route.config.rateLimit.rps}/s, burst ${route.config.rateLimit.burst})`), verdict.headers);
+      refuseEarly(overLimit(route.key, rateLimit), verdict.headers);
       return;
     }
     limitHeaders = verdict.headers;
@@ -363,6 +375,14 @@ function handle(deps: ServerDeps, calls: InFlight, res: HttpResponse, req: HttpR
   const invoke = deps.asyncCalls?.asks(headers) ? deps.asyncCalls.accept : deps.invoke;
 
   const dispatch = (body: Buffer, bodyIn?: RequestBody): void => {
+    if (allowedLater) { // --cluster-redis: called once the limit allows it, unless answered (429, 408, 413) or gone meanwhile
+      const allowed = allowedLater;
+      allowedLater = undefined;
+      void allowed.then((yes) => {
+        if (yes && !state.aborted && !state.answered) dispatch(body, bodyIn);
+      });
+      return;
+    }
     invoke({ route, requestId, method, path, query, headers, body, bodyIn, clientIp })
       .then((result) => {
         release();
@@ -448,6 +468,10 @@ function handle(deps: ServerDeps, calls: InFlight, res: HttpResponse, req: HttpR
       fail(new GatewayError('PAYLOAD_TOO_LARGE', `request body is over the limit of ${deps.maxBodyBytes} bytes`));
     },
   });
+}
+
+function overLimit(key: string, limit: Limit): GatewayError {
+  return new GatewayError('RATE_LIMITED', `over the rate limit of ${key} (${limit.rps}/s, burst ${limit.burst})`);
 }
 
 /** µs as server-timing's milliseconds, to the µs: 1234 → "1.234". */
