@@ -8,6 +8,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { GatewayError, errorBody, statusLine, type ErrorCode } from '../errors.js';
 import type { Log } from '../protocol/log.js';
+import type { CallRequest } from '../routes/invocation-store.js';
 import type { Route, RouteTable } from '../routes/route-store.js';
 import type { Limit, RateLimiter } from './rate-limit.js';
 import type { ClusterRateLimiter } from './rate-limit-redis.js';
@@ -20,19 +21,10 @@ import { RequestBody } from './request-body.js';
 import { streamAnswer, type StreamState } from './stream-answer.js';
 import { uws, type HttpRequest, type HttpResponse, type TemplatedApp } from './uws.js';
 
-export interface Invocation {
+/** A call to run now: what it asks (its body empty when streamed: bodyIn), and the route it runs. */
+export interface Invocation extends CallRequest {
   readonly route: Route;
-  readonly requestId: string;
-  readonly method: string;
-  readonly path: string;
-  readonly query: string;
-  /** Flat [name, value, …], names lower-case as uWS gives them. */
-  readonly headers: string[];
-  /** Empty when the body is streamed (bodyIn). */
-  readonly body: Buffer;
   readonly bodyIn?: StreamedBody;
-  /** The client's address: the peer, or behind --trusted-proxies the X-Forwarded-For client (forwarded.ts). */
-  readonly clientIp: string;
 }
 
 export interface InvocationResult {

@@ -32,18 +32,27 @@ export function invocationsDbPath(routesDb: string): string {
   return `${ext === '' ? routesDb : routesDb.slice(0, -ext.length)}-invocations${ext === '' ? '.db' : ext}`;
 }
 
-/** A call accepted for later. */
-export interface NewInvocation {
-  readonly id: string;
-  readonly route: string;
+/**
+ * What a function call asks, as the public port read it: the part of a call that is the same
+ * whether it runs now (src/http/server.ts's Invocation adds the route and a streamed body) or is
+ * kept for later here.
+ */
+export interface CallRequest {
   readonly requestId: string;
   readonly method: string;
   readonly path: string;
   readonly query: string;
-  /** Flat [name, value, …]. */
-  readonly headers: readonly string[];
+  /** Flat [name, value, …], names lower-case as uWS gives them. */
+  readonly headers: string[];
   readonly body: Buffer;
+  /** The client's address: the peer, or behind --trusted-proxies the X-Forwarded-For client (forwarded.ts). */
   readonly clientIp: string;
+}
+
+/** A call accepted for later. */
+export interface NewInvocation extends CallRequest {
+  readonly id: string;
+  readonly route: string;
   readonly callbackUrl: string | undefined;
   readonly created: number;
 }
@@ -59,7 +68,7 @@ export interface QueuedRef {
 }
 
 /** An invocation whose attempt has just been recorded as started. */
-export interface Started {
+export interface Started extends CallRequest {
   readonly seq: number;
   readonly id: string;
   readonly route: string;
@@ -68,13 +77,6 @@ export interface Started {
   /** Attempts made before the last operator retry: attempts - retryFrom count against `retries`. */
   readonly retryFrom: number;
   readonly queuedAt: number;
-  readonly requestId: string;
-  readonly method: string;
-  readonly path: string;
-  readonly query: string;
-  readonly headers: string[];
-  readonly body: Buffer;
-  readonly clientIp: string;
   readonly callbackUrl: string | undefined;
 }
 
