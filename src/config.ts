@@ -182,6 +182,9 @@ export function loadGatewayConfig(argv: readonly string[], env: NodeJS.ProcessEn
   const config = load(GATEWAY_OPTIONS, argv, env) as GatewayConfig;
   const exposed = adminExposure(config);
   if (exposed !== undefined) throw new ConfigError([exposed]);
+  if (config.clusterDbPasswordFile !== undefined && config.clusterDb === undefined) {
+    throw new ConfigError(['--cluster-db-password-file is the password of --cluster-db, which is not set: give both, or neither for one node']);
+  }
   return withAgentHost(config);
 }
 

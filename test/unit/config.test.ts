@@ -1,3 +1,6 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadGatewayConfig, loadWorkerConfig, parseCpuList } from '../../src/config.js';
 
@@ -64,6 +67,25 @@ describe('loadGatewayConfig', () => {
     expect(loadGatewayConfig(['--server-header', 'acme-edge/1.2'], {}).serverHeader).toBe('acme-edge/1.2');
     expect(loadGatewayConfig([], { FAAS_SERVER_HEADER: 'off' }).serverHeader).toBeUndefined();
     expect(() => loadGatewayConfig(['--server-header', 'a\r\nSet-Cookie: x=1'], {})).toThrow(/^invalid configuration:\n {2}- --server-header must be off, or a header value/);
+  });
+
+  it('takes --cluster-db as a postgres:// URL without a password, and its password from a file', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'faas-cfg-'));
+    try {
+      const file = path.join(dir, 'pw');
+      fs.writeFileSync(file, 'secret\n', { mode: 0o600 });
+      expect(loadGatewayConfig(['--cluster-db', 'postgres://faas@db:5432/faas', '--cluster-db-password-file', file], {}))
+        .toMatchObject({ clusterDb: 'postgres://faas@db:5432/faas', clusterDbPasswordFile: file });
+      expect(loadGatewayConfig([], {}).clusterDb).toBeUndefined();
+      expect(() => loadGatewayConfig(['--cluster-db', 'postgres://faas:secret@db/faas'], {})).toThrow(/must not hold a password .*--cluster-db-password-file/);
+      expect(() => loadGatewayConfig(['--cluster-db', 'mysql://db/faas'], {})).toThrow(/must start with postgres:\/\//);
+      expect(() => loadGatewayConfig(['--cluster-db', 'postgres://faas@db'], {})).toThrow(/must name a database/);
+      expect(() => loadGatewayConfig(['--cluster-db-password-file', file], {})).toThrow(/which is not set/);
+      fs.chmodSync(file, 0o644);
+      expect(() => loadGatewayConfig(['--cluster-db', 'postgres://faas@db/faas', '--cluster-db-password-file', file], {})).toThrow(/readable by every user/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('needs a value after a flag', () => {
