@@ -5,7 +5,7 @@
 import { createAsyncCalls, type AsyncCalls } from '../http/async-accept.js';
 import { invocationsApi, type InvocationsApi } from '../http/invocations-api.js';
 import type { Invocation, InvocationResult } from '../http/server.js';
-import { asyncMetrics, type Scraped } from '../metrics.js';
+import { asyncMetrics, type Scraped } from '../observe/metrics.js';
 import type { Log } from '../protocol/log.js';
 import { InvocationStore, invocationsDbPath } from '../routes/invocation-store.js';
 import type { RouteTable } from '../routes/route-store.js';

@@ -2,7 +2,7 @@
 // shapes of GET /routes, /stats and /logs, one JSON getter that tells "no gateway answers"
 // apart from "the gateway said no", an event-stream reader for /logs?follow=1, and the wait
 // that turns a committed row into "live now".
-import type { LogEntry } from '../log-book.js';
+import type { LogEntry } from '../observe/log-book.js';
 import type { RouteStatus, StoreStatus } from '../routes/route-store.js';
 
 /** GET /routes: the gateway's StoreStatus, one RouteStatus per key. */

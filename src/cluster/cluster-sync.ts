@@ -16,7 +16,7 @@
 //     /readyz stays ready with a warning, and faas_cluster_sync_age_seconds grows.
 import Database from 'better-sqlite3';
 import pg from 'pg';
-import type { Scraped } from '../metrics.js';
+import type { Scraped } from '../observe/metrics.js';
 import type { RouteStatus } from '../routes/route-store.js';
 import type { Log } from '../protocol/log.js';
 import { migratePg, NOTIFY_CHANNEL } from './pg-schema.js';

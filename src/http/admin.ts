@@ -9,7 +9,7 @@
 // its seq as the event id, so a client that reconnects with Last-Event-ID misses nothing the
 // ring still holds). A client that cannot keep up (uWS reports backpressure) is disconnected
 // rather than buffered for: it reconnects and, for logs, resumes from its last id.
-import type { LogBook, LogEntry } from '../log-book.js';
+import type { LogBook, LogEntry } from '../observe/log-book.js';
 import { refuseAccess, type AdminAccess } from './admin-access.js';
 import { registerApiV1, sendError, type ApiV1Deps } from './api-v1.js';
 import { uws, type HttpRequest, type HttpResponse, type TemplatedApp } from './uws.js';

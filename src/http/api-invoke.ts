@@ -13,7 +13,7 @@
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { errorBody, GatewayError } from '../errors.js';
-import type { LogBook, LogEntry } from '../log-book.js';
+import type { LogBook, LogEntry } from '../observe/log-book.js';
 import type { RouteTable } from '../routes/route-store.js';
 import { ApiError, isObject, type Answer } from './api-io.js';
 import { traceContext, type Answered, type Invocation, type InvocationResult } from './server.js';

@@ -22,7 +22,7 @@ import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import os from 'node:os';
 import { Redis, type RedisOptions } from 'ioredis';
-import type { Scraped } from '../metrics.js';
+import type { Scraped } from '../observe/metrics.js';
 import type { Log } from '../protocol/log.js';
 import { RateLimiter, verdictOf, type Limit, type Verdict } from './rate-limit.js';
 import { redactRedisUrl } from './redis-url.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { accessLine } from '../../src/http/access-log.js';
+import { accessLine } from '../../src/observe/access-log.js';
 import type { Answered } from '../../src/http/server.js';
 
 const ok: Answered = {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { CallWindow, LiveStats, WINDOW_S } from '../../src/live-stats.js';
-import { CAPACITY, LogBook } from '../../src/log-book.js';
+import { CallWindow, LiveStats, WINDOW_S } from '../../src/observe/live-stats.js';
+import { CAPACITY, LogBook } from '../../src/observe/log-book.js';
 import { traceContext } from '../../src/http/server.js';
 
 describe('CallWindow', () => {

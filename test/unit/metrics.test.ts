@@ -4,7 +4,7 @@
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import type { Answered } from '../../src/http/server.js';
-import { GatewayMetrics } from '../../src/metrics.js';
+import { GatewayMetrics } from '../../src/observe/metrics.js';
 
 const MiB = 1024 * 1024;
 const call = (route: string | undefined, cpuUs: number | undefined, memPeak: number | undefined): Answered => ({
