@@ -1,6 +1,5 @@
 // Configuration: flags with environment equivalents (CONTRACT §1), validated at start with
 // every problem listed at once. A bad value is an error, never a silent default.
-import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { readTokenFile } from './admin-token.js';
@@ -154,29 +153,6 @@ const WORKER_OPTIONS = {
   sandbox: { flag: '--sandbox', env: 'FAAS_SANDBOX', fallback: 'auto', parse: oneOf(['auto', 'bwrap', 'unshare'] as const) },
   startTimeoutMs: { flag: '--start-timeout-ms', env: 'FAAS_START_TIMEOUT_MS', fallback: 10_000, parse: int(1000, 600_000) },
 } satisfies Record<keyof WorkerConfig, Option<unknown>>;
-
-/** A kernel CPU list ("0-3,8,10-11", as in Cpus_allowed_list) as numbers; undefined if malformed. */
-export function parseCpuList(text: string): number[] | undefined {
-  const cpus = new Set<number>();
-  for (const part of text.trim().split(',')) {
-    const m = /^(\d+)(?:-(\d+))?$/.exec(part);
-    if (!m) return undefined;
-    const from = Number(m[1]);
-    const to = m[2] === undefined ? from : Number(m[2]);
-    if (to < from || to - from > 4096) return undefined;
-    for (let c = from; c <= to; c++) cpus.add(c);
-  }
-  return [...cpus].sort((a, b) => a - b);
-}
-
-/** The CPUs this process may run on (its affinity mask), or undefined where /proc cannot say. */
-export function allowedCpus(): number[] | undefined {
-  try {
-    return parseCpuList(/^Cpus_allowed_list:\s*(\S+)/m.exec(fs.readFileSync('/proc/self/status', 'latin1'))?.[1] ?? '');
-  } catch {
-    return undefined;
-  }
-}
 
 export function loadGatewayConfig(argv: readonly string[], env: NodeJS.ProcessEnv): GatewayConfig {
   const config = load(GATEWAY_OPTIONS, argv, env) as GatewayConfig;

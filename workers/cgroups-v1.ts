@@ -8,7 +8,7 @@
 // memory.max_usage_in_bytes.
 import fs from 'node:fs';
 import path from 'node:path';
-import { CGROUP_MOUNT } from '../src/protocol/host-limits.js';
+import { CGROUP_MOUNT } from '../src/host/host-limits.js';
 import type { CgroupUsage } from './runner.js';
 import type { Cgroups, InstanceCgroup, InstanceLimits } from './cgroups.js';
 import {

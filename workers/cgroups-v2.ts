@@ -14,7 +14,7 @@
 // cgroup.kill, usage read from cpu.stat and memory.current / memory.peak.
 import fs from 'node:fs';
 import path from 'node:path';
-import { CGROUP_MOUNT, SUPERVISOR_LEAF } from '../src/protocol/host-limits.js';
+import { CGROUP_MOUNT, SUPERVISOR_LEAF } from '../src/host/host-limits.js';
 import type { CgroupUsage } from './runner.js';
 import type { Cgroups, InstanceCgroup, InstanceLimits } from './cgroups.js';
 import {

@@ -1,5 +1,5 @@
 // Per-instance limits and accounting with cgroups, under the worker's own cgroup only: one
-// interface, one implementation per kind of host (src/protocol/host-limits.ts tells them apart):
+// interface, one implementation per kind of host (src/host/host-limits.ts tells them apart):
 //   cgroups-v1.ts  memory, pids and cpu each on a v1 hierarchy (v1 and hybrid hosts)
 //   cgroups-v2.ts  one cgroup2 hierarchy (most current distributions)
 // SANDBOX.md: a memory limit OOM-kills a bomb in ~0.5 s, pids.max stops a fork bomb, a cpu
@@ -10,7 +10,7 @@
 // the worker moves itself into the instance's cgroup, spawns (the child inherits it), and moves
 // itself back, all synchronously: no window where the sandbox runs outside. (The python zygote's
 // children move themselves into cells made ahead: python-zygote.ts.)
-import { detectHostLimits, type HostLimits } from '../src/protocol/host-limits.js';
+import { detectHostLimits, type HostLimits } from '../src/host/host-limits.js';
 import type { CgroupUsage } from './runner.js';
 import { CgroupsV1 } from './cgroups-v1.js';
 import { CgroupsV2 } from './cgroups-v2.js';

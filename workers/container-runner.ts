@@ -33,7 +33,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Readable } from 'node:stream';
-import { findContainerEngine, findOciRuntime, findRunsc } from '../src/protocol/container-engine.js';
+import { findContainerEngine, findOciRuntime, findRunsc } from '../src/host/container-engine.js';
 import { IMAGE_INTERPRETERS, type FunctionSpec, type Isolation, type Runtime } from '../src/protocol/messages.js';
 import { processAlive, type Cgroups, type InstanceCgroup } from './cgroups.js';
 import { cpuQuota } from './cgroup-files.js';

@@ -4,7 +4,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { allowedCpus, loadWorkerConfig, parseCpuList } from '../src/config.js';
+import { loadWorkerConfig } from '../src/config.js';
+import { allowedCpus, parseCpuList } from '../src/host/cpus.js';
 import { createLog } from '../src/protocol/log.js';
 import { openCgroups } from './cgroups.js';
 import { ContainerRunner } from './container-runner.js';

@@ -1,7 +1,7 @@
 // An async attempt's answer as the dispatcher keeps it (src/async/dispatcher.ts): the function's
 // status and headers, and its body read whole — a streamed one too, acknowledged as it comes —
 // of which RESULT_MAX_BYTES are kept and the rest only counted.
-import type { InvocationResult } from '../http/server.js';
+import type { InvocationResult } from '../calls.js';
 import type { StoredResult } from '../routes/invocation-store.js';
 
 /** The most of a function's answer kept (and sent to a callback); the rest is counted, not kept. */

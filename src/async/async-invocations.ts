@@ -4,7 +4,7 @@
 // builds one and hands its parts out.
 import { createAsyncCalls, type AsyncCalls } from '../http/async-accept.js';
 import { invocationsApi, type InvocationsApi } from '../http/invocations-api.js';
-import type { Invocation, InvocationResult } from '../http/server.js';
+import type { Invocation, InvocationResult } from '../calls.js';
 import { asyncMetrics, type Scraped } from '../observe/metrics.js';
 import type { Log } from '../protocol/log.js';
 import { InvocationStore, invocationsDbPath } from '../routes/invocation-store.js';

@@ -20,7 +20,7 @@
 // (NO_WORKER_AVAILABLE, FUNCTION_AT_CAPACITY) never reached a function: it waits and is tried
 // again without counting.
 import type { GatewayError } from '../errors.js';
-import type { Invocation, InvocationResult } from '../http/server.js';
+import type { Invocation, InvocationResult } from '../calls.js';
 import type { AsyncConfig } from '../protocol/messages.js';
 import type { Log } from '../protocol/log.js';
 import type { Change, InvocationStore, NewInvocation, QueuedRef, Started, StoredResult } from '../routes/invocation-store.js';

@@ -4,7 +4,7 @@
 // worker with the scheduler, send the call, map the answer.
 import path from 'node:path';
 import { GatewayError, type ErrorCode } from '../errors.js';
-import type { Invocation, InvocationResult } from '../http/server.js';
+import type { Invocation, InvocationResult } from '../calls.js';
 import type { Log } from '../protocol/log.js';
 import type { FunctionSpec, WorkerReport } from '../protocol/messages.js';
 import type { DropReason } from '../protocol/report.js';

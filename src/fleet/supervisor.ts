@@ -4,7 +4,7 @@
 // so even a SIGKILLed gateway leaves no worker behind (Node has no PR_SET_PDEATHSIG).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { allowedCpus } from '../config.js';
+import { allowedCpus } from '../host/cpus.js';
 import type { Log } from '../protocol/log.js';
 
 const CLI = fileURLToPath(new URL('../cli.js', import.meta.url));

@@ -12,7 +12,7 @@ import { GatewayError } from '../errors.js';
 import type { StreamedBody } from '../protocol/body-stream.js';
 import type { InvocationRow } from '../routes/invocation-store.js';
 import { endAnswer, writeGatewayHeaders } from './end-answer.js';
-import type { Invocation, InvocationResult } from './server.js';
+import type { Invocation, InvocationResult } from '../calls.js';
 import type { HttpResponse } from './uws.js';
 
 export { STATUS_PATH };

@@ -6,40 +6,19 @@
 // that happens after an await.
 import { randomBytes, randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { GatewayError, errorBody, statusLine, type ErrorCode } from '../errors.js';
+import { GatewayError, errorBody, statusLine } from '../errors.js';
 import type { Log } from '../protocol/log.js';
-import type { CallRequest } from '../routes/invocation-store.js';
-import type { Route, RouteTable } from '../routes/route-store.js';
+import type { Answered, Invocation, InvocationResult } from '../calls.js';
+import type { RouteTable } from '../routes/route-store.js';
 import type { Limit, RateLimiter } from './rate-limit.js';
 import type { ClusterRateLimiter } from './rate-limit-redis.js';
 import { answerStatus, STATUS_PATH, type AsyncCalls } from './async-accept.js';
 import { corsHeaders, headerOf, preflight, withHead, type Headers } from './cors.js';
 import { answerPreflight, endAnswer, headLength, writeGatewayHeaders } from './end-answer.js';
 import { forward, type Cidr } from './forwarded.js';
-import type { GatewayStream, StreamedBody } from '../protocol/body-stream.js';
 import { RequestBody } from './request-body.js';
 import { streamAnswer, type StreamState } from './stream-answer.js';
 import { uws, type HttpRequest, type HttpResponse, type TemplatedApp } from './uws.js';
-
-/** A call to run now: what it asks (its body empty when streamed: bodyIn), and the route it runs. */
-export interface Invocation extends CallRequest {
-  readonly route: Route;
-  readonly bodyIn?: StreamedBody;
-}
-
-export interface InvocationResult {
-  readonly status: number;
-  readonly headers: readonly string[];
-  /** Empty when the answer is streamed: its bytes come through `stream`, then its figures at the end. */
-  readonly body: Buffer;
-  readonly stream?: GatewayStream;
-  readonly workerId: string;
-  readonly cold: boolean;
-  readonly fnMs: number;
-  /** The instance's CPU µs and peak memory bytes during the call, from its cgroup; undefined when unknown. */
-  readonly cpuUs: number | undefined;
-  readonly memPeak: number | undefined;
-}
 
 export interface ServerDeps {
   readonly routes: () => RouteTable;
@@ -69,34 +48,6 @@ export interface ServerDeps {
   readonly asyncCalls?: AsyncCalls;
   /** Called once per answered request, for metrics, live stats and the access log. */
   readonly observe: (answered: Answered) => void;
-}
-
-/** One answered request. */
-export interface Answered {
-  /** The route's key; undefined when no route matched. */
-  readonly route: string | undefined;
-  readonly method: string;
-  readonly path: string;
-  readonly status: number;
-  /** From the request's arrival to its answer, in the gateway. */
-  readonly ms: number;
-  /** The worker's time on the call; 0 when no worker answered. */
-  readonly fnMs: number;
-  readonly cold: boolean;
-  readonly worker: string | undefined;
-  /**
-   * CPU time of the function's instance during the call, µs, and the most memory it was charged
-   * meanwhile, bytes (workers/call-usage.ts); undefined when no worker reported them (no cgroup,
-   * no call). A node instance runs many calls at once: the figures are the instance's.
-   */
-  readonly cpuUs: number | undefined;
-  readonly memPeak: number | undefined;
-  /** The error code of a gateway error answer. */
-  readonly code: ErrorCode | undefined;
-  readonly message: string | undefined;
-  readonly requestId: string;
-  /** W3C trace id: the client's (traceparent), or a new one. */
-  readonly traceId: string;
 }
 
 /** Headers a function may not set: framing and the gateway's own headers are the gateway's business. */

@@ -5,7 +5,7 @@
 // plain printable ASCII; the time string is made once per millisecond. `cpuMs` and `memPeakMb` are
 // the function instance's CPU time and peak memory during the call (workers/call-usage.ts), null
 // when its worker did not report them (no cgroup, no call).
-import type { Answered } from '../http/server.js';
+import type { Answered } from '../calls.js';
 
 export function accessLine(a: Answered, nowMs: number = Date.now()): string {
   const error = a.code !== undefined ? `,"code":"${a.code}","error":${q(a.message ?? '')}` : '';

@@ -5,7 +5,7 @@
 // (event-loop lag, heap, resident memory, GC). Label cardinality is bounded: routes are the
 // configured ones (unmatched requests share route=""), statuses and codes are few.
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
-import type { Answered } from '../http/server.js';
+import type { Answered } from '../calls.js';
 
 const BUCKETS_S = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 /** CPU seconds of a function's instance during a call: a no-op is tens of µs, timeout_ms is at most 900 s. */

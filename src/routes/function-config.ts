@@ -9,7 +9,7 @@
 // absent optional field in both places. Every problem is listed at once, as STYLE.md asks.
 import fs from 'node:fs';
 import { IMAGE_INTERPRETERS, type AsyncConfig, type CorsConfig, type FunctionConfig, type Isolation, type LambdaEvent, type Mode, type Runtime } from '../protocol/messages.js';
-import { findContainerEngine, findRunsc, IMAGE_NAME } from '../protocol/container-engine.js';
+import { findContainerEngine, findRunsc, IMAGE_NAME } from '../host/container-engine.js';
 import { METHODS, quote } from './route-key.js';
 
 export const RUNTIMES = ['node', 'python', 'wasm'] as const satisfies readonly Runtime[];

@@ -117,7 +117,7 @@ export interface StoreStatus extends StoreHealth {
 export interface RouteStoreOptions {
   /** How long a statement waits for a lock before SQLITE_BUSY. Default 250 ms. */
   readonly busyTimeoutMs?: number;
-  /** What else a config needs of this host (the limits its cgroups can enforce: src/protocol/host-limits.ts). */
+  /** What else a config needs of this host (the limits its cgroups can enforce: src/host/host-limits.ts). */
   readonly hostCheck?: (config: FunctionConfig) => string | undefined;
 }
 

@@ -10,8 +10,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { findRunsc } from '../../src/protocol/container-engine.js';
-import { CGROUP_MOUNT, detectHostLimits, SUPERVISOR_LEAF } from '../../src/protocol/host-limits.js';
+import { findRunsc } from '../../src/host/container-engine.js';
+import { CGROUP_MOUNT, detectHostLimits, SUPERVISOR_LEAF } from '../../src/host/host-limits.js';
 import { cgroupFolders, deploy, eventually, expectNoResidue, hostResidue, sandboxProcesses, SLOW, startGateway, type Gateway } from './harness.js';
 
 // A process and its descendants, as the scripts read them from /proc. A path in a variable: tsc

@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { findContainerEngine } from '../../src/protocol/container-engine.js';
+import { findContainerEngine } from '../../src/host/container-engine.js';
 import { deploy, expectNoResidue, hostResidue, startGateway, type Gateway } from './harness.js';
 import { NO_CAPS, pythonProbe } from './probes.js';
 

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { detectHostLimits } from '../../src/protocol/host-limits.js';
+import { detectHostLimits } from '../../src/host/host-limits.js';
 
 const CLI = path.resolve('dist/src/cli.js');
 /** In the pure cgroup v2 guest (scripts/cgroup2-vm: QEMU without KVM) everything takes ~6× as long. */

@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { detectHostLimits } from '../../src/protocol/host-limits.js';
+import { detectHostLimits } from '../../src/host/host-limits.js';
 import { materialize } from '../../workers/function-code.js';
 import { Instance } from '../../workers/instance.js';
 import { ProcessRunner } from '../../workers/process-runner.js';

@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import http from 'node:http';
 import os from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { detectHostLimits } from '../../src/protocol/host-limits.js';
+import { detectHostLimits } from '../../src/host/host-limits.js';
 import { deploy, eventually, startGateway, type Gateway } from './harness.js';
 
 // Per-call CPU and memory come from the instance's cgroup: where the worker makes one (cgroup

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { accessLine } from '../../src/observe/access-log.js';
-import type { Answered } from '../../src/http/server.js';
+import type { Answered } from '../../src/calls.js';
 
 const ok: Answered = {
   route: 'GET:/hello', method: 'GET', path: '/hello', status: 200, ms: 1.23456, fnMs: 0.5, cold: true, worker: 'w1',

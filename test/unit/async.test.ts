@@ -9,7 +9,7 @@ import { backoffMs, Dispatcher } from '../../src/async/dispatcher.js';
 import { headersObject, invocationView } from '../../src/async/view.js';
 import { GatewayError } from '../../src/errors.js';
 import { prefersAsync } from '../../src/http/async-accept.js';
-import type { Invocation, InvocationResult } from '../../src/http/server.js';
+import type { Invocation, InvocationResult } from '../../src/calls.js';
 import type { FunctionConfig } from '../../src/protocol/messages.js';
 import { InvocationStore, invocationsDbPath, type NewInvocation } from '../../src/routes/invocation-store.js';
 import { RouteTable, type Route } from '../../src/routes/route-store.js';

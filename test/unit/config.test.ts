@@ -2,7 +2,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadGatewayConfig, loadWorkerConfig, parseCpuList } from '../../src/config.js';
+import { ConfigError, loadGatewayConfig, loadWorkerConfig } from '../../src/config.js';
+import { parseCpuList } from '../../src/host/cpus.js';
 
 describe('loadGatewayConfig', () => {
   it('takes flags over environment over defaults', () => {

@@ -2,7 +2,7 @@
 // machines, a pure cgroup v2 host under systemd with and without delegation, a gateway already in
 // its supervisor leaf, a non-root user, and no cgroups at all; and which rows are refused.
 import { describe, expect, it } from 'vitest';
-import { delegatedBase, detectHostLimits, limitWarnings, unenforcedLimit, type HostFiles } from '../../src/protocol/host-limits.js';
+import { delegatedBase, detectHostLimits, limitWarnings, unenforcedLimit, type HostFiles } from '../../src/host/host-limits.js';
 
 function host(files: Record<string, string>, writable: (file: string) => boolean = () => true): HostFiles {
   return { read: (file) => files[file], writable };

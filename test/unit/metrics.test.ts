@@ -3,7 +3,7 @@
 // Prometheus' own linter, and dropped with their route.
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import type { Answered } from '../../src/http/server.js';
+import type { Answered } from '../../src/calls.js';
 import { GatewayMetrics } from '../../src/observe/metrics.js';
 
 const MiB = 1024 * 1024;
