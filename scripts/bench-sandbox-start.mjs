@@ -19,10 +19,10 @@ const runsFlag = process.argv.indexOf('--runs');
 const RUNS = runsFlag > 0 ? Number(process.argv[runsFlag + 1]) : 20;
 if (!Number.isInteger(RUNS) || RUNS < 5) throw new Error(`--runs must be an integer >= 5 (got ${process.argv[runsFlag + 1]})`);
 if (process.getuid() !== 0) throw new Error('bench-sandbox-start: run it as root (the unshare runner needs root)');
-if (!fs.existsSync(path.join(root, 'dist/workers/unshare-runner.js'))) throw new Error('dist/ is missing: run npm run build first');
+if (!fs.existsSync(path.join(root, 'dist/workers/runners/unshare-runner.js'))) throw new Error('dist/ is missing: run npm run build first');
 
-const { ProcessRunner } = await import(path.join(root, 'dist/workers/process-runner.js'));
-const { UnshareRunner } = await import(path.join(root, 'dist/workers/unshare-runner.js'));
+const { ProcessRunner } = await import(path.join(root, 'dist/workers/runners/process-runner.js'));
+const { UnshareRunner } = await import(path.join(root, 'dist/workers/runners/unshare-runner.js'));
 const { Cgroups } = await import(path.join(root, 'dist/workers/cgroups.js'));
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'faas-bench-sandbox-'));

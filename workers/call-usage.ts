@@ -7,7 +7,7 @@
 // and every call in flight on it during the same time gets the same CPU and the same peak. A
 // python instance (and a node host running a WebAssembly module) runs one call at a time, so
 // there the figures are the call's, plus whatever the runtime host did meanwhile (its GC).
-import type { CgroupUsage } from './runner.js';
+import type { CgroupUsage } from './runners/runner.js';
 
 /** One call's share of its instance's cgroup; a field is absent when it could not be read. */
 export interface CallUsage {

@@ -2,10 +2,9 @@
 // its stdout read back as a response. Used for modules in threads (wasm-runner.ts) and in
 // sandboxed processes (the node runtime host runs them there; instance.ts reads the result).
 import type { FunctionSpec } from '../src/protocol/messages.js';
-import type { CallOutcome } from './instance.js';
-import type { CallRequest } from './pool.js';
-import { MAX_RESPONSE_BYTES } from './runner.js';
-import type { WasmTaskResult } from './wasm-task.js';
+import type { CallOutcome, CallRequest } from './call.js';
+import { MAX_RESPONSE_BYTES } from './runners/runner.js';
+import type { WasmTaskResult } from './runners/wasm-task.js';
 
 /** What a module may write to stdout besides the body: its CGI header lines. */
 const HEADER_ROOM_BYTES = 64 * 1024;

@@ -1,7 +1,7 @@
 // Small helpers over cgroup files, shared by cgroups-v1.ts and cgroups-v2.ts.
 import fs from 'node:fs';
 import path from 'node:path';
-import type { CgroupUsage } from './runner.js';
+import type { CgroupUsage } from './runners/runner.js';
 
 /** `cpu` cores as a CFS quota over a 100 ms period (cpu.max "QUOTA PERIOD", cfs_quota_us). */
 export function cpuQuota(cpu: number): { quotaUs: number; periodUs: number } {

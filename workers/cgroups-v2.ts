@@ -15,7 +15,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { CGROUP_MOUNT, SUPERVISOR_LEAF } from '../src/host/host-limits.js';
-import type { CgroupUsage } from './runner.js';
+import type { CgroupUsage } from './runners/runner.js';
 import type { Cgroups, InstanceCgroup, InstanceLimits } from './cgroups.js';
 import {
   cpuQuota, killPids, memoryLimitMessage, readNumber, readPids, removeStale, removeTree, rmdirRetrying, tryWrite, UsageFiles,

@@ -2,6 +2,7 @@
 // interface, one implementation per kind of host (src/host/host-limits.ts tells them apart):
 //   cgroups-v1.ts  memory, pids and cpu each on a v1 hierarchy (v1 and hybrid hosts)
 //   cgroups-v2.ts  one cgroup2 hierarchy (most current distributions)
+// and open-cgroups.ts picks one for this host.
 // SANDBOX.md: a memory limit OOM-kills a bomb in ~0.5 s, pids.max stops a fork bomb, a cpu
 // quota throttles a busy loop.
 //
@@ -10,10 +11,7 @@
 // the worker moves itself into the instance's cgroup, spawns (the child inherits it), and moves
 // itself back, all synchronously: no window where the sandbox runs outside. (The python zygote's
 // children move themselves into cells made ahead: python-zygote.ts.)
-import { detectHostLimits, type HostLimits } from '../src/host/host-limits.js';
-import type { CgroupUsage } from './runner.js';
-import { CgroupsV1 } from './cgroups-v1.js';
-import { CgroupsV2 } from './cgroups-v2.js';
+import type { CgroupUsage } from './runners/runner.js';
 
 export { processAlive } from './cgroup-files.js';
 
@@ -65,17 +63,3 @@ export interface Cgroups {
   /** At worker exit: kills whatever is still in the worker's folders, then removes them. */
   close(): Promise<void>;
 }
-
-/** Sets up this worker's cgroups on whatever this host has, or explains why it cannot. */
-export function openCgroups(workerId: string, host: HostLimits = detectHostLimits()): Cgroups | string {
-  if (host.missing.memory !== undefined || host.missing.pids !== undefined) {
-    return `instances run without cgroup memory/pids limits: ${host.missing.memory ?? host.missing.pids}`;
-  }
-  const name = `faas-${workerId}-${process.pid}`;
-  try {
-    return host.kind === 'v2' ? CgroupsV2.open(host.base!, name, host.missing.cpu === undefined) : CgroupsV1.open(name);
-  } catch (err) {
-    return `cannot create this worker's cgroups (${(err as NodeJS.ErrnoException).code ?? ''} ${(err as Error).message}): instances run without cgroup memory/pids limits`;
-  }
-}
-

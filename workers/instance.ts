@@ -1,29 +1,14 @@
 // A running function instance: one sandbox, the frame channel to its runtime host, and the
 // calls in flight on it. A timed-out or crashed instance is retired and never reused.
 import type { Duplex } from 'node:stream';
-import type { WorkerErrorCode } from '../src/protocol/messages.js';
 import { encodeInstanceFrame, InstanceFrameDecoder, type HostInvoke, type HostLoad, type HostMessage } from './instance-frames.js';
 import { toOutcome } from './cgi.js';
 import { BatchWriter } from '../src/protocol/frames.js';
-import { MAX_RESPONSE_BYTES, type CgroupUsage, type SandboxProcess } from './runner.js';
+import { MAX_RESPONSE_BYTES, type CgroupUsage, type SandboxProcess } from './runners/runner.js';
 import type { Log } from '../src/protocol/log.js';
 import { callUsage, type CallUsage } from './call-usage.js';
+import type { AnswerStream, CallOutcome, CallOutput } from './call.js';
 import { BodyStream } from '../src/protocol/body-stream.js';
-
-/** A streamed answer in the worker; its end carries the call's figures. */
-export type AnswerStream = BodyStream<CallUsage>;
-
-/**
- * `usage`: what the instance's cgroup used while the call ran (call-usage.ts), where it has one.
- * A streamed answer (`stream`) has an empty body: its bytes, and its usage, come through the stream.
- */
-export type CallOutcome = (
-  | { readonly ok: true; readonly status: number; readonly headers: string[]; readonly body: Buffer; readonly stream?: AnswerStream }
-  | { readonly ok: false; readonly code: WorkerErrorCode; readonly message: string }
-) & { readonly usage?: CallUsage };
-
-/** Where what a function prints during a call goes (to the gateway, over the worker's stream). */
-export type CallOutput = (stream: 'stdout' | 'stderr', text: string) => void;
 
 interface PendingCall {
   readonly resolve: (outcome: CallOutcome) => void;

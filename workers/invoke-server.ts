@@ -11,7 +11,7 @@ import { FrameType, type FunctionSpec, type InvokeMessage, type ResultMessage } 
 import type { Log } from '../src/protocol/log.js';
 import type { InstancePool } from './pool.js';
 import { BodyStream } from '../src/protocol/body-stream.js';
-import type { AnswerStream } from './instance.js';
+import type { AnswerStream } from './call.js';
 
 /** What one gateway connection has streaming, by call id. */
 interface Streams {

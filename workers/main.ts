@@ -7,16 +7,16 @@ import { fileURLToPath } from 'node:url';
 import { loadWorkerConfig } from '../src/config.js';
 import { allowedCpus, parseCpuList } from '../src/host/cpus.js';
 import { createLog } from '../src/protocol/log.js';
-import { openCgroups } from './cgroups.js';
-import { ContainerRunner } from './container-runner.js';
+import { openCgroups } from './open-cgroups.js';
+import { ContainerRunner } from './runners/container-runner.js';
 import { InvokeServer } from './invoke-server.js';
 import { InstancePool } from './pool.js';
-import { DEFAULT_FILTER } from './process-runner.js';
-import { PythonZygote, zygoteUsable } from './python-zygote.js';
-import { createProcessRunner } from './unshare-runner.js';
+import { DEFAULT_FILTER } from './runners/process-runner.js';
+import { PythonZygote, zygoteUsable } from './runners/python-zygote.js';
+import { createProcessRunner } from './runners/unshare-runner.js';
 import { ProcReader } from './proc-stats.js';
 import { Reporter } from './reporter.js';
-import { WasmRunner } from './wasm-runner.js';
+import { WasmRunner } from './runners/wasm-runner.js';
 
 const RUNTIME_SOURCES = fileURLToPath(new URL('../../workers/runtime/', import.meta.url));
 const REAP_EVERY_MS = 10_000;
@@ -153,7 +153,7 @@ function installRuntimeHosts(runDir: string): string {
   fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
   const sources = [
     ...['node-host.mjs', 'node-calls.mjs', 'lambda-stream.mjs', 'python-host.py', 'python-zygote.py'].map((name) => path.join(RUNTIME_SOURCES, name)),
-    ...['wasm-task.js', 'wasm-limits.js'].map((name) => fileURLToPath(new URL(`./${name}`, import.meta.url))),
+    ...['wasm-task.js', 'wasm-limits.js'].map((name) => fileURLToPath(new URL(`./runners/${name}`, import.meta.url))),
   ];
   for (const source of sources) {
     const name = path.basename(source);

@@ -13,30 +13,20 @@
 // call is refused with FUNCTION_AT_CAPACITY rather than overcommitting the host. Spare
 // sandboxes (spares.ts) are a fixed overhead outside the budget.
 import type { Log } from '../src/protocol/log.js';
-import type { CallOutput } from './instance.js';
 import type { FunctionSpec, SandboxMode } from '../src/protocol/messages.js';
 import { cgiCall } from './cgi.js';
 import { materialize } from './function-code.js';
-import { Instance, type CallOutcome } from './instance.js';
-import type { ContainerRunner } from './container-runner.js';
-import type { Runner, SandboxProcess } from './runner.js';
+import { Instance } from './instance.js';
+import type { CallOutcome, CallOutput, CallRequest } from './call.js';
+import type { ContainerRunner } from './runners/container-runner.js';
+import type { Runner, SandboxProcess } from './runners/runner.js';
 import type { BodyStream } from '../src/protocol/body-stream.js';
 import { Spares } from './spares.js';
-import type { WasmRunner } from './wasm-runner.js';
+import type { WasmRunner } from './runners/wasm-runner.js';
 
 export const PYTHON_MAX_INSTANCES = 4;
 /** A version whose code failed to load is answered from this cache for a while instead of respawning per call. */
 const LOAD_FAILURE_TTL_MS = 5_000;
-
-export interface CallRequest {
-  readonly requestId: string;
-  readonly method: string;
-  readonly path: string;
-  readonly query: string;
-  readonly headers: string[];
-  /** The client's address as the gateway resolved it (InvokeMessage.clientIp). */
-  readonly clientIp?: string;
-}
 
 interface FunctionPool {
   readonly spec: FunctionSpec;

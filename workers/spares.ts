@@ -18,7 +18,7 @@ import type { FunctionSpec, Runtime } from '../src/protocol/messages.js';
 import path from 'node:path';
 import { NODE_DIR_ENTRIES, nodeModuleExtension } from './function-code.js';
 import type { HostLoad } from './instance-frames.js';
-import { GENERIC_MEMORY_MB, type Runner, type SandboxProcess } from './runner.js';
+import { GENERIC_MEMORY_MB, type Runner, type SandboxProcess } from './runners/runner.js';
 
 const RUNTIMES: readonly Runtime[] = ['node', 'python'];
 /** Shapes (runtime, memory_mb) kept besides the default ones. */

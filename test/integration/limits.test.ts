@@ -7,7 +7,7 @@ import path from 'node:path';
 import { detectHostLimits } from '../../src/host/host-limits.js';
 import { materialize } from '../../workers/function-code.js';
 import { Instance } from '../../workers/instance.js';
-import { ProcessRunner } from '../../workers/process-runner.js';
+import { ProcessRunner } from '../../workers/runners/process-runner.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deploy, eventually, expectNoResidue, hostResidue, MODES, pidsOfUid, sandboxProcesses, startGateway, type Gateway } from './harness.js';
 

@@ -8,8 +8,9 @@ import { Duplex } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { callUsage } from '../../workers/call-usage.js';
 import { CgroupNumberFile } from '../../workers/cgroup-files.js';
-import { Instance, type CallOutcome } from '../../workers/instance.js';
-import type { CgroupUsage, SandboxExit, SandboxProcess } from '../../workers/runner.js';
+import type { CallOutcome } from '../../workers/call.js';
+import { Instance } from '../../workers/instance.js';
+import type { CgroupUsage, SandboxExit, SandboxProcess } from '../../workers/runners/runner.js';
 
 const MiB = 1024 * 1024;
 const usage = (cpuUsec: number, memoryMb: number, peakMb: number | undefined): CgroupUsage =>

@@ -1,6 +1,6 @@
 import wabtInit from 'wabt';
 import { describe, expect, it } from 'vitest';
-import { withMemoryLimit } from '../../workers/wasm-limits.js';
+import { withMemoryLimit } from '../../workers/runners/wasm-limits.js';
 
 const MiB = 1024 * 1024;
 

@@ -11,9 +11,9 @@ import { fileURLToPath } from 'node:url';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Duplex, Readable } from 'node:stream';
-import type { FunctionSpec, Runtime } from '../src/protocol/messages.js';
-import type { FunctionCode } from './function-code.js';
-import type { Cgroups, InstanceCgroup, InstanceLimits } from './cgroups.js';
+import type { FunctionSpec, Runtime } from '../../src/protocol/messages.js';
+import type { FunctionCode } from '../function-code.js';
+import type { Cgroups, InstanceCgroup, InstanceLimits } from '../cgroups.js';
 import type { PythonZygote } from './python-zygote.js';
 import {
   BASE_ENV, FILE_SIZE_MAX, hostCommand, OPEN_FILES_MAX, PIDS_MAX, SHM_BYTES,
@@ -46,7 +46,7 @@ export const RLIMITS = ['/usr/bin/prlimit', `--nofile=${OPEN_FILES_MAX}:${OPEN_F
 
 /** Address space a python interpreter and its host take beyond the function's memory_mb (~25 MiB seen). */
 const PYTHON_AS_ROOM_MB = 32;
-export const DEFAULT_FILTER = fileURLToPath(new URL('../seccomp/filter.bpf', import.meta.url));
+export const DEFAULT_FILTER = fileURLToPath(new URL('../../seccomp/filter.bpf', import.meta.url));
 /** The fd the filter is passed on: 0–2 are stdio, 3 is the frame channel. */
 const SECCOMP_FD = 4;
 

@@ -10,10 +10,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
-import type { FunctionSpec } from '../src/protocol/messages.js';
-import { cgiCall, toOutcome } from './cgi.js';
-import type { CallOutcome } from './instance.js';
-import type { CallRequest } from './pool.js';
+import type { FunctionSpec } from '../../src/protocol/messages.js';
+import { cgiCall, toOutcome } from '../cgi.js';
+import type { CallOutcome, CallRequest } from '../call.js';
 import { withMemoryLimit } from './wasm-limits.js';
 import type { WasmTask, WasmTaskResult } from './wasm-task.js';
 

@@ -4,8 +4,8 @@
 // runs in threads (wasm-runner.ts). What every runner starts is the same runtime host with the
 // same arguments: hostCommand() below.
 import type { Readable, Duplex } from 'node:stream';
-import type { FunctionSpec, Runtime } from '../src/protocol/messages.js';
-import type { FunctionCode } from './function-code.js';
+import type { FunctionSpec, Runtime } from '../../src/protocol/messages.js';
+import type { FunctionCode } from '../function-code.js';
 
 export interface SandboxProcess {
   /** Host pid of the sandbox's outermost process (for /proc sampling and killing); -1 until known. */

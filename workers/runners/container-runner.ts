@@ -33,14 +33,14 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Readable } from 'node:stream';
-import { findContainerEngine, findOciRuntime, findRunsc } from '../src/host/container-engine.js';
-import { IMAGE_INTERPRETERS, type FunctionSpec, type Isolation, type Runtime } from '../src/protocol/messages.js';
-import { processAlive, type Cgroups, type InstanceCgroup } from './cgroups.js';
-import { cpuQuota } from './cgroup-files.js';
+import { findContainerEngine, findOciRuntime, findRunsc } from '../../src/host/container-engine.js';
+import { IMAGE_INTERPRETERS, type FunctionSpec, type Isolation, type Runtime } from '../../src/protocol/messages.js';
+import { processAlive, type Cgroups, type InstanceCgroup } from '../cgroups.js';
+import { cpuQuota } from '../cgroup-files.js';
 import { GVISOR_FLAGS, GVISOR_PIDS_MAX, gvisorSeccomp, type SeccompProfile } from './gvisor.js';
 import type { SandboxLimits } from './process-runner.js';
-import { listenForChannel, type ChannelSocket } from './channel-socket.js';
-import type { FunctionCode } from './function-code.js';
+import { listenForChannel, type ChannelSocket } from '../channel-socket.js';
+import type { FunctionCode } from '../function-code.js';
 import {
   BASE_ENV, FILE_SIZE_MAX, hostCommand, OPEN_FILES_MAX, PIDS_MAX, SHM_BYTES,
   type CgroupUsage, type Interpreters, type Runner, type SandboxExit, type SandboxProcess,
@@ -63,7 +63,7 @@ export interface ContainerRunnerOptions {
   readonly seccompProfile?: string;
 }
 
-const DEFAULT_PROFILE = fileURLToPath(new URL('../seccomp/filter.oci.json', import.meta.url));
+const DEFAULT_PROFILE = fileURLToPath(new URL('../../seccomp/filter.oci.json', import.meta.url));
 const NOBODY = 65534;
 /** Where the channel folder appears inside the container. */
 const CHANNEL_DIR = '/run/faas';

@@ -14,11 +14,11 @@ import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import type { Readable } from 'node:stream';
-import type { Log } from '../src/protocol/log.js';
-import type { FunctionSpec } from '../src/protocol/messages.js';
-import type { Cgroups, InstanceCgroup } from './cgroups.js';
-import { listenForChannel } from './channel-socket.js';
-import type { FunctionCode } from './function-code.js';
+import type { Log } from '../../src/protocol/log.js';
+import type { FunctionSpec } from '../../src/protocol/messages.js';
+import type { Cgroups, InstanceCgroup } from '../cgroups.js';
+import { listenForChannel } from '../channel-socket.js';
+import type { FunctionCode } from '../function-code.js';
 import { BASE_ENV, FILE_SIZE_MAX, GENERIC_MEMORY_MB, OPEN_FILES_MAX, PIDS_MAX, SHM_BYTES, type SandboxExit, type SandboxProcess } from './runner.js';
 
 export interface PythonZygoteOptions {

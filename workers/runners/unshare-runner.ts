@@ -27,9 +27,9 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { FunctionSpec, Runtime } from '../src/protocol/messages.js';
-import type { Cgroups } from './cgroups.js';
-import type { FunctionCode } from './function-code.js';
+import type { FunctionSpec, Runtime } from '../../src/protocol/messages.js';
+import type { Cgroups } from '../cgroups.js';
+import type { FunctionCode } from '../function-code.js';
 import { instanceLimits, ProcessRunner, RLIMITS, spawnedSandbox, type ProcessRunnerOptions, type SandboxLimits } from './process-runner.js';
 import { BASE_ENV, hostCommand, type Interpreters, type Runner, type SandboxProcess } from './runner.js';
 
@@ -51,7 +51,7 @@ export interface UnshareRunnerOptions {
 }
 
 const NOBODY = '65534';
-const DEFAULT_SECCOMP_DIR = fileURLToPath(new URL('../seccomp/', import.meta.url));
+const DEFAULT_SECCOMP_DIR = fileURLToPath(new URL('../../seccomp/', import.meta.url));
 /** Where seccomp-exec and the filter appear inside the sandbox. */
 const SECCOMP_INSIDE = '/.seccomp';
 const DEVICES = ['null', 'zero', 'random', 'urandom'];
