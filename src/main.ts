@@ -64,10 +64,21 @@ export async function runGateway(argv: readonly string[], env: NodeJS.ProcessEnv
     ...(!config.allowUnenforcedLimits && { hostCheck: (fn) => unenforcedLimit(fn, host) }),
   });
   const clusterDb = config.clusterDb === undefined ? undefined : openClusterCopy(config, log);
-  if (clusterDb === undefined) {
-    const was = releaseCopy(path.resolve(config.db));
-    if (was !== undefined) log({ level: 'warn', msg: 'this database was a copy of a cluster database; without --cluster-db it is its own source again', was });
-  }
+  // Without --cluster-db a file that was a cluster copy is its own source again: now, or at a later sync if it is locked now.
+  let copyReleased = clusterDb !== undefined;
+  let releaseFailed = false;
+  const releaseLocalCopy = (): void => {
+    if (copyReleased) return;
+    try {
+      const was = releaseCopy(path.resolve(config.db));
+      copyReleased = true;
+      if (was !== undefined) log({ level: 'warn', msg: 'this database was a copy of a cluster database; without --cluster-db it is its own source again', was });
+    } catch (err) {
+      if (!releaseFailed) log({ level: 'warn', msg: 'this database may be a cluster copy, still read-only: it could not be released now; retrying every sync', error: (err as Error).message });
+      releaseFailed = true;
+    }
+  };
+  releaseLocalCopy();
   const first = store.sync();
   log({ msg: 'routes loaded', db: path.resolve(config.db), routes: store.snapshot.size, errors: first.errors, ...(first.error ? { error: first.error } : {}) });
 
@@ -164,6 +175,7 @@ export async function runGateway(argv: readonly string[], env: NodeJS.ProcessEnv
   keepWarm();
   // Every sync period, and at once after a write through the management API (which answers when it is served).
   const syncRoutes = (): SyncOutcome => {
+    releaseLocalCopy();
     const outcome = store.sync();
     if (outcome.changed > 0 || !outcome.ok) log({ level: outcome.ok ? 'info' : 'warn', msg: 'routes synced', ...outcome });
     if (outcome.changed > 0) keepWarm();

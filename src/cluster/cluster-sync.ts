@@ -312,10 +312,16 @@ export class ClusterSync {
   }
 }
 
-/** A database that was a cluster copy and is now used without --cluster-db becomes its own source again; returns where it was copied from. */
+/**
+ * A database that was a cluster copy and is now used without --cluster-db becomes its own source
+ * again; returns where it was copied from (undefined: it was no copy). Throws when the file cannot
+ * be written now (another writer holds it): the caller tries again later.
+ */
 export function releaseCopy(dbPath: string): string | undefined {
-  const db = new Database(dbPath, { fileMustExist: true, timeout: 5000 });
+  const db = new Database(dbPath, { fileMustExist: true, timeout: BUSY_TIMEOUT_MS });
   try {
+    // A database from before schema 7 (not migrated yet: its lock was held at start) was never a copy.
+    if (db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'cluster_source'").get() === undefined) return undefined;
     const row = db.prepare('SELECT url FROM cluster_source WHERE id = 1').get() as { url: string } | undefined;
     if (row !== undefined) db.prepare('DELETE FROM cluster_source').run();
     return row?.url;
