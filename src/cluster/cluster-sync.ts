@@ -81,10 +81,13 @@ export class ClusterSync {
   constructor(private readonly opts: ClusterSyncOptions) {
     this.password = opts.password;
     this.local = new Database(opts.dbPath, { fileMustExist: true, timeout: BUSY_TIMEOUT_MS });
-    // A copy of another database is no copy of this one: a changed URL starts over (not ready until read).
-    this.local.prepare(`INSERT INTO cluster_source(id, url, since) VALUES (1, ?, ?)
-      ON CONFLICT(id) DO UPDATE SET url = excluded.url, since = excluded.since, copied = NULL WHERE url IS NOT excluded.url`).run(opts.url, Date.now());
-    this.copiedAt = (this.local.prepare('SELECT copied FROM cluster_source WHERE id = 1').pluck().get() as number | null) ?? undefined;
+    try {
+      this.markCopy();
+      this.copiedAt = (this.local.prepare('SELECT copied FROM cluster_source WHERE id = 1').pluck().get() as number | null) ?? undefined;
+    } catch (err) {
+      // Locked (or not migrated yet) at start: the first copy marks it. Until then the node is not ready.
+      this.lastError = `${opts.dbPath} could not be marked as a copy yet: ${(err as Error).message}`;
+    }
     this.backstop = setInterval(() => {
       if (this.connected) void this.read(false);
     }, opts.syncMs);
@@ -256,10 +259,17 @@ export class ClusterSync {
     this.lastError = undefined;
   }
 
+  /** Records where this file is copied from; a copy of another database is no copy of this one: a changed URL starts over (not ready until read). */
+  private markCopy(): void {
+    this.local.prepare(`INSERT INTO cluster_source(id, url, since) VALUES (1, ?, ?)
+      ON CONFLICT(id) DO UPDATE SET url = excluded.url, since = excluded.since, copied = NULL WHERE url IS NOT excluded.url`).run(this.opts.url, Date.now());
+  }
+
   /** Writes PostgreSQL's rows into SQLite in one transaction, touching only what differs; returns how many rows changed. */
   private copy(rows: readonly Row[], keys: readonly KeyRow[]): number {
     const db = this.local;
     return db.transaction((): number => {
+      this.markCopy();
       db.prepare('INSERT INTO cluster_writer(id) VALUES (1)').run();
       let changed = 0;
       const local = new Map((db.prepare('SELECT k, v FROM functions').raw().all() as Array<[string, string]>));
