@@ -118,8 +118,12 @@ export class ClusterSync {
    * than its copy holds (the row is refused here) knows no cluster version for it: none is given.
    */
   inClusterVersions<T extends RouteStatus | undefined>(statuses: readonly T[]): T[] {
-    const rows = this.local.prepare(`SELECT cv.k, c.seq, cv.version FROM cluster_versions cv JOIN functions_changes c ON c.k = cv.k`)
-      .raw().all() as Array<[string, number, number]>;
+    let rows: Array<[string, number, number]> = [];
+    try {
+      rows = this.local.prepare('SELECT cv.k, c.seq, cv.version FROM cluster_versions cv JOIN functions_changes c ON c.k = cv.k').raw().all() as typeof rows;
+    } catch {
+      // The file cannot be read now (locked, not migrated): no cluster version is known, none is given.
+    }
     const byKey = new Map(rows.map(([k, seq, version]) => [k, { seq, version }]));
     return statuses.map((status) => {
       if (status?.version === undefined) return status;
