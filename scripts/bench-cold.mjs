@@ -77,7 +77,7 @@ function functionMs(res) {
 }
 
 async function main() {
-  if (!fs.existsSync(path.join(root, 'dist/src/cli.js'))) throw new Error('dist/ is missing: run npm run build first');
+  if (!fs.existsSync(path.join(root, 'dist/src/cli/main.js'))) throw new Error('dist/ is missing: run npm run build first');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'faas-cold-'));
   fs.chmodSync(dir, 0o755);
   const dbPath = path.join(dir, 'faas.db');

@@ -369,10 +369,10 @@ async function main() {
   if (opts.pin && spawnSync('taskset', ['-V']).error) throw new Error('taskset is not installed (util-linux); install it or use --no-pin');
   const sides = opts.only ? [opts.only] : ['bare', 'gateway'];
   if (sides.includes('gateway')) {
-    const cli = path.join(root, 'dist/src/cli.js');
+    const cli = path.join(root, 'dist/src/cli/main.js');
     if (!fs.existsSync(cli)) throw new Error(`${path.relative(root, cli)} is missing: run npm run build first (or measure the baseline alone with --only bare)`);
     const newestSrc = newestMtime(path.join(root, 'src'), '.ts');
-    if (newestSrc > fs.statSync(cli).mtimeMs + 1000) process.stderr.write('warning: src/ has changes newer than dist/src/cli.js; dist/ may be stale (npm run build)\n');
+    if (newestSrc > fs.statSync(cli).mtimeMs + 1000) process.stderr.write('warning: src/ has changes newer than dist/src/cli/main.js; dist/ may be stale (npm run build)\n');
   }
   const info = machine(); // before this script pins itself: nproc counts the CPUs it may use
   if (opts.pin) {

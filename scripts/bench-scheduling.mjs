@@ -224,7 +224,7 @@ async function measure(policy, round) {
 }
 
 async function main() {
-  if (!fs.existsSync(path.join(root, 'dist/src/cli.js'))) throw new Error('dist/ is missing: run npm run build first');
+  if (!fs.existsSync(path.join(root, 'dist/src/cli/main.js'))) throw new Error('dist/ is missing: run npm run build first');
   if (spawnSync('taskset', ['--version']).error) throw new Error('taskset (util-linux) is needed');
   const cores = os.availableParallelism();
   if (cores < 2) throw new Error(`this benchmark pins a hog to one core and needs two at least (this process may use ${cores})`);

@@ -91,12 +91,12 @@ else {
     else throw new UsageError(`unknown option ${flag}`);
   });
   await group.run(parse, usage, async () => {
-    if (!fs.existsSync(path.join(root, 'dist/src/cli.js'))) throw new Error('dist/src/cli.js is missing: run npm run build first');
+    if (!fs.existsSync(path.join(root, 'dist/src/cli/main.js'))) throw new Error('dist/src/cli/main.js is missing: run npm run build first');
     tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'faas-stream-'));
     fs.chmodSync(tmpDir, 0o755);
     const logFile = path.join(tmpDir, 'gateway.log');
     const servers = { bare: await start('bare uWS', [fileURLToPath(import.meta.url), '--serve-baseline'], 'inherit') };
-    servers.gateway = await start('gateway', ['dist/src/cli.js', 'gateway', '--host', '127.0.0.1', '--port', '0', '--admin-port', '0',
+    servers.gateway = await start('gateway', ['dist/src/cli/main.js', 'gateway', '--host', '127.0.0.1', '--port', '0', '--admin-port', '0',
       '--db', path.join(tmpDir, 'faas.db'), '--run-dir', path.join(tmpDir, 'run'), '--workers', '1', '--sync-ms', '100'], fs.openSync(logFile, 'w'));
     const db = new Database(path.join(tmpDir, 'faas.db'));
     const insert = db.prepare('INSERT OR REPLACE INTO functions(k, v) VALUES (?, ?)');

@@ -42,7 +42,7 @@ if (unknown.length > 0 || (flags.length > 0 && names.length !== 1)) {
   process.stderr.write(`${unknown.length ? `unknown benchmark ${unknown.map((u) => JSON.stringify(u)).join(', ')}` : 'flags need exactly one benchmark name before them'}\n${usage()}`);
   process.exit(2);
 }
-if (!fs.existsSync(path.join(root, 'dist/src/cli.js'))) {
+if (!fs.existsSync(path.join(root, 'dist/src/cli/main.js'))) {
   process.stderr.write('dist/ is missing: run npm run build first\n');
   process.exit(1);
 }

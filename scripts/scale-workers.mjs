@@ -36,7 +36,7 @@ function metric(text, name) {
 }
 
 async function main() {
-  if (!fs.existsSync(path.join(root, 'dist/src/cli.js'))) throw new Error('dist/ is missing: run npm run build first');
+  if (!fs.existsSync(path.join(root, 'dist/src/cli/main.js'))) throw new Error('dist/ is missing: run npm run build first');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'faas-scale-'));
   fs.chmodSync(dir, 0o755);
   const started = performance.now();

@@ -698,10 +698,10 @@ async function waitForRoutes() {
 let gatewayDiedAt;
 
 async function main() {
-  const cli = path.join(root, 'dist/src/cli.js');
-  if (!fs.existsSync(cli)) throw new Error('dist/src/cli.js is missing: run npm run build first');
+  const cli = path.join(root, 'dist/src/cli/main.js');
+  if (!fs.existsSync(cli)) throw new Error('dist/src/cli/main.js is missing: run npm run build first');
   if (newestMtime(path.join(root, 'src'), '.ts') > fs.statSync(cli).mtimeMs + 1000 || newestMtime(path.join(root, 'workers'), '.ts') > fs.statSync(cli).mtimeMs + 1000) {
-    say('warning: src/ or workers/ has changes newer than dist/src/cli.js; dist/ may be stale (npm run build)');
+    say('warning: src/ or workers/ has changes newer than dist/src/cli/main.js; dist/ may be stale (npm run build)');
   }
   const info = machine();
   const started = new Date();

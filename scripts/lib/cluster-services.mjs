@@ -1,6 +1,6 @@
 // What runs on the hosts of scripts/lib/cluster-hosts.mjs: PostgreSQL (the config source), Redis
 // (cluster rate limits), HAProxy (examples/haproxy.cfg with this run's addresses) and gateways
-// (dist/src/cli.js). Each start waits until its service answers and throws with the log's tail
+// (dist/src/cli/main.js). Each start waits until its service answers and throws with the log's tail
 // when it does not.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -9,7 +9,7 @@ import path from 'node:path';
 
 const PG_BIN = '/usr/lib/postgresql/15/bin';
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
-const CLI = path.join(ROOT, 'dist/src/cli.js');
+const CLI = path.join(ROOT, 'dist/src/cli/main.js');
 const EXAMPLE_HAPROXY = path.join(ROOT, 'examples/haproxy.cfg');
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 

@@ -1,10 +1,10 @@
 // `faas keys create NAME | revoke NAME | list` (CONTRACT §2): API keys in the gateway's database.
 // The gateway picks a change up at its next sync (5 s by default); nothing needs restarting.
 // On a cluster node (--cluster-db) they go to the cluster's PostgreSQL (cli/cluster-target.ts).
-import { clusterTarget } from './cli/cluster-target.js';
-import { openForWrite } from './routes/function-store.js';
-import { loadKeysConfig } from './config.js';
-import { createKey, KeyError, listKeys, revokeKey } from './routes/api-keys.js';
+import { clusterTarget } from './cluster-target.js';
+import { openForWrite } from '../routes/function-store.js';
+import { loadKeysConfig } from '../config.js';
+import { createKey, KeyError, listKeys, revokeKey } from '../routes/api-keys.js';
 
 export const KEYS_HELP = `Usage:
   faas keys create NAME [--db PATH]   make a key; prints it alone on stdout, once (only its SHA-256 is kept)

@@ -1,7 +1,7 @@
 // The `faas` command: `faas gateway`, `faas worker`, the operators' commands (keys, deploy,
-// routes, rm, invoke, logs, top: src/keys-cli.ts, src/cli/), `faas help`.
-import { ConfigError } from './config.js';
-import type { Io } from './cli/args.js';
+// routes, rm, invoke, logs, top: keys.ts and the rest of src/cli/), `faas help`.
+import { ConfigError } from '../config.js';
+import type { Io } from './args.js';
 
 const HELP = `faas — a single-node function gateway
 
@@ -64,27 +64,27 @@ type OpsCommand = (argv: readonly string[], env: NodeJS.ProcessEnv, io: Io) => P
 /** The operators' commands, loaded only when asked for (the gateway never loads them). */
 const OPS: Readonly<Record<string, () => Promise<{ run: OpsCommand; help: string; follows?: boolean }>>> = {
   deploy: async () => {
-    const m = await import('./cli/deploy.js');
+    const m = await import('./deploy.js');
     return { run: m.runDeploy, help: m.DEPLOY_HELP };
   },
   routes: async () => {
-    const m = await import('./cli/routes.js');
+    const m = await import('./routes.js');
     return { run: m.runRoutes, help: m.ROUTES_HELP };
   },
   rm: async () => {
-    const m = await import('./cli/routes.js');
+    const m = await import('./routes.js');
     return { run: m.runRm, help: m.RM_HELP };
   },
   invoke: async () => {
-    const m = await import('./cli/invoke.js');
+    const m = await import('./invoke.js');
     return { run: m.runInvoke, help: m.INVOKE_HELP };
   },
   logs: async () => {
-    const m = await import('./cli/logs.js');
+    const m = await import('./logs.js');
     return { run: m.runLogs, help: m.LOGS_HELP, follows: true };
   },
   top: async () => {
-    const m = await import('./cli/top.js');
+    const m = await import('./top.js');
     return { run: m.runTop, help: m.TOP_HELP, follows: true };
   },
 };
@@ -107,17 +107,17 @@ async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
     case 'gateway': {
-      const { runGateway } = await import('./main.js');
+      const { runGateway } = await import('../main.js');
       await runGateway(rest, process.env);
       return -1; // keeps running
     }
     case 'worker': {
-      const { runWorker } = await import('../workers/main.js');
+      const { runWorker } = await import('../../workers/main.js');
       await runWorker(rest, process.env);
       return -1;
     }
     case 'keys': {
-      const { runKeys } = await import('./keys-cli.js');
+      const { runKeys } = await import('./keys.js');
       return runKeys(rest, process.env, { out: (t) => process.stdout.write(t), err: (t) => process.stderr.write(t) });
     }
     case 'deploy':
@@ -133,7 +133,7 @@ async function main(argv: string[]): Promise<number> {
         return 0;
       }
       if (rest[0] === 'keys') {
-        process.stdout.write((await import('./keys-cli.js')).KEYS_HELP);
+        process.stdout.write((await import('./keys.js')).KEYS_HELP);
         return 0;
       }
       process.stdout.write(HELP);

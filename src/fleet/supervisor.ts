@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { allowedCpus } from '../host/cpus.js';
 import type { Log } from '../protocol/log.js';
 
-const CLI = fileURLToPath(new URL('../cli.js', import.meta.url));
+const CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url));
 const MIN_BACKOFF_MS = 100;
 const MAX_BACKOFF_MS = 10_000;
 const STABLE_AFTER_MS = 30_000;

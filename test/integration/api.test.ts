@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually, startGateway, type Gateway } from './harness.js';
 import { checkAnswer, operations, unknownKeywords, validate } from './openapi-check.js';
 
-const CLI = path.resolve('dist/src/cli.js');
+const CLI = path.resolve('dist/src/cli/main.js');
 const HELLO = "export default { fetch: (request) => new Response('v1 ' + new URL(request.url).pathname) }";
 const HELLO2 = "export default { fetch: () => new Response('v2') }";
 

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deploy, eventually, startGateway, type Gateway } from './harness.js';
 
-const CLI = path.resolve('dist/src/cli.js');
+const CLI = path.resolve('dist/src/cli/main.js');
 let gw: Gateway;
 
 function keys(...args: string[]): { code: number | null; out: string; err: string } {

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually, startGateway, type Gateway } from './harness.js';
 
-const CLI = path.resolve('dist/src/cli.js');
+const CLI = path.resolve('dist/src/cli/main.js');
 let gw: Gateway;
 let env: NodeJS.ProcessEnv;
 let operator: ReturnType<Gateway['sql']>;

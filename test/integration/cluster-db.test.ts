@@ -104,7 +104,7 @@ describe.skipIf(missing !== undefined)('a gateway with --cluster-db', () => {
 
   it('faas deploy, rm and keys on a node write to PostgreSQL, and wait until the node serves the change', async () => {
     const faas = (...args: string[]): { status: number | null; out: string; err: string } => {
-      const r = spawnSync(process.execPath, [path.resolve('dist/src/cli.js'), ...args, '--db', gw.dbPath], { encoding: 'utf8', timeout: 20_000,
+      const r = spawnSync(process.execPath, [path.resolve('dist/src/cli/main.js'), ...args, '--db', gw.dbPath], { encoding: 'utf8', timeout: 20_000,
         env: { ...process.env, FAAS_CLUSTER_DB_PASSWORD_FILE: pg.passwordFile, FAAS_ADMIN: gw.admin } });
       return { status: r.status, out: r.stdout, err: r.stderr };
     };

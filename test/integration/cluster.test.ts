@@ -22,7 +22,7 @@ const NOTIFY_MS = 1000;
 const SHARE_CONCURRENCY = 12;
 
 function whyNot(): string | undefined {
-  if (!fs.existsSync(path.resolve('dist/src/cli.js'))) return 'dist/src/cli.js is not built (npm run build)';
+  if (!fs.existsSync(path.resolve('dist/src/cli/main.js'))) return 'dist/src/cli/main.js is not built (npm run build)';
   const missing = missingProgram(SERVICE_PROGRAMS);
   if (missing) return `${missing} is not installed (npm test installs postgresql, redis-server, haproxy)`;
   return netnsUnavailable();

@@ -7,7 +7,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { detectHostLimits } from '../../src/host/host-limits.js';
 
-const CLI = path.resolve('dist/src/cli.js');
+const CLI = path.resolve('dist/src/cli/main.js');
 /** In the pure cgroup v2 guest (scripts/cgroup2-vm: QEMU without KVM) everything takes ~6× as long. */
 export const IN_VM = process.env.FAAS_CGROUP2_VM === '1';
 export const SLOW = IN_VM ? 6 : 1;

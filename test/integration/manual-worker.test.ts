@@ -17,7 +17,7 @@ afterAll(async () => {
 interface WorkerRow { id: string; available: boolean; supervised: boolean }
 
 it('a worker started by hand joins, serves and leaves', async () => {
-  const extra = spawn(process.execPath, [path.resolve('dist/src/cli.js'), 'worker', '--id', 'extra', '--run-dir', gw.runDir], { stdio: 'ignore' });
+  const extra = spawn(process.execPath, [path.resolve('dist/src/cli/main.js'), 'worker', '--id', 'extra', '--run-dir', gw.runDir], { stdio: 'ignore' });
   try {
     const joined = await eventually(async () => {
       const ws: WorkerRow[] = await (await fetch(`${gw.admin}/workers`)).json();
