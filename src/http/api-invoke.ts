@@ -16,7 +16,7 @@ import { errorBody, GatewayError } from '../errors.js';
 import type { LogBook, LogEntry } from '../observe/log-book.js';
 import type { RouteTable } from '../routes/route-store.js';
 import { ApiError, isObject, type Answer } from './api-io.js';
-import { traceContext } from './server.js';
+import { traceContext } from './pipeline/trace.js';
 import type { Answered, Invocation, InvocationResult } from '../calls.js';
 
 /** A streamed answer is read up to this much; the rest is cancelled and `truncated` says so. */

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { CallWindow, LiveStats, WINDOW_S } from '../../src/observe/live-stats.js';
 import { CAPACITY, LogBook } from '../../src/observe/log-book.js';
-import { traceContext } from '../../src/http/server.js';
+import { traceContext } from '../../src/http/pipeline/trace.js';
 
 describe('CallWindow', () => {
   it('gives p50 and p99 within 20 % of the true quantiles', () => {
