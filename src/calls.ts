@@ -5,7 +5,7 @@
 // not import the request path (src/http/server.ts) for its types.
 import type { ErrorCode } from './errors.js';
 import type { GatewayStream, StreamedBody } from './protocol/body-stream.js';
-import type { Route } from './routes/route-store.js';
+import type { Route } from './routes/route-table.js';
 
 /**
  * What a function call asks, as the public port read it: the part of a call that is the same

@@ -3,7 +3,7 @@
 // network: no sockets, no uWS, no process boundaries. A GET /hello with a few headers, answered by
 // a Workers-style and a Lambda-style no-op, one stage at a time and then the whole chain:
 //
-//   1. gateway: route + pick       RouteTable.get (src/routes/route-store.ts) on the key server.ts
+//   1. gateway: route + pick       RouteTable.get (src/routes/route-table.ts) on the key server.ts
 //                                  builds, then the least-loaded pick (src/scheduler/policies.ts)
 //                                  over one worker, as Fleet.invoke calls it
 //   2. gateway → worker frame      the invoke message as WorkerConnection.invoke sends it (version
@@ -46,7 +46,7 @@ for (const file of ['src/protocol/frames.js', 'src/routes/route-store.js', 'src/
   }
 }
 const { encodeFrame, FrameDecoder } = await import(dist('src/protocol/frames.js'));
-const { RouteTable } = await import(dist('src/routes/route-store.js'));
+const { RouteTable } = await import(dist('src/routes/route-table.js'));
 const { parseRouteKey } = await import(dist('src/routes/route-key.js'));
 const { parseFunctionConfig } = await import(dist('src/routes/function-config.js'));
 const { createPolicy } = await import(dist('src/scheduler/policies.js'));

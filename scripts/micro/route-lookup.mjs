@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // What finding a request's route costs at 1, 10,000 and 100,000 routes. The lookup is the one in
-// src/http/server.ts, run on the compiled RouteTable (src/routes/route-store.ts): the key
+// src/http/server.ts, run on the compiled RouteTable (src/routes/route-table.ts): the key
 // `${method}:${path}` is built per request, then table.get(key); a miss also asks
 // table.allowedMethods(path) to choose between 404 and 405. The tables hold Routes made as the
 // store's sync makes them (parseRouteKey and parseFunctionConfig on every row, frozen, one Map
@@ -14,11 +14,11 @@ import { fileURLToPath } from 'node:url';
 import { Bench } from 'tinybench';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-if (!fs.existsSync(path.join(root, 'dist/src/routes/route-store.js'))) {
-  console.error('dist/src/routes/route-store.js is missing: run npm run build first');
+if (!fs.existsSync(path.join(root, 'dist/src/routes/route-table.js'))) {
+  console.error('dist/src/routes/route-table.js is missing: run npm run build first');
   process.exit(1);
 }
-const { RouteTable } = await import(path.join(root, 'dist/src/routes/route-store.js'));
+const { RouteTable } = await import(path.join(root, 'dist/src/routes/route-table.js'));
 const { parseRouteKey } = await import(path.join(root, 'dist/src/routes/route-key.js'));
 const { parseFunctionConfig } = await import(path.join(root, 'dist/src/routes/function-config.js'));
 

@@ -8,7 +8,7 @@ import type { Invocation, InvocationResult } from '../calls.js';
 import { asyncMetrics, type Scraped } from '../observe/metrics.js';
 import type { Log } from '../protocol/log.js';
 import { InvocationStore, invocationsDbPath } from '../routes/invocation-store.js';
-import type { RouteTable } from '../routes/route-store.js';
+import type { RouteTable } from '../routes/route-table.js';
 import { CallbackSender } from './callbacks.js';
 import { Dispatcher } from './dispatcher.js';
 

@@ -24,7 +24,7 @@ import type { Invocation, InvocationResult } from '../calls.js';
 import type { AsyncConfig } from '../protocol/messages.js';
 import type { Log } from '../protocol/log.js';
 import type { Change, InvocationStore, NewInvocation, QueuedRef, Started, StoredResult } from '../routes/invocation-store.js';
-import type { Route, RouteTable } from '../routes/route-store.js';
+import type { Route, RouteTable } from '../routes/route-table.js';
 import { ASYNC_DEFAULTS } from '../routes/function-config.js';
 import { collect, type Failure, type Outcome } from './answer.js';
 import { ReadyQueue } from './ready-queue.js';

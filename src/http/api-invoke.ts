@@ -14,7 +14,7 @@ import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { errorBody, GatewayError } from '../errors.js';
 import type { LogBook, LogEntry } from '../observe/log-book.js';
-import type { RouteTable } from '../routes/route-store.js';
+import type { RouteTable } from '../routes/route-table.js';
 import { ApiError, isObject, type Answer } from './api-io.js';
 import { traceContext } from './pipeline/trace.js';
 import type { Answered, Invocation, InvocationResult } from '../calls.js';

@@ -9,7 +9,7 @@
 // route takes, and refuses outright (403) only an origin that is not listed.
 import { GatewayError } from '../errors.js';
 import type { CorsConfig } from '../protocol/messages.js';
-import type { Route, RouteTable } from '../routes/route-store.js';
+import type { Route, RouteTable } from '../routes/route-table.js';
 
 export type Headers = ReadonlyArray<readonly [string, string]>;
 

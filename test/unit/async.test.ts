@@ -12,7 +12,7 @@ import { prefersAsync } from '../../src/http/async-accept.js';
 import type { Invocation, InvocationResult } from '../../src/calls.js';
 import type { FunctionConfig } from '../../src/protocol/messages.js';
 import { InvocationStore, invocationsDbPath, type NewInvocation } from '../../src/routes/invocation-store.js';
-import { RouteTable, type Route } from '../../src/routes/route-store.js';
+import { RouteTable, type Route } from '../../src/routes/route-table.js';
 
 const dirs: string[] = [];
 const stores: InvocationStore[] = [];

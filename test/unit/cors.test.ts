@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { corsHeaders, preflight, withHead } from '../../src/http/cors.js';
 import type { CorsConfig } from '../../src/protocol/messages.js';
 import { parseFunctionConfig } from '../../src/routes/function-config.js';
-import { RouteTable, type Route } from '../../src/routes/route-store.js';
+import { RouteTable, type Route } from '../../src/routes/route-table.js';
 
 function table(rows: Record<string, Record<string, unknown>>): RouteTable {
   const routes = new Map<string, Route>();

@@ -7,7 +7,7 @@ import { performance } from 'node:perf_hooks';
 import type { Answered, Invocation, InvocationResult } from '../../calls.js';
 import { errorBody, statusLine, type GatewayError } from '../../errors.js';
 import type { Log } from '../../protocol/log.js';
-import type { Route, RouteTable } from '../../routes/route-store.js';
+import type { Route, RouteTable } from '../../routes/route-table.js';
 import type { AsyncCalls } from '../async-accept.js';
 import type { Headers } from '../cors.js';
 import { endAnswer, writeGatewayHeaders } from '../end-answer.js';
