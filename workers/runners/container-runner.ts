@@ -28,22 +28,22 @@
 // made here with its limits, and runsc joins one it finds as it is (gvisorCgroup). A cold start
 // through the gateway took ~0.5 s for python and ~1 s for node on a loaded 2-core host (runc: ~0.2 and ~0.3 s); gVisor's own spares (pool.ts)
 // bring the later cold starts of inline code down to ~15–25 ms, as runc's do.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Readable } from 'node:stream';
 import { findContainerEngine, findOciRuntime, findRunsc } from '../../src/host/container-engine.js';
 import { IMAGE_INTERPRETERS, type FunctionSpec, type Isolation, type Runtime } from '../../src/protocol/messages.js';
 import { processAlive, type Cgroups, type InstanceCgroup } from '../cgroups.js';
 import { cpuQuota } from '../cgroup-files.js';
 import { GVISOR_FLAGS, GVISOR_PIDS_MAX, gvisorSeccomp, type SeccompProfile } from './gvisor.js';
 import type { SandboxLimits } from './process-runner.js';
-import { listenForChannel, type ChannelSocket } from '../channel-socket.js';
+import { listenForChannel } from '../channel-socket.js';
+import { containerSandbox, run } from './container-sandbox.js';
 import type { FunctionCode } from '../function-code.js';
 import {
   BASE_ENV, FILE_SIZE_MAX, hostCommand, OPEN_FILES_MAX, PIDS_MAX, SHM_BYTES,
-  type CgroupUsage, type Interpreters, type Runner, type SandboxExit, type SandboxProcess,
+  type Interpreters, type Runner, type SandboxProcess,
 } from './runner.js';
 
 export interface ContainerRunnerOptions {
@@ -342,49 +342,6 @@ function ociRuntime(binary: string, root: string, isolation: Isolation, flags: r
 function imageRoot(image: string): Root {
   const find = (runtime: 'node' | 'python'): string => IMAGE_INTERPRETERS[runtime].find((p) => fs.existsSync(`${image}${p}`)) ?? IMAGE_INTERPRETERS[runtime][0]!;
   return { path: image, interpreters: { node: find('node'), python: find('python') }, mounts: [] };
-}
-
-/**
- * The SandboxProcess of a container whose runtime or engine runs in `child` (in the foreground):
- * killing it is removing the container (killing `child` would leave the container running);
- * when it has exited, the limit it hit is read (where there is a count to read), the container
- * removed, once, and its bundle folder with it.
- */
-function containerSandbox(child: ChildProcess, via: string, listener: ChannelSocket, bundle: string,
-  how: { remove: () => Promise<void>; terminate: () => Promise<void>; limitHit?: () => string | undefined; usage?: () => CgroupUsage | undefined }): SandboxProcess {
-  let removed: Promise<void> | undefined;
-  const remove = (): Promise<void> => (removed ??= how.remove());
-  const exited = new Promise<SandboxExit>((resolve) => {
-    const done = (code: number | null, signal: NodeJS.Signals | null): void => {
-      const limit = how.limitHit?.();
-      listener.close();
-      void remove().finally(() => {
-        fs.rmSync(bundle, { recursive: true, force: true });
-        resolve({ code, signal, ...(limit ? { limit } : {}) });
-      });
-    };
-    child.once('exit', done);
-    child.once('error', () => done(null, null));
-  });
-  return {
-    pid: child.pid ?? -1,
-    via,
-    channel: listener.channel,
-    output: [child.stdout as Readable, child.stderr as Readable],
-    terminate: () => void how.terminate(),
-    kill: () => void remove(),
-    exited,
-    ...(how.usage && { usage: how.usage }),
-  };
-}
-
-/** Runs a command of the OCI runtime or engine to its end; its failure is not ours to report. */
-function run(command: string, args: string[]): Promise<void> {
-  return new Promise<void>((resolve) => {
-    const child = spawn(command, args, { stdio: 'ignore' });
-    child.once('exit', () => resolve());
-    child.once('error', () => resolve());
-  });
 }
 
 function readOnly(source: string, destination: string): object {
