@@ -3,7 +3,7 @@
 import { ConfigError } from '../config.js';
 import type { Io } from './args.js';
 
-const HELP = `faas — a single-node function gateway
+const HELP = `faas — a function gateway for your own machines, one or several
 
 Usage:
   faas gateway [options]   start the HTTP gateway and its workers
