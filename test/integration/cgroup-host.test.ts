@@ -49,14 +49,22 @@ function workerCpuUsec(): number {
   return host.kind === 'v2' ? Number(/^usage_usec (\d+)$/m.exec(text)![1]) : Number(text) / 1000;
 }
 
-async function cpuShareOfCall(url: string, wallMs: number): Promise<{ share: number; serverCpuMs: number | undefined }> {
+/**
+ * What a call of `wallMs` of busy loop used: `share` of a core from the worker's whole folder
+ * (its instances and the spares it may be refilling meanwhile), `instanceShare` from the
+ * instance's own cgroup (server-timing's cpu), both over the call's measured wall time.
+ */
+async function cpuShareOfCall(url: string, wallMs: number): Promise<{ share: number; instanceShare: number | undefined; serverCpuMs: number | undefined }> {
   await fetch(`${url}?ms=50`); // started and warm: the measured call is the function alone
   const before = workerCpuUsec();
+  const t0 = performance.now();
   const res = await fetch(`${url}?ms=${wallMs}`);
+  const elapsed = performance.now() - t0;
   expect(res.status).toBe(200);
   const used = workerCpuUsec() - before;
   const cpu = /cpu;dur=([\d.]+)/.exec(res.headers.get('server-timing') ?? '')?.[1];
-  return { share: used / 1000 / wallMs, serverCpuMs: cpu === undefined ? undefined : Number(cpu) };
+  const serverCpuMs = cpu === undefined ? undefined : Number(cpu);
+  return { share: used / 1000 / elapsed, instanceShare: serverCpuMs === undefined ? undefined : serverCpuMs / elapsed, serverCpuMs };
 }
 
 describe.skipIf(host.kind !== 'v2' || host.missing.memory !== undefined)('cgroup v2 delegation', () => {
@@ -146,12 +154,13 @@ describe.skipIf(!limits)(`memory_mb and the process limit (${host.kind})`, () =>
 describe.skipIf(!cpuQuotas)(`cpu quotas (${host.kind})`, () => {
   it('a busy function with cpu: 0.25 uses at most 30 % of a core over 3 s, measured from the cgroup', async () => {
     await deploy(gw, 'GET:/spin/quarter', { runtime: 'node', cpu: 0.25, code: SPIN });
-    const { share, serverCpuMs } = await cpuShareOfCall(`${gw.http}/spin/quarter`, 3000);
-    expect(share).toBeLessThanOrEqual(0.3);
-    expect(share).toBeGreaterThan(0.1); // it did run
-    // The call's own CPU figure (server-timing) comes from the same cgroup.
+    const { share, instanceShare, serverCpuMs } = await cpuShareOfCall(`${gw.http}/spin/quarter`, 3000);
+    // The instance's own cgroup: the worker's folder also holds the spares it refills meanwhile,
+    // which in the emulated guest cost seconds of CPU and put its figure over the quota.
     expect(serverCpuMs).toBeDefined();
-    expect(serverCpuMs!).toBeLessThanOrEqual(0.3 * 3000);
+    expect(instanceShare!).toBeLessThanOrEqual(0.3);
+    expect(instanceShare!).toBeGreaterThan(0.1); // it did run
+    expect(share).toBeGreaterThanOrEqual(instanceShare! * 0.95); // the folder holds the instance
   }, 20_000 * SLOW);
 
   it('the same function without cpu is not held to it', async () => {
