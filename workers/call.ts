@@ -1,20 +1,12 @@
 // What a call is inside the worker, for every module that runs one (instance.ts, pool.ts, cgi.ts,
 // wasm-runner.ts, invoke-server.ts): what it asks, how it ends, where its output goes. Types only,
 // so none of those modules imports another for them.
-import type { WorkerErrorCode } from '../src/protocol/messages.js';
+import type { InvokeMessage, WorkerErrorCode } from '../src/protocol/messages.js';
 import type { BodyStream } from '../src/protocol/body-stream.js';
 import type { CallUsage } from './call-usage.js';
 
-/** A call as the runners see it (the body travels beside it). */
-export interface CallRequest {
-  readonly requestId: string;
-  readonly method: string;
-  readonly path: string;
-  readonly query: string;
-  readonly headers: string[];
-  /** The client's address as the gateway resolved it (InvokeMessage.clientIp). */
-  readonly clientIp?: string;
-}
+/** A call as the runners see it: what the gateway's Invoke frame asks (the body travels beside it). */
+export type CallRequest = Pick<InvokeMessage, 'requestId' | 'method' | 'path' | 'query' | 'headers' | 'clientIp'>;
 
 /** A streamed answer in the worker; its end carries the call's figures. */
 export type AnswerStream = BodyStream<CallUsage>;

@@ -20,6 +20,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
+import type { CallRequest } from '../calls.js';
 
 export type InvocationState = 'queued' | 'running' | 'succeeded' | 'failed';
 export type CallbackState = 'pending' | 'delivered' | 'failed';
@@ -30,23 +31,6 @@ export const INVOCATIONS_SCHEMA_VERSION = 1;
 export function invocationsDbPath(routesDb: string): string {
   const ext = path.extname(routesDb);
   return `${ext === '' ? routesDb : routesDb.slice(0, -ext.length)}-invocations${ext === '' ? '.db' : ext}`;
-}
-
-/**
- * What a function call asks, as the public port read it: the part of a call that is the same
- * whether it runs now (src/http/server.ts's Invocation adds the route and a streamed body) or is
- * kept for later here.
- */
-export interface CallRequest {
-  readonly requestId: string;
-  readonly method: string;
-  readonly path: string;
-  readonly query: string;
-  /** Flat [name, value, …], names lower-case as uWS gives them. */
-  readonly headers: string[];
-  readonly body: Buffer;
-  /** The client's address: the peer, or behind --trusted-proxies the X-Forwarded-For client (forwarded.ts). */
-  readonly clientIp: string;
 }
 
 /** A call accepted for later. */
