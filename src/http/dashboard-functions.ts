@@ -10,7 +10,7 @@
 //
 // As in the rest of the page, data reaches the DOM only through textContent, value and
 // setAttribute; every API call carries the admin token from sessionStorage when there is one.
-// It uses the page's helpers ($, el, badge, millis, sparkline, parseEvent, token, askToken, …).
+// It uses the page's helpers ($, el, badge, millis, sparkline, readEvents, parseEvent, token, askToken, …).
 // Its markup and style are dashboard-functions-view.ts; a route's detail, dashboard-route-detail.ts.
 
 import { ROUTE_DETAIL_SCRIPT } from './dashboard-route-detail.js';

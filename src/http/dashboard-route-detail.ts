@@ -29,21 +29,12 @@ async function followLog(key) {
       const res = await fetch(API + '/logs?follow=1&route=' + enc(key) + '&after=' + after, { headers: authHeaders({ accept: 'text/event-stream' }), cache: 'no-store', signal: ctl.signal });
       if (!res.ok || !res.body) { state.textContent = 'unavailable (' + res.status + ')'; return; }
       state.textContent = '· following';
-      const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
-      let buffered = '';
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        buffered += value;
-        const events = buffered.split(/\r?\n\r?\n/);
-        buffered = events.pop();
-        for (const block of events) {
-          const entry = logEvent(block);
-          if (!entry) continue;
-          if (entry.kind !== 'access' && entry.seq > after) after = entry.seq;
-          appendLog(entry);
-        }
-      }
+      await readEvents(res, (block) => {
+        const entry = logEvent(block);
+        if (!entry) return;
+        if (entry.kind !== 'access' && entry.seq > after) after = entry.seq;
+        appendLog(entry);
+      });
     } catch (err) {
       if (ctl.signal.aborted) return;
     }

@@ -108,22 +108,28 @@ async function connect() {
     return setTimeout(connect, 3000);
   }
   setConn('live');
-  const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
-  let buffered = '';
   try {
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      buffered += value;
-      const events = buffered.split(/\r?\n\r?\n/);
-      buffered = events.pop();
-      for (const e of events) dispatch(e);
-    }
+    await readEvents(res, dispatch);
   } catch (err) {
     // the connection broke: open a new one below
   }
   setConn('reconnecting');
   setTimeout(connect, 1000);
+}
+
+// Hands each event block of a text/event-stream answer to onBlock as it comes, until the stream
+// ends; rejects when the connection breaks (of /events, and of the Functions panel's followed log).
+async function readEvents(res, onBlock) {
+  const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffered = '';
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffered += value;
+    const events = buffered.split(/\r?\n\r?\n/);
+    buffered = events.pop();
+    for (const block of events) onBlock(block);
+  }
 }
 
 // One text/event-stream event (of /events, and of the Functions panel's followed log): "event:"
