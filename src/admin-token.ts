@@ -7,7 +7,7 @@
 // presented token itself would leak its length through the early return. Both sides are hashed
 // to SHA-256 first, so the comparison always runs over 32 bytes, whatever was sent.
 import { createHash, timingSafeEqual } from 'node:crypto';
-import fs from 'node:fs';
+import { readSecretFile } from './secret-file.js';
 
 /** Fewer characters than this is too easy to guess; `openssl rand -hex 32` gives 64. */
 export const MIN_TOKEN_CHARS = 16;
@@ -22,20 +22,9 @@ export type TokenRead = { readonly token: string } | { readonly error: string };
  * must hold one line of 16–4096 visible ASCII characters and must not be readable by others.
  */
 export function readTokenFile(file: string): TokenRead {
-  let stat: fs.Stats;
-  let text: string;
-  try {
-    stat = fs.statSync(file);
-    if (!stat.isFile()) return { error: `${file} is not a file` };
-    text = fs.readFileSync(file, 'utf8');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    return { error: `${file} cannot be read (${code === 'ENOENT' ? 'no such file' : code ?? (err as Error).message})` };
-  }
-  if ((stat.mode & 0o004) !== 0) {
-    return { error: `${file} is readable by every user (mode ${(stat.mode & 0o777).toString(8)}); chmod 600 ${file}` };
-  }
-  const token = text.replace(/\r?\n$/, '');
+  const read = readSecretFile(file);
+  if ('error' in read) return read;
+  const token = read.text;
   if (token.length < MIN_TOKEN_CHARS || token.length > MAX_TOKEN_CHARS || !TOKEN_SHAPE.test(token)) {
     return { error: `${file} must hold one line of ${MIN_TOKEN_CHARS}–${MAX_TOKEN_CHARS} visible ASCII characters, the token (make one with: openssl rand -hex 32 > ${file})` };
   }

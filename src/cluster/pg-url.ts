@@ -1,7 +1,7 @@
 // --cluster-db and its password: a postgres:// URL naming the user, host and database, and the
 // password in a file (--cluster-db-password-file) or libpq's PGPASSFILE, never in the URL, since
 // a process's arguments and environment show in `ps` and in logs.
-import fs from 'node:fs';
+import { readSecretFile } from '../secret-file.js';
 
 /** The URL as given, once checked; an error names the rule. */
 export function parsePgUrl(raw: string): { value: string } | { error: string } {
@@ -22,17 +22,8 @@ export function parsePgUrl(raw: string): { value: string } | { error: string } {
 
 /** The password in `file`: one line, not readable by other users. */
 export function readPasswordFile(file: string): { value: string } | { error: string } {
-  let text: string;
-  try {
-    const stat = fs.statSync(file);
-    if (!stat.isFile()) return { error: `${file} is not a file` };
-    if ((stat.mode & 0o004) !== 0) return { error: `${file} is readable by every user (mode ${(stat.mode & 0o777).toString(8)}); chmod 600 ${file}` };
-    text = fs.readFileSync(file, 'utf8');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    return { error: `${file} cannot be read (${code === 'ENOENT' ? 'no such file' : code ?? (err as Error).message})` };
-  }
-  const password = text.replace(/\r?\n$/, '');
-  if (password === '' || password.includes('\n')) return { error: `${file} must hold the password on one line` };
-  return { value: password };
+  const read = readSecretFile(file);
+  if ('error' in read) return read;
+  if (read.text === '' || read.text.includes('\n')) return { error: `${file} must hold the password on one line` };
+  return { value: read.text };
 }
