@@ -139,7 +139,10 @@ export async function runGateway(argv: readonly string[], env: NodeJS.ProcessEnv
     metrics: () => metrics.render(),
     metricsContentType: metrics.contentType,
     workers: () => workersView(fleet),
-    routes: () => (clusterDb ? { ...store.status(), routes: clusterDb.inClusterVersions(store.status().routes) } : store.status()),
+    routes: () => {
+      const status = store.status();
+      return clusterDb ? { ...status, routes: clusterDb.inClusterVersions(status.routes) } : status;
+    },
     stats: () => statsView(store, fleet, live, clusterDb?.state()),
     history: () => ({ workers: live.workerHistory() }),
     logs,

@@ -14,7 +14,7 @@
 // trigger's check) for api-io.ts.
 import pg from 'pg';
 import { generateKey, hashKey, KeyError, KEY_NAME, KEY_NAME_RULE, type KeyInfo } from '../routes/api-keys.js';
-import { checkFunction, type Decide, type FunctionSource, type FunctionVersion, type RemoveOutcome, type RowCheck, type StoredFunction, type WriteOutcome } from '../routes/function-store.js';
+import { changeOf, checkFunction, type Decide, type FunctionSource, type FunctionVersion, type RemoveOutcome, type RowCheck, type StoredFunction, type WriteOutcome } from '../routes/function-store.js';
 import { checkUsable } from '../routes/function-config.js';
 
 const POOL_SIZE = 2;
@@ -72,8 +72,7 @@ export class PgFunctionStore implements FunctionSource {
         'INSERT INTO functions(k, v) VALUES ($1, $2) ON CONFLICT (k) DO UPDATE SET v = excluded.v RETURNING version, updated', [key, v])).rows[0]!;
       const version = Number(row.version);
       if (current?.v === v) await c.query('DELETE FROM functions_versions WHERE k = $1 AND version > $2 AND version < $3 AND v IS NULL', [key, current.version, version]);
-      const change = current === undefined ? 'created' : current.v === v ? 'redeployed' : 'updated';
-      return { ok: true, written: { updated: Number(row.updated), version, change }, v, config: checked.config };
+      return { ok: true, written: { updated: Number(row.updated), version, change: changeOf(current, v) }, v, config: checked.config };
     });
   }
 

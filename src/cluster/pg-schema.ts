@@ -64,7 +64,6 @@ CREATE OR REPLACE FUNCTION faas_json_each(v text, path text) RETURNS TABLE(key t
 `;
 
 const TABLES = `
-CREATE TABLE IF NOT EXISTS faas_schema (id integer PRIMARY KEY CHECK (id = 1), version integer NOT NULL);
 CREATE TABLE IF NOT EXISTS faas_config (id integer PRIMARY KEY CHECK (id = 1), version bigint NOT NULL);
 INSERT INTO faas_config(id, version) VALUES (1, 0) ON CONFLICT (id) DO NOTHING;
 CREATE SEQUENCE IF NOT EXISTS functions_version_seq;
@@ -163,6 +162,7 @@ export async function migratePg(client: pg.Client | pg.PoolClient): Promise<PgMi
   await client.query('BEGIN');
   try {
     await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATE_LOCK]);
+    // Made here, not in TABLES: the version must be read before anything else is created.
     await client.query('CREATE TABLE IF NOT EXISTS faas_schema (id integer PRIMARY KEY CHECK (id = 1), version integer NOT NULL)');
     const row = (await client.query<{ version: number }>('SELECT version FROM faas_schema WHERE id = 1')).rows[0];
     const from = row?.version ?? 0;

@@ -165,9 +165,13 @@ export function writeFunction<R>(db: Database.Database, key: string, decide: Dec
     const row = readFunction(db, key)!;
     // A redeploy's delete is not a version anyone deployed: the history keeps only its insert.
     if (current?.v === v) db.prepare('DELETE FROM functions_versions WHERE k = ? AND seq > ? AND seq < ? AND v IS NULL').run(key, current.version, row.version);
-    const change = current === undefined ? 'created' : current.v === v ? 'redeployed' : 'updated';
-    return { ok: true, written: { updated: row.updated, version: row.version, change }, v, config: checked.config };
+    return { ok: true, written: { updated: row.updated, version: row.version, change: changeOf(current, v) }, v, config: checked.config };
   }).immediate();
+}
+
+/** What a write of `v` over `current` is (file header: the same config again is a redeploy). */
+export function changeOf(current: StoredFunction | undefined, v: string): WrittenRow['change'] {
+  return current === undefined ? 'created' : current.v === v ? 'redeployed' : 'updated';
 }
 
 /** `faas deploy`: the whole config, whatever the row held. */
