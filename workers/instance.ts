@@ -1,7 +1,7 @@
 // A running function instance: one sandbox, the frame channel to its runtime host, and the
 // calls in flight on it. A timed-out or crashed instance is retired and never reused.
 import type { Duplex } from 'node:stream';
-import { encodeInstanceFrame, InstanceFrameDecoder, type HostInvoke, type HostLoad, type HostMessage } from './instance-frames.js';
+import { encodeInstanceFrame, InstanceFrameDecoder, type HostInvoke, type HostLoad, type HostMessage } from '../src/protocol/instance-frames.js';
 import { toOutcome } from './cgi.js';
 import { BatchWriter } from '../src/protocol/frames.js';
 import { MAX_RESPONSE_BYTES, type CgroupUsage, type SandboxProcess } from './runners/runner.js';

@@ -17,7 +17,7 @@ import type { Log } from '../src/protocol/log.js';
 import type { FunctionSpec, Runtime } from '../src/protocol/messages.js';
 import path from 'node:path';
 import { NODE_DIR_ENTRIES, nodeModuleExtension } from './function-code.js';
-import type { HostLoad } from './instance-frames.js';
+import type { HostLoad } from '../src/protocol/instance-frames.js';
 import { GENERIC_MEMORY_MB, type Runner, type SandboxProcess } from './runners/runner.js';
 
 const RUNTIMES: readonly Runtime[] = ['node', 'python'];

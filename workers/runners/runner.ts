@@ -56,7 +56,7 @@ export interface Runner {
   start(spec: FunctionSpec, code: FunctionCode): SandboxProcess;
   /**
    * A sandbox of this runtime without a function yet, to be given one with a `load` frame
-   * (instance-frames.ts); its memory limit (and node's heap) is `memoryMb`, so only functions
+   * (src/protocol/instance-frames.ts); its memory limit (and node's heap) is `memoryMb`, so only functions
    * with that memory_mb can adopt it.
    */
   startGeneric?(runtime: Runtime, memoryMb: number): SandboxProcess;

@@ -1,6 +1,6 @@
 // Runs inside the sandbox: loads one node function and serves invocations over fd 3, or in a
 // container over the bind-mounted Unix socket FAAS_CHANNEL names (frames:
-// workers/instance-frames.ts). Calls run concurrently, as in Workers isolates.
+// src/protocol/instance-frames.ts). Calls run concurrently, as in Workers isolates.
 // Usage: node node-host.mjs ENTRY_FILE HANDLER FUNCTION_NAME MEMORY_MB ENV_JSON
 //    or: node node-host.mjs          (pre-started: the first frame is a `load` with the code)
 import fs from 'node:fs';

@@ -1,6 +1,6 @@
 # Runs inside the sandbox: loads one python function and serves invocations over fd 3, or in a
 # container over the bind-mounted Unix socket FAAS_CHANNEL names (frames:
-# workers/instance-frames.ts), one call at a time.
+# src/protocol/instance-frames.ts), one call at a time.
 # Usage: python3 python-host.py ENTRY_FILE [HANDLER [FUNCTION_NAME MEMORY_MB]]
 #    or: python3 python-host.py          (pre-started: the first frame is a `load` with the code)
 # The python zygote (python-zygote.py) imports it instead and calls serve() in each child.

@@ -1,5 +1,6 @@
-// Frames between a worker and a function instance (the runtime host inside the sandbox),
-// over the socketpair the sandbox inherits as fd 3:
+// Frames between a function instance (the runtime host inside the sandbox) and whoever calls it:
+// its worker, over the socketpair the sandbox inherits as fd 3, and on the direct data path the
+// gateway, over the one it inherits as fd 5 (README "Data paths"):
 //
 //   u32 BE frameBytes | u32 BE metaBytes | meta (UTF-8 JSON) | body (raw bytes)
 //
@@ -7,7 +8,7 @@
 // runtime's standard library (node-host.mjs, python-host.py); the body never goes through
 // JSON. Keep this layout in step with both hosts.
 
-import { ChunkQueue } from '../src/protocol/frames.js';
+import { ChunkQueue } from './frames.js';
 
 export type HostMessage =
   | { t: 'ready' }
