@@ -1,11 +1,16 @@
 // An async attempt's answer as the dispatcher keeps it (src/async/dispatcher.ts): the function's
 // status and headers, and its body read whole — a streamed one too, acknowledged as it comes —
-// of which RESULT_MAX_BYTES are kept and the rest only counted.
+// of which RESULT_MAX_BYTES are kept and the rest only counted; or, when the invoke was refused,
+// its error, and whether the function ever saw the attempt.
 import type { InvocationResult } from '../calls.js';
+import type { GatewayError } from '../errors.js';
 import type { StoredResult } from '../routes/invocation-store.js';
 
 /** The most of a function's answer kept (and sent to a callback); the rest is counted, not kept. */
 export const RESULT_MAX_BYTES = 1024 * 1024;
+
+/** Errors that say the call never reached a function. */
+const NOT_RUN = new Set(['NO_WORKER_AVAILABLE', 'FUNCTION_AT_CAPACITY']);
 
 /** Why an attempt failed: an error code of the README's table, or one of the async ones (README). */
 export interface Failure {
@@ -45,4 +50,11 @@ export function collect(result: InvocationResult): Outcome | Promise<Outcome> {
       },
     });
   });
+}
+
+/** An invoke that rejected (with a GatewayError, as fleet.invoke does): its code, else WORKER_PROTOCOL_ERROR; `notRun` when no worker took it. */
+export function failed(err: unknown): Outcome {
+  const e = err as GatewayError;
+  const code = typeof e?.code === 'string' ? e.code : 'WORKER_PROTOCOL_ERROR';
+  return { failure: { code, message: e instanceof Error ? e.message : String(err) }, notRun: NOT_RUN.has(code) };
 }

@@ -1,7 +1,7 @@
 // Asynchronous invocations after their 202 (README "Async invocations"): a queue per route in
-// memory, mirroring the `invocations` table (src/routes/invocation-store.ts), from which at most
-// `async.concurrency` of a route run at once, through the same fleet.invoke (and so the same
-// scheduler) as synchronous calls.
+// memory (src/async/invocation-queue.ts), mirroring the `invocations` table
+// (src/routes/invocation-store.ts), from which at most `async.concurrency` of a route run at
+// once, through the same fleet.invoke (and so the same scheduler) as synchronous calls.
 //
 // Every write goes through one batch per event-loop turn: accepted calls, attempts started,
 // attempts finished, callbacks delivered are one transaction, one fsync (the store's header
@@ -19,15 +19,15 @@
 // (POST /api/v1/invocations/ID/retry) or its ttl_s passes. A call no worker could take
 // (NO_WORKER_AVAILABLE, FUNCTION_AT_CAPACITY) never reached a function: it waits and is tried
 // again without counting.
-import type { GatewayError } from '../errors.js';
 import type { Invocation, InvocationResult } from '../calls.js';
 import type { AsyncConfig } from '../protocol/messages.js';
 import type { Log } from '../protocol/log.js';
 import type { Change, InvocationStore, NewInvocation, QueuedRef, Started, StoredResult } from '../routes/invocation-store.js';
 import type { Route, RouteTable } from '../routes/route-table.js';
 import { ASYNC_DEFAULTS } from '../routes/function-config.js';
-import { collect, type Failure, type Outcome } from './answer.js';
-import { ReadyQueue } from './ready-queue.js';
+import { collect, failed, type Failure, type Outcome } from './answer.js';
+import { InvocationQueue } from './invocation-queue.js';
+import type { ReadyQueue } from './ready-queue.js';
 
 /** Invocations one route may have waiting; past it, 503 QUEUE_FULL. */
 export const MAX_QUEUED_PER_ROUTE = 100_000;
@@ -35,8 +35,6 @@ export const MAX_QUEUED_PER_ROUTE = 100_000;
 const MAX_BACKOFF_MS = 15 * 60_000;
 /** The least wait before trying again a call no worker could take (so that no worker is no busy loop). */
 const NOT_RUN_WAIT_MS = 250;
-/** Errors that say the call never reached a function. */
-const NOT_RUN = new Set(['NO_WORKER_AVAILABLE', 'FUNCTION_AT_CAPACITY']);
 /** After a write that failed (disk full, database locked), the next try. */
 const WRITE_RETRY_MS = 1000;
 const SWEEP_EVERY_MS = 60_000;
@@ -68,9 +66,8 @@ export interface RouteCounters {
 }
 
 export class Dispatcher {
-  private readonly ready = new Map<string, ReadyQueue>();
-  /** Waiting out a backoff, soonest first. */
-  private delayed: QueuedRef[] = [];
+  /** Ready to start, and waiting out a backoff. */
+  private readonly queue = new InvocationQueue();
   private readonly running = new Map<string, number>();
   private pending: Pending[] = [];
   private scheduled = false;
@@ -114,8 +111,8 @@ export class Dispatcher {
     const queued = store.queued();
     // Calls accepted between the port opening and now are in memory already.
     const known = new Set<string>();
-    for (const q of this.ready.values()) for (let i = q.head; i < q.items.length; i++) known.add(q.items[i]!.id);
-    for (const ref of queued) if (!known.has(ref.id)) this.enqueue(ref);
+    this.queue.eachReady((ref) => known.add(ref.id));
+    for (const ref of queued) if (!known.has(ref.id)) this.queue.add(ref, this.now());
     for (const id of store.pendingCallbacks()) this.deps.onFinished?.(id);
     this.started = true;
     this.sweep();
@@ -145,38 +142,24 @@ export class Dispatcher {
 
   /** Invocations of `route` waiting (ready or in backoff): more are refused past MAX_QUEUED_PER_ROUTE. */
   waiting(route: string): number {
-    let n = this.ready.get(route)?.length ?? 0;
-    for (const d of this.delayed) if (d.route === route) n++;
-    return n;
+    return this.queue.waiting(route);
   }
 
   /** Per route: waiting, running, and the age in ms of the oldest waiting. */
   queues(): Map<string, { waiting: number; running: number; oldestMs: number }> {
-    const now = this.now();
     const out = new Map<string, { waiting: number; running: number; oldestMs: number }>();
-    const at = (route: string): { waiting: number; running: number; oldestMs: number } => {
-      let q = out.get(route);
-      if (!q) out.set(route, (q = { waiting: 0, running: this.running.get(route) ?? 0, oldestMs: 0 }));
-      return q;
-    };
-    const see = (ref: QueuedRef): void => {
-      const q = at(ref.route);
-      q.waiting++;
-      q.oldestMs = Math.max(q.oldestMs, now - ref.queuedAt);
-    };
-    for (const queue of this.ready.values()) for (let i = queue.head; i < queue.items.length; i++) see(queue.items[i]!);
-    for (const ref of this.delayed) see(ref);
-    for (const route of this.running.keys()) at(route);
-    for (const route of this.counters.keys()) at(route);
+    const running = (route: string): number => this.running.get(route) ?? 0;
+    for (const [route, q] of this.queue.byRoute(this.now())) out.set(route, { waiting: q.waiting, running: running(route), oldestMs: q.oldestMs });
+    for (const route of [...this.running.keys(), ...this.counters.keys()]) {
+      if (!out.has(route)) out.set(route, { waiting: 0, running: running(route), oldestMs: 0 });
+    }
     return out;
   }
 
   /** Forgets the counters of routes that are gone and have nothing waiting or running. */
   forgetRoutes(live: (key: string) => boolean): void {
     for (const route of this.counters.keys()) {
-      if (!live(route) && (this.ready.get(route)?.length ?? 0) === 0 && !this.running.has(route) && !this.delayed.some((d) => d.route === route)) {
-        this.counters.delete(route);
-      }
+      if (!live(route) && !this.queue.holds(route) && !this.running.has(route)) this.counters.delete(route);
     }
   }
 
@@ -195,7 +178,7 @@ export class Dispatcher {
         resolve();
       }, reject);
       // In memory at once, so that the same commit can start it; taken out again if the commit fails.
-      this.queueOf(row.route).add(ref);
+      this.queue.addReady(ref);
     });
   }
 
@@ -205,7 +188,7 @@ export class Dispatcher {
     const r = this.deps.store.retry(id, this.now());
     if (r === undefined) return 'not-found';
     if (!r.ok) return { state: r.state };
-    this.enqueue(r.ref);
+    this.queue.add(r.ref, this.now());
     this.schedule();
     return 'queued';
   }
@@ -232,7 +215,7 @@ export class Dispatcher {
    */
   private pump(): void {
     const now = this.now();
-    this.release(now);
+    this.queue.release(now);
     const changes = this.pending;
     this.pending = [];
     const picks = this.started && !this.stopped ? this.pick(now, changes) : [];
@@ -260,7 +243,7 @@ export class Dispatcher {
   private pick(now: number, changes: Pending[]): Array<{ ref: QueuedRef; route: Route; queue: ReadyQueue }> {
     const picks: Array<{ ref: QueuedRef; route: Route; queue: ReadyQueue }> = [];
     const table = this.deps.routes();
-    for (const [key, queue] of this.ready) {
+    for (const [key, queue] of this.queue.readyQueues()) {
       if (queue.length === 0) continue;
       const route = table.get(key);
       const settings = this.settings(route);
@@ -297,11 +280,7 @@ export class Dispatcher {
     const t0 = this.now();
     const headers = [...s.headers, 'x-faas-attempt', String(s.attempts), 'x-faas-invocation-id', s.id];
     this.deps.invoke({ route, requestId: s.requestId, method: s.method, path: s.path, query: s.query, headers, body: s.body, clientIp: s.clientIp })
-      .then(collect, (err: unknown): Outcome => {
-        const e = err as GatewayError;
-        const code = typeof e?.code === 'string' ? e.code : 'WORKER_PROTOCOL_ERROR';
-        return { failure: { code, message: e instanceof Error ? e.message : String(err) }, notRun: NOT_RUN.has(code) };
-      })
+      .then(collect, failed)
       .then((outcome) => this.settle(s, route, outcome, t0), (err: unknown) => this.settle(s, route,
         { failure: { code: 'WORKER_PROTOCOL_ERROR', message: `internal error: ${String(err)}` } }, t0));
   }
@@ -343,7 +322,7 @@ export class Dispatcher {
 
   private requeue(s: Started, nextAt: number, uncount: boolean, failure: Failure): void {
     this.write({ kind: 'requeue', id: s.id, nextAt, uncount, errorCode: failure.code, error: failure.message });
-    this.enqueue({ seq: s.seq, id: s.id, route: s.route, queuedAt: s.queuedAt, nextAt });
+    this.queue.add({ seq: s.seq, id: s.id, route: s.route, queuedAt: s.queuedAt, nextAt }, this.now());
   }
 
   private finish(id: string, state: 'succeeded' | 'failed', now: number, settings: AsyncConfig, result: StoredResult | undefined,
@@ -352,32 +331,8 @@ export class Dispatcher {
       error: failure?.message, callback };
   }
 
-  /** Into the ready queue of its route, or, when its backoff has not ended, the delayed list (sorted by nextAt). */
-  private enqueue(ref: QueuedRef): void {
-    if (ref.nextAt <= this.now()) {
-      this.queueOf(ref.route).add(ref);
-      return;
-    }
-    let lo = 0;
-    let hi = this.delayed.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (this.delayed[mid]!.nextAt <= ref.nextAt) lo = mid + 1;
-      else hi = mid;
-    }
-    this.delayed.splice(lo, 0, ref);
-  }
-
-  /** Moves invocations whose backoff has ended to their ready queues. */
-  private release(now: number): void {
-    let n = 0;
-    while (n < this.delayed.length && this.delayed[n]!.nextAt <= now) n++;
-    if (n === 0) return;
-    for (const ref of this.delayed.splice(0, n)) this.queueOf(ref.route).add(ref);
-  }
-
   private armTimer(): void {
-    const next = this.delayed[0]?.nextAt ?? Infinity;
+    const next = this.queue.nextAt;
     if (next === this.timerAt || this.stopped) return;
     clearTimeout(this.timer);
     this.timerAt = next;
@@ -394,7 +349,7 @@ export class Dispatcher {
     this.deps.log({ level: 'error', msg: 'async invocations could not be written', error: err.message, writes: changes.length });
     for (const p of changes) {
       if (p.change.kind === 'insert') {
-        this.queueOf(p.change.row.route).remove(p.change.row.id);
+        this.queue.remove(p.change.row.route, p.change.row.id);
         p.refused?.(err);
       } else {
         this.pending.push(p);
@@ -415,12 +370,6 @@ export class Dispatcher {
     } catch (err) {
       this.deps.log({ level: 'warn', msg: 'async invocations could not be swept', error: (err as Error).message });
     }
-  }
-
-  private queueOf(route: string): ReadyQueue {
-    let q = this.ready.get(route);
-    if (!q) this.ready.set(route, (q = new ReadyQueue()));
-    return q;
   }
 
   private settings(route: Route | undefined): AsyncConfig {

@@ -1,5 +1,6 @@
-// The dispatcher's queue of one route's invocations ready to start (src/async/dispatcher.ts):
-// ordered by seq, the oldest first; taken from the head, compacted now and then.
+// The dispatcher's queue of one route's invocations ready to start (one per route in
+// src/async/invocation-queue.ts; src/async/dispatcher.ts takes from them): ordered by seq, the
+// oldest first; taken from the head, compacted now and then.
 import type { QueuedRef } from '../routes/invocation-store.js';
 
 /** Invocations of one route ready to start, oldest (lowest seq) first; `head` skips those taken. */
