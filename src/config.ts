@@ -38,6 +38,8 @@ export interface GatewayConfig {
   readonly pin: 'off' | 'on';
   /** One JSON log line per answered request (route, status, worker, durations, cold, request and trace ids). */
   readonly accessLog: 'off' | 'on';
+  /** `direct`: warm node instances in process sandboxes take calls from the gateway itself; `worker`: every call goes through its worker. */
+  readonly dataPath: 'direct' | 'worker';
   /**
    * Serve functions whose limits this host's cgroups cannot enforce (memory_mb, the process
    * limit, cpu), instead of refusing their rows; /readyz, /metrics and the log say what is missing.
@@ -132,6 +134,7 @@ const GATEWAY_OPTIONS = {
   policy: { flag: '--policy', env: 'FAAS_POLICY', fallback: 'least-loaded', parse: oneOf(POLICY_NAMES) },
   pin: { flag: '--pin', env: 'FAAS_PIN', fallback: 'off', parse: oneOf(['off', 'on'] as const) },
   accessLog: { flag: '--access-log', env: 'FAAS_ACCESS_LOG', fallback: 'on', parse: oneOf(['off', 'on'] as const) },
+  dataPath: { flag: '--data-path', env: 'FAAS_DATA_PATH', fallback: 'direct', parse: oneOf(['direct', 'worker'] as const) },
   allowUnenforcedLimits: { flag: '--allow-unenforced-limits', env: 'FAAS_ALLOW_UNENFORCED_LIMITS', fallback: false, parse: onOff, switch: true },
   trustedProxies: { flag: '--trusted-proxies', env: 'FAAS_TRUSTED_PROXIES', fallback: [], parse: parseTrustedProxies },
   // nginx always says who it is (server_tokens off hides only the version): the same, without a version.

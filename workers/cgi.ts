@@ -3,7 +3,7 @@
 // sandboxed processes (the node runtime host runs them there; instance.ts reads the result).
 import type { FunctionSpec } from '../src/protocol/messages.js';
 import type { CallOutcome, CallRequest } from './call.js';
-import { MAX_RESPONSE_BYTES } from './runners/runner.js';
+import { MAX_RESPONSE_BYTES, oversizedAnswer } from '../src/protocol/messages.js';
 import type { WasmTaskResult } from './runners/wasm-task.js';
 
 /** What a module may write to stdout besides the body: its CGI header lines. */
@@ -45,8 +45,9 @@ export function toOutcome(result: WasmTaskResult): CallOutcome {
   const [end, gap] = crlf >= 0 && (lf < 0 || crlf < lf) ? [crlf, 4] : [lf, 2];
   if (end < 0) return { ok: false, code: 'FUNCTION_RESPONSE_INVALID', message: 'the module wrote no CGI header block (header lines, then a blank line) before its body' };
   const body = out.subarray(end + gap);
-  if (body.length > MAX_RESPONSE_BYTES) {
-    return { ok: false, code: 'FUNCTION_RESPONSE_INVALID', message: `the response body of ${body.length} bytes is over the limit of ${MAX_RESPONSE_BYTES} bytes (6 MiB)` };
+  const oversized = oversizedAnswer(body.length);
+  if (oversized) {
+    return { ok: false, code: 'FUNCTION_RESPONSE_INVALID', message: oversized };
   }
   let status = 200;
   const headers: string[] = [];

@@ -4,7 +4,8 @@ import type { Duplex } from 'node:stream';
 import { encodeInstanceFrame, InstanceFrameDecoder, type HostInvoke, type HostLoad, type HostMessage } from '../src/protocol/instance-frames.js';
 import { toOutcome } from './cgi.js';
 import { BatchWriter } from '../src/protocol/frames.js';
-import { MAX_RESPONSE_BYTES, type CgroupUsage, type SandboxProcess } from './runners/runner.js';
+import type { CgroupUsage, SandboxProcess } from './runners/runner.js';
+import { oversizedAnswer } from '../src/protocol/messages.js';
 import type { Log } from '../src/protocol/log.js';
 import { callUsage, type CallUsage } from './call-usage.js';
 import type { AnswerStream, CallOutcome, CallOutput } from './call.js';
@@ -38,6 +39,15 @@ export class Instance {
   lastUsedMs = Date.now();
   /** Calls that have claimed a slot (waiting for start-up or running); see InstancePool. */
   claims = 0;
+  /**
+   * Slots lent to the gateway for the direct data path (direct-leases.ts): calls it sends the
+   * instance itself. They count as claims do; the instance stops only once the gateway gives them back.
+   */
+  leased = 0;
+  /** Asks the gateway to give the lease back (set by DirectLeases when it lends one). */
+  onRevoke: (() => void) | undefined;
+  /** Why the sandbox exited, once it has: "the function's process exited (code 1): …". */
+  exitMessage = '';
   isReady = false;
   retired = false;
   exited = false;
@@ -50,6 +60,10 @@ export class Instance {
   private readonly out = new BatchWriter();
   /** Timed out: killed without a grace period. */
   private stuck = false;
+  /** The gateway was asked for its lease back and has not given it yet. */
+  private revoking = false;
+  /** stop() waits for the lease to come back: the gateway's calls on the instance end first. */
+  private stopOnRelease = false;
   private graceTimer?: NodeJS.Timeout;
   /** The cgroup usage read this event-loop turn (usage()); null when none was. */
   private turnUsage: CgroupUsage | undefined | null = null;
@@ -109,6 +123,8 @@ export class Instance {
       this.log({ level: 'info', msg: 'instance exited', instance: name, code, signal, ...(limit ? { limit } : {}) });
       const cause = limit ? `was killed: ${limit}` : `exited (${signal ?? `code ${code}`})`;
       const detail = `${cause}${this.outputTail && !limit ? `: ${this.outputTail.trim().slice(-500)}` : ''}`;
+      this.exitMessage = `the function's process ${detail}`;
+      this.leased = 0;
       failReady(new Error(`instance ${detail}`));
       for (const [id, call] of this.pending) {
         this.settle(id, { ok: false, code: 'FUNCTION_CRASHED', message: `the function's process ${detail}` });
@@ -131,7 +147,36 @@ export class Instance {
   }
 
   get hasRoom(): boolean {
-    return !this.retired && this.claims < this.capacity;
+    return !this.retired && this.claims + this.leased < this.capacity;
+  }
+
+  /** The host's end of the direct channel, for the gateway (runner.ts SandboxProcess.direct). */
+  get direct(): SandboxProcess['direct'] {
+    return this.sandbox.direct;
+  }
+
+  /** Whether a call's CPU and memory can be read from the instance's cgroup (then direct calls report them too). */
+  get accounted(): boolean {
+    return this.sandbox.usage !== undefined;
+  }
+
+  /** Tells the host to report the figures of the gateway's calls itself: the worker does not see them. */
+  accountDirectCalls(): void {
+    this.out.write(...encodeInstanceFrame({ t: 'account' }));
+  }
+
+  /** The gateway has given its slots back and sends no more calls: the instance may stop, if it was to. */
+  released(): void {
+    this.leased = 0;
+    this.revoking = false;
+    if (this.stopOnRelease) this.stop();
+    else if (this.retired && this.idle) this.stopOrKill();
+  }
+
+  /** A call the gateway sent ran past its timeout_ms: as for one of the worker's own, the instance is replaced. */
+  timedOut(): void {
+    this.stuck = true;
+    this.retire();
   }
 
   /**
@@ -169,17 +214,33 @@ export class Instance {
   /** No new calls; the sandbox is stopped once the calls already running are settled. */
   retire(): void {
     this.retired = true;
+    this.revoke();
     if (this.idle) this.stopOrKill();
   }
 
-  /** No call running and no ctx.waitUntil work left: a retired instance may stop. */
+  /** No call running, none lent to the gateway and no ctx.waitUntil work left: a retired instance may stop. */
   private get idle(): boolean {
-    return this.pending.size === 0 && this.background.size === 0;
+    return this.pending.size === 0 && this.background.size === 0 && this.leased === 0;
   }
 
-  /** SIGTERM, then SIGKILL for the whole tree if it has not exited within STOP_GRACE_MS. */
-  stop(): void {
+  private revoke(): void {
+    if (this.leased === 0 || this.revoking) return;
+    this.revoking = true;
+    this.onRevoke?.();
+  }
+
+  /**
+   * SIGTERM, then SIGKILL for the whole tree if it has not exited within STOP_GRACE_MS. With slots
+   * lent to the gateway, once it has given them back (its calls on the instance have ended), unless
+   * `now` (the worker is stopping).
+   */
+  stop(now = false): void {
     this.retired = true;
+    if (this.leased > 0 && !now && !this.exited) {
+      this.stopOnRelease = true;
+      this.revoke();
+      return;
+    }
     if (this.exited || this.graceTimer) return;
     this.sandbox.terminate();
     this.graceTimer = setTimeout(() => {
@@ -253,15 +314,13 @@ export class Instance {
         this.background.delete(meta.id);
         if (this.retired && this.idle) this.stopOrKill();
         return;
-      case 'result':
+      case 'result': {
         if (meta.waitUntil) this.waitFor(meta.id);
-        if (body.length > MAX_RESPONSE_BYTES) {
-          this.settle(meta.id, { ok: false, code: 'FUNCTION_RESPONSE_INVALID',
-            message: `the response body of ${body.length} bytes is over the limit of ${MAX_RESPONSE_BYTES} bytes (6 MiB)` });
-        } else {
-          this.settle(meta.id, { ok: true, status: meta.status, headers: meta.headers, body });
-        }
+        const oversized = oversizedAnswer(body.length);
+        this.settle(meta.id, oversized ? { ok: false, code: 'FUNCTION_RESPONSE_INVALID', message: oversized }
+          : { ok: true, status: meta.status, headers: meta.headers, body });
         return;
+      }
       case 'error':
         this.settle(meta.id, { ok: false, code: meta.code, message: meta.message });
         return;

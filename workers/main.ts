@@ -6,7 +6,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadWorkerConfig } from '../src/config.js';
 import { allowedCpus, parseCpuList } from '../src/host/cpus.js';
-import { createLog } from '../src/protocol/log.js';
+import { createLog, type Log } from '../src/protocol/log.js';
+import { DirectLeases } from './direct-leases.js';
 import { openCgroups } from './open-cgroups.js';
 import { ContainerRunner } from './runners/container-runner.js';
 import { InvokeServer } from './invoke-server.js';
@@ -51,7 +52,8 @@ export async function runWorker(argv: readonly string[], env: NodeJS.ProcessEnv)
     if (typeof runner === 'string') log({ level: 'warn', msg: `mode ${mode} is not available on this worker; its calls get 503 FUNCTION_UNAVAILABLE`, why: runner });
   }
   const pool = new InstancePool(runners, path.join(config.runDir, 'code'),
-    { idleTtlMs: config.idleTtlMs, memoryBudgetMb: config.memoryBudgetMb, startTimeoutMs: config.startTimeoutMs }, log, new WasmRunner());
+    { idleTtlMs: config.idleTtlMs, memoryBudgetMb: config.memoryBudgetMb, startTimeoutMs: config.startTimeoutMs }, log, new WasmRunner(),
+    directLeases(log));
   const server = new InvokeServer(pool, log);
   await server.listen(socketPath);
 
@@ -106,6 +108,23 @@ export async function runWorker(argv: readonly string[], env: NodeJS.ProcessEnv)
     process.stdin.on('error', () => shutdown('gateway gone'));
     process.stdin.resume();
   }
+}
+
+/**
+ * The direct data path needs Node's IPC channel to the gateway (it passes the instances' sockets):
+ * a worker the gateway spawned has one; a worker started by hand serves every call itself.
+ */
+function directLeases(log: Log): DirectLeases | undefined {
+  const send = process.send?.bind(process);
+  if (!send || !process.channel) return undefined;
+  const leases = new DirectLeases((msg, socket) => {
+    send(msg, socket, {}, (err: Error | null) => {
+      if (err) log({ level: 'warn', msg: 'could not send to the gateway over IPC', what: msg.t, error: err.message });
+    });
+  }, log);
+  process.on('message', (msg) => leases.receive(msg));
+  process.channel.unref(); // the stream socket and stdin keep the worker alive, not this
+  return leases;
 }
 
 /** SIGKILLs this process's children (runc, runsc, bwrap, the zygote): what a stopping worker has not stopped. */

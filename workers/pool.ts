@@ -23,6 +23,7 @@ import type { Runner, SandboxProcess } from './runners/runner.js';
 import type { BodyStream } from '../src/protocol/body-stream.js';
 import { Spares } from './spares.js';
 import type { WasmRunner } from './runners/wasm-runner.js';
+import type { DirectLeases } from './direct-leases.js';
 
 export const PYTHON_MAX_INSTANCES = 4;
 /** A version whose code failed to load is answered from this cache for a while instead of respawning per call. */
@@ -53,6 +54,8 @@ export class InstancePool {
     private readonly limits: { readonly idleTtlMs: number; readonly memoryBudgetMb: number; readonly startTimeoutMs: number },
     private readonly log: Log,
     private readonly wasm?: WasmRunner,
+    /** Lends warm node instances to the gateway (the direct data path); absent for a worker started by hand. */
+    private readonly direct?: DirectLeases,
   ) {
     const runner = (mode: SandboxMode): Runner | undefined => (typeof runners[mode] === 'string' ? undefined : runners[mode] as Runner);
     this.spares = {
@@ -94,7 +97,7 @@ export class InstancePool {
         try {
           body = await wholeBody(bodyIn);
         } catch (err) {
-          instance.claims--;
+          this.unclaim(instance);
           return { outcome: { ok: false, code: 'FUNCTION_ERROR', message: (err as Error).message }, cold };
         }
         bodyIn = undefined;
@@ -108,8 +111,8 @@ export class InstancePool {
         streaming = outcome.ok ? outcome.stream?.finished : undefined;
         return { outcome, cold };
       } finally {
-        if (streaming) void streaming.then(() => instance.claims--);
-        else instance.claims--;
+        if (streaming) void streaming.then(() => this.unclaim(instance));
+        else this.unclaim(instance);
       }
     } finally {
       const release = (): void => {
@@ -119,6 +122,12 @@ export class InstancePool {
       if (streaming) void streaming.then(release);
       else release();
     }
+  }
+
+  /** A call through the worker has given its slot back: the slot may be lent to the gateway. */
+  private unclaim(instance: Instance): void {
+    instance.claims--;
+    this.direct?.offer(instance);
   }
 
   /** Host pids of every sandbox this worker runs (for load sampling). */
@@ -182,7 +191,7 @@ export class InstancePool {
     for (const s of Object.values(this.spares)) s.shutdown();
     void this.wasm?.close();
     const instances = [...this.pools.values()].flatMap((fp) => fp.instances);
-    for (const i of instances) i.stop();
+    for (const i of instances) i.stop(true);
     await Promise.all(instances.map((i) => i.gone));
   }
 
@@ -217,7 +226,7 @@ export class InstancePool {
         continue; // it failed to start; loop starts another or reports the load failure
       }
       if (live.length < maxInstances(fp.spec.config)) {
-        const started = this.start(fp);
+        const started = await this.startMakingRoom(fp);
         if ('outcome' in started) return started;
         started.claims++;
         const ok = await settled(started.ready);
@@ -238,8 +247,29 @@ export class InstancePool {
   }
 
   /**
+   * start(), and where the memory budget is held by instances lent to the gateway, asks it for
+   * them back one by one, least recently used first (direct-leases.ts): one it runs no call on
+   * comes back and is stopped, and the start is tried again.
+   */
+  private async startMakingRoom(fp: FunctionPool): Promise<Instance | { outcome: CallOutcome; cold: boolean }> {
+    let started = this.start(fp);
+    if (!this.direct) return started;
+    const lent = [...this.pools.values()].flatMap((p) => p.instances).filter((i) => i.leased > 0 && i.claims === 0 && !i.retired)
+      .sort((a, b) => a.lastUsedMs - b.lastUsedMs);
+    for (const candidate of lent) {
+      if (!('outcome' in started) || started.outcome.ok || started.outcome.code !== 'FUNCTION_AT_CAPACITY') return started;
+      if (!(await this.direct.reclaim(candidate))) continue; // in use
+      this.log({ level: 'info', msg: 'instance evicted to stay within the memory budget', instance: candidate.name, budgetMb: this.limits.memoryBudgetMb });
+      candidate.stop();
+      started = this.start(fp);
+    }
+    return started;
+  }
+
+  /**
    * Makes room for `memoryMb` more within the budget by stopping least recently used idle
-   * instances. Returns false if instances in use hold too much for that.
+   * instances. Returns false if instances in use hold too much for that. An instance lent to the
+   * gateway counts as in use: only the gateway knows whether it is (startMakingRoom asks it).
    */
   private makeRoom(memoryMb: number): boolean {
     const live: Array<{ instance: Instance; memoryMb: number }> = [];
@@ -248,7 +278,7 @@ export class InstancePool {
       for (const i of fp.instances) if (!i.exited && (!i.retired || i.inFlight > 0)) live.push({ instance: i, memoryMb: fp.spec.config.memoryMb });
     }
     let used = live.reduce((sum, l) => sum + l.memoryMb, 0);
-    const idle = live.filter((l) => l.instance.claims === 0).sort((a, b) => a.instance.lastUsedMs - b.instance.lastUsedMs);
+    const idle = live.filter((l) => l.instance.claims === 0 && l.instance.leased === 0).sort((a, b) => a.instance.lastUsedMs - b.instance.lastUsedMs);
     const inUse = used - idle.reduce((sum, l) => sum + l.memoryMb, 0);
     if (inUse + memoryMb > this.limits.memoryBudgetMb) return false; // evicting every idle one would not do: evict none
     while (used + memoryMb > this.limits.memoryBudgetMb) {
@@ -280,6 +310,11 @@ export class InstancePool {
       const capacity = config.runtime === 'node' ? config.maxConcurrency : 1;
       instance = new Instance(name, sandbox, capacity, this.limits.startTimeoutMs, this.log);
       if (spare) instance.load(spare.load, spare.files);
+      if (this.direct) {
+        const direct = this.direct;
+        direct.track(instance, fp.spec);
+        instance.ready.then(() => direct.offer(instance), () => {});
+      }
       void sandbox.exited.then(() => {
         const at = fp.instances.indexOf(instance);
         if (at >= 0) fp.instances.splice(at, 1);

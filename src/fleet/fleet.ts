@@ -1,7 +1,9 @@
 // The worker fleet as the gateway sees it: which workers exist (spawned by the supervisor, or
 // started by hand and announced by their first report), their latest load report, the
 // stream connection to each, and the calls in flight. invoke() is the load balancer: pick a
-// worker with the scheduler, send the call, map the answer.
+// worker with the scheduler, send the call (to the instance it lent us on the direct data path,
+// direct-instance.ts, or through the worker), map the answer.
+import type { Socket } from 'node:net';
 import path from 'node:path';
 import { GatewayError, type ErrorCode } from '../errors.js';
 import type { Invocation, InvocationResult } from '../calls.js';
@@ -11,7 +13,9 @@ import type { DropReason } from '../protocol/report.js';
 import { createPolicy, type Policy, type PolicyName, type WorkerView } from '../scheduler/policies.js';
 import { MetricsSocket } from './metrics-socket.js';
 import { Supervisor } from './supervisor.js';
-import { WorkerConnection, type FunctionOutput } from './worker-connection.js';
+import { WorkerConnection, type CallReply, type FunctionOutput } from './worker-connection.js';
+import { DirectInstance, type DirectEvents } from './direct-instance.js';
+import { parseToGateway, USED_EVERY_MS } from '../protocol/direct.js';
 
 /** Extra time the gateway gives a worker past the function's timeout (cold start, queueing). */
 const GATEWAY_GRACE_MS = 15_000;
@@ -28,6 +32,10 @@ export class WorkerState implements WorkerView {
   served = 0;
   /** Reports this worker process numbered but the gateway never got (gaps in `seq`). */
   missedReports = 0;
+  /** Instances the worker lent us (the direct data path), by instance name. */
+  readonly leases = new Map<string, DirectInstance>();
+  /** The lease calls of a key go to: the newest version's. */
+  readonly direct = new Map<string, DirectInstance>();
 
   constructor(readonly id: string, readonly supervised: boolean) {}
 
@@ -60,6 +68,8 @@ export interface FleetOptions {
   readonly pin?: boolean;
   /** What functions print, as their workers send it. */
   readonly onOutput?: (output: FunctionOutput) => void;
+  /** Take the warm instances spawned workers lend (--data-path direct), rather than send every call through the worker. */
+  readonly direct?: boolean;
 }
 
 export class Fleet {
@@ -86,7 +96,9 @@ export class Fleet {
       pin: opts.pin ?? false,
       log: opts.log,
       onExit: (id) => this.forget(id, 'process exited'),
+      ...(opts.direct && { hello: { t: 'direct' as const }, onMessage: (id, msg, socket) => this.onLease(id, msg, socket) }),
     });
+    if (opts.direct) setInterval(() => this.reportUse(), USED_EVERY_MS).unref();
     this.metrics = new MetricsSocket({
       path: metricsSocketPath(opts.runDir),
       accept: (r) => this.accept(r),
@@ -146,6 +158,11 @@ export class Fleet {
 
   private send(w: WorkerState, conn: WorkerConnection, inv: Invocation): Promise<InvocationResult> {
     const { route } = inv;
+    const direct = w.direct.get(route.key);
+    const leased = direct?.version === route.version && direct.open ? direct : undefined;
+    if (leased?.full) {
+      return Promise.reject(new GatewayError('FUNCTION_AT_CAPACITY', `${route.key} is at its max_concurrency of ${route.config.maxConcurrency} on worker ${w.id}`, w.id));
+    }
     w.inFlight++;
     w.calls.set(route.key, w.inFlightOf(route.key) + 1);
     const settled = (): void => {
@@ -154,9 +171,11 @@ export class Fleet {
       if (left > 0) w.calls.set(route.key, left);
       else w.calls.delete(route.key);
     };
-    return conn.invoke(route, inv.requestId, inv.method, inv.path, inv.query, inv.headers, inv.body, route.config.timeoutMs + GATEWAY_GRACE_MS,
-      inv.bodyIn, inv.clientIp)
-      .then(({ result, body, stream }) => {
+    const reply: Promise<CallReply> = leased
+      ? leased.invoke(route, inv.requestId, inv.method, inv.path, inv.query, inv.headers, inv.body, inv.bodyIn, inv.clientIp)
+      : conn.invoke(route, inv.requestId, inv.method, inv.path, inv.query, inv.headers, inv.body, route.config.timeoutMs + GATEWAY_GRACE_MS,
+        inv.bodyIn, inv.clientIp);
+    return reply.then(({ result, body, stream }) => {
         // A streamed answer is in flight on the worker until its stream ends.
         if (stream) void stream.finished.then(settled);
         else settled();
@@ -180,6 +199,66 @@ export class Fleet {
   keepWarm(specs: readonly FunctionSpec[]): void {
     this.warmSpecs = specs;
     for (const w of this.list) w.conn?.keepWarm(specs);
+  }
+
+  /** A message from a spawned worker's IPC channel: a lease of an instance, or about one (src/protocol/direct.ts). */
+  private onLease(workerId: string, raw: unknown, socket: Socket | undefined): void {
+    const msg = parseToGateway(raw);
+    const w = this.workers.get(workerId);
+    if (typeof msg === 'string' || !w) {
+      socket?.destroy();
+      this.opts.log({ level: 'warn', msg: 'dropped a message from a worker', worker: workerId, error: typeof msg === 'string' ? msg : 'unknown worker' });
+      return;
+    }
+    if (msg.t === 'lease') {
+      if (!socket) {
+        this.opts.log({ level: 'warn', msg: 'a lease came without its socket; not taken', worker: workerId, instance: msg.instance });
+        this.supervisor.send(workerId, { t: 'release', instance: msg.instance });
+        return;
+      }
+      const d = new DirectInstance(workerId, msg.instance, msg.key, msg.version, msg.slots, socket, this.directEvents(w));
+      this.opts.log({ msg: 'instance lent for direct calls', worker: workerId, instance: msg.instance, slots: msg.slots });
+      w.leases.set(msg.instance, d);
+      const current = w.direct.get(msg.key);
+      if (!current || current.version <= msg.version || !current.open) w.direct.set(msg.key, d);
+      return;
+    }
+    const d = w.leases.get(msg.instance);
+    if (!d) return; // released meanwhile
+    if (msg.t === 'slots') d.slots = msg.slots;
+    else if (msg.t === 'revoke') d.revoke();
+    else if (msg.t === 'reclaim') {
+      if (d.idle) d.revoke(); // released at once
+      else this.supervisor.send(workerId, { t: 'busy', instance: msg.instance });
+    }
+    else d.gone(msg.message);
+  }
+
+  private directEvents(w: WorkerState): DirectEvents {
+    return {
+      release: (d) => {
+        w.leases.delete(d.name);
+        if (w.direct.get(d.key) === d) w.direct.delete(d.key);
+        this.supervisor.send(w.id, { t: 'release', instance: d.name });
+      },
+      stuck: (d) => {
+        this.supervisor.send(w.id, { t: 'timeout', instance: d.name });
+      },
+      output: (o) => this.opts.onOutput?.(o),
+    };
+  }
+
+  /** Tells each worker which of the instances it lent ran calls since the last time (its idle reaper's clock). */
+  private reportUse(): void {
+    for (const w of this.list) {
+      const used: string[] = [];
+      for (const d of w.leases.values()) {
+        if (!d.used) continue;
+        d.used = false;
+        used.push(d.name);
+      }
+      if (used.length > 0) this.supervisor.send(w.id, { t: 'used', instances: used });
+    }
   }
 
   /** "Known worker": one we spawned (same pid), or one started by hand whose socket is in our run dir. */
@@ -208,7 +287,7 @@ export class Fleet {
       w.conn = new WorkerConnection(r.id, r.socket, (conn, reason, hung) => {
         if (w!.conn === conn) w!.conn = undefined;
         this.opts.log({ level: 'warn', msg: 'worker connection closed', worker: r.id, reason });
-        if (hung) this.killHung(w!, r.pid);
+        if (hung) this.killHung(w!, r.pid, reason);
       }, this.warmSpecs, this.opts.onOutput);
     }
   }
@@ -218,21 +297,26 @@ export class Fleet {
    * supervised one is then restarted, one started by hand is left to whatever started it. Its
    * sandboxes die with it. It is forgotten at once, so no call goes to it meanwhile.
    */
-  private killHung(w: WorkerState, pid: number): void {
+  private killHung(w: WorkerState, pid: number, why: string): void {
     try {
       process.kill(pid, 'SIGKILL');
       this.opts.log({ level: 'error', msg: 'worker hung; killed', worker: w.id, pid });
     } catch (err) {
       this.opts.log({ level: 'error', msg: 'worker hung; could not kill it', worker: w.id, pid, error: (err as Error).message });
     }
-    this.forget(w.id, 'hung');
+    this.forget(w.id, 'hung', why);
   }
 
-  private forget(id: string, reason: string): void {
+  /** `why`: what calls still running on its instances are answered with (the worker connection's own words, when it gave up on it). */
+  private forget(id: string, reason: string, why = `worker ${id} is gone (${reason}) mid-request`): void {
     const w = this.workers.get(id);
     if (!w) return;
     w.conn?.close();
     w.conn = undefined;
+    // Its instances die with it: what they run is answered as the worker hop answers it.
+    for (const d of [...w.leases.values()]) d.fail('WORKER_DIED', why);
+    w.leases.clear();
+    w.direct.clear();
     w.report = undefined;
     w.warm = new Set();
     w.lastReportMs = -Infinity;

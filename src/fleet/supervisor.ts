@@ -1,8 +1,11 @@
 // Spawns the worker processes and keeps them running: a worker that exits is restarted after
 // a backoff that doubles per quick failure (100 ms … 10 s) and resets once a worker has
 // stayed up for a while. Workers get a stdin pipe from the gateway and exit when it closes,
-// so even a SIGKILLed gateway leaves no worker behind (Node has no PR_SET_PDEATHSIG).
+// so even a SIGKILLed gateway leaves no worker behind (Node has no PR_SET_PDEATHSIG). They also
+// get Node's IPC channel, over which the direct data path's leases travel (src/protocol/direct.ts).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import type { Socket } from 'node:net';
+import type { ToWorker } from '../protocol/direct.js';
 import { fileURLToPath } from 'node:url';
 import { allowedCpus } from '../host/cpus.js';
 import type { Log } from '../protocol/log.js';
@@ -29,6 +32,10 @@ export interface SupervisorOptions {
   readonly log: Log;
   /** Called when a worker process exits (its connection and state must be dropped). */
   readonly onExit: (id: string, pid: number | undefined) => void;
+  /** A message from a worker's IPC channel, with the socket it passed if any (direct leases). */
+  readonly onMessage?: (id: string, msg: unknown, socket: Socket | undefined) => void;
+  /** Sent to each worker as it starts (the direct path's `direct`). */
+  readonly hello?: ToWorker;
 }
 
 export class Supervisor {
@@ -53,6 +60,16 @@ export class Supervisor {
     for (const id of this.workers.keys()) this.spawn(id);
   }
 
+  /** Sends a worker a message over its IPC channel; false when it has none now (exited, restarting). */
+  send(id: string, msg: ToWorker): boolean {
+    const child = this.children.get(id);
+    if (!child?.connected) return false;
+    child.send(msg, (err: Error | null) => {
+      if (err) this.opts.log({ level: 'warn', msg: 'could not send to a worker over IPC', worker: id, what: msg.t, error: err.message });
+    });
+    return true;
+  }
+
   /** SIGTERM every worker, then SIGKILL whatever is left after the grace period. */
   async stop(): Promise<void> {
     this.stopping = true;
@@ -74,12 +91,15 @@ export class Supervisor {
     // taskset sets the mask and execs node: the pid the gateway knows stays the worker's.
     const [file, argv] = cpu === undefined ? [process.execPath, args] : ['taskset', ['--cpu-list', String(cpu), process.execPath, ...args]];
     const child = spawn(file, argv, {
-      stdio: ['pipe', 'inherit', 'inherit'],
+      stdio: ['pipe', 'inherit', 'inherit', 'ipc'],
       env: { ...process.env, FAAS_SUPERVISED: '1' },
     });
+    child.channel?.unref(); // stdin is what ties the two together; this must not keep the gateway up
+    child.on('message', (msg, handle) => this.opts.onMessage?.(id, msg, handle instanceof Object ? handle as Socket : undefined));
     w.pid = child.pid;
     w.startedAtMs = Date.now();
     this.children.set(id, child);
+    if (this.opts.hello) this.send(id, this.opts.hello);
     child.stdin?.on('error', () => {});
     child.on('error', (err) => this.opts.log({ level: 'error', msg: 'worker failed to spawn', worker: id, error: err.message }));
     child.on('exit', (code, signal) => {

@@ -69,6 +69,9 @@ const worker = object({
   id: str, pid: intOrNull, socket: { type: ['string', 'null'] }, supervised: bool, connected: bool, available: bool,
   score: numOrNull, cpu: numOrNull, mem: numOrNull, io: numOrNull, inFlight: int, served: int, missedReports: int,
   msSinceReport: numOrNull, restarts: int, warm: { type: 'array' },
+  lent: { type: 'array', description: 'instances the worker lent the gateway (the direct data path)', items: object({
+    instance: str, key: str, version: int, slots: int, busy: int, open: bool,
+  }, ['instance', 'key', 'version', 'slots', 'busy', 'open']) },
 }, ['id', 'pid', 'available', 'score', 'inFlight'], false);
 
 const routeStatus = object({

@@ -14,8 +14,8 @@ export type HostMessage =
   | { t: 'ready' }
   | { t: 'load_error'; message: string }
   /** `waitUntil`: work the call handed to ctx.waitUntil still runs; a `done` frame follows. */
-  | { t: 'result'; id: number; status: number; headers: string[]; waitUntil?: true }
-  | { t: 'error'; id: number; code: 'FUNCTION_ERROR' | 'FUNCTION_RESPONSE_INVALID'; message: string }
+  | ({ t: 'result'; id: number; status: number; headers: string[]; waitUntil?: true } & DirectUsage)
+  | ({ t: 'error'; id: number; code: 'FUNCTION_ERROR' | 'FUNCTION_RESPONSE_INVALID'; message: string } & DirectUsage)
   | { t: 'log'; id: number; stream: 'stdout' | 'stderr'; text: string }
   /** A WebAssembly module's run: its stdout (the body of the frame) is a CGI response (cgi.ts). */
   | { t: 'cgi'; id: number; exitCode: number; stderr: string }
@@ -23,9 +23,18 @@ export type HostMessage =
   | { t: 'head'; id: number; status: number; headers: string[] }
   | { t: 'chunk'; id: number }
   /** `error`: the stream broke off (the function's stream threw); the answer is cut short. */
-  | { t: 'end'; id: number; error?: string; waitUntil?: true }
+  | ({ t: 'end'; id: number; error?: string; waitUntil?: true } & DirectUsage)
   /** The call's answer is sent, and work it handed to ctx.waitUntil is running: `done` follows. */
   | { t: 'done'; id: number };
+
+/**
+ * What the host measured of a call on its direct channel, once its worker sent `account`: the
+ * process's CPU time during the call, µs, and its memory (node-host.mjs usageSince says how).
+ */
+export interface DirectUsage {
+  cpuUs?: number;
+  memPeak?: number;
+}
 
 /**
  * Worker → host, beside invoke and load: flow control of a streamed answer (`ack`: the client
@@ -36,7 +45,9 @@ export type HostControl =
   | { t: 'cancel'; id: number }
   | { t: 'chunk'; id: number }
   /** `error`: the request body broke off (its client went). */
-  | { t: 'end'; id: number; error?: string };
+  | { t: 'end'; id: number; error?: string }
+  /** Worker only: report the figures of calls on the direct channel (the instance has a cgroup; the worker does not see those calls). */
+  | { t: 'account' };
 
 export interface HostInvoke {
   t: 'invoke';

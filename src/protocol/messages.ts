@@ -104,6 +104,14 @@ export const enum FrameType {
   Cancel = 10,
 }
 
+/** Largest answer body a function may return (Lambda's synchronous limit); a streamed one has none. */
+export const MAX_RESPONSE_BYTES = 6 * 1024 * 1024;
+
+/** Why an answer body of `bytes` is refused (FUNCTION_RESPONSE_INVALID), or undefined. */
+export function oversizedAnswer(bytes: number): string | undefined {
+  return bytes > MAX_RESPONSE_BYTES ? `the response body of ${bytes} bytes is over the limit of ${MAX_RESPONSE_BYTES} bytes (6 MiB)` : undefined;
+}
+
 /**
  * How many bytes of a streamed answer may be on their way at once, from the function to the
  * client's socket: the sender stops reading the function's stream at this many unacknowledged

@@ -9,6 +9,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import fs from 'node:fs';
+import type { Socket } from 'node:net';
 import path from 'node:path';
 import type { Duplex, Readable } from 'node:stream';
 import type { FunctionSpec, Runtime } from '../../src/protocol/messages.js';
@@ -16,7 +17,7 @@ import type { FunctionCode } from '../function-code.js';
 import type { Cgroups, InstanceCgroup, InstanceLimits } from '../cgroups.js';
 import type { PythonZygote } from './python-zygote.js';
 import {
-  BASE_ENV, FILE_SIZE_MAX, hostCommand, OPEN_FILES_MAX, PIDS_MAX, SHM_BYTES,
+  BASE_ENV, DIRECT_FD, directChannel, FILE_SIZE_MAX, hostCommand, OPEN_FILES_MAX, PIDS_MAX, SHM_BYTES,
   type Runner, type SandboxExit, type SandboxProcess,
 } from './runner.js';
 
@@ -87,7 +88,8 @@ export class ProcessRunner implements Runner {
   start(spec: FunctionSpec, code: FunctionCode): SandboxProcess {
     const { config } = spec;
     if (config.runtime === 'python' && this.opts.zygote?.available) return this.opts.zygote.start(spec, code);
-    return this.launch(['--ro-bind', code.hostPath, code.mountPath], config.env, this.command(config.runtime, config.memoryMb, { spec, code }), config);
+    return this.launch(['--ro-bind', code.hostPath, code.mountPath], config.env, this.command(config.runtime, config.memoryMb, { spec, code }), config,
+      config.runtime);
   }
 
   /**
@@ -96,10 +98,12 @@ export class ProcessRunner implements Runner {
    * runtime's start off a cold call. Its memory limit (and node's heap) is `memoryMb`.
    */
   startGeneric(runtime: Runtime, memoryMb: number): SandboxProcess {
-    return this.launch([], {}, this.command(runtime, memoryMb), { memoryMb });
+    return this.launch([], {}, this.command(runtime, memoryMb), { memoryMb }, runtime);
   }
 
-  private launch(binds: string[], env: Readonly<Record<string, string>>, command: string[], limits: SandboxLimits): SandboxProcess {
+  private launch(binds: string[], fnEnv: Readonly<Record<string, string>>, command: string[], limits: SandboxLimits, runtime: Runtime): SandboxProcess {
+    const direct = directChannel(runtime);
+    const env = { ...fnEnv, ...direct.env };
     const args = [
       '--unshare-all', '--die-with-parent', '--new-session', '--cap-drop', 'ALL',
       '--ro-bind', '/usr', '/usr',
@@ -134,7 +138,7 @@ export class ProcessRunner implements Runner {
     const launch = () => spawn(this.bwrap, args, {
       ...(asRoot ? { uid: slotUid ?? this.uid, gid: this.uid } : {}),
       env: {},
-      stdio: ['ignore', 'pipe', 'pipe', 'pipe', filter],
+      stdio: ['ignore', 'pipe', 'pipe', 'pipe', filter, ...direct.stdio],
     });
     let child;
     try {
@@ -186,6 +190,7 @@ export function instanceLimits(limits: SandboxLimits): InstanceLimits {
  * stopped it at a limit (read before the cgroup is removed).
  */
 export function spawnedSandbox(child: ChildProcess, via: string, terminate: () => void, limits?: { cgroups: Cgroups; cg: InstanceCgroup }): SandboxProcess {
+  const direct = (child.stdio as ReadonlyArray<unknown>)[DIRECT_FD] as Socket | null | undefined;
   const exited = new Promise<SandboxExit>((resolve) => {
     const done = (code: number | null, signal: NodeJS.Signals | null): void => {
       if (!limits) return resolve({ code, signal });
@@ -201,6 +206,7 @@ export function spawnedSandbox(child: ChildProcess, via: string, terminate: () =
     pid: child.pid ?? -1,
     via,
     channel: child.stdio[3] as Duplex,
+    ...(direct && { direct }),
     output: [child.stdout as Readable, child.stderr as Readable],
     terminate,
     kill: () => {

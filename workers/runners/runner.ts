@@ -3,6 +3,7 @@
 // file: process-runner.ts (bubblewrap), container-runner.ts (an OCI runtime); WebAssembly
 // runs in threads (wasm-runner.ts). What every runner starts is the same runtime host with the
 // same arguments: hostCommand() below.
+import type { Socket } from 'node:net';
 import type { Readable, Duplex } from 'node:stream';
 import type { FunctionSpec, Runtime } from '../../src/protocol/messages.js';
 import type { FunctionCode } from '../function-code.js';
@@ -17,6 +18,11 @@ export interface SandboxProcess {
    * Unix socket a container connects to once it runs (a promise until then).
    */
   readonly channel: Duplex | Promise<Duplex>;
+  /**
+   * A node host's second channel (fd DIRECT_FD inside), for the direct data path: the worker hands
+   * this end to the gateway (direct-leases.ts), which then sends the instance its calls itself.
+   */
+  readonly direct?: Socket;
   /** The sandbox's own stdout/stderr: runtime crashes, sandbox errors. */
   readonly output: Readable[];
   /** SIGTERM to the function's processes: a chance to exit on their own before kill(). */
@@ -62,14 +68,21 @@ export interface Runner {
   startGeneric?(runtime: Runtime, memoryMb: number): SandboxProcess;
 }
 
+/** The fd a node host's direct channel is on inside a process sandbox (0–2 stdio, 3 the worker's channel, 4 bwrap's seccomp filter). */
+export const DIRECT_FD = 5;
+
+/** What a process sandbox of this runtime gets for the direct data path: node hosts serve a second channel, others none. */
+export function directChannel(runtime: Runtime | undefined): { env: Record<string, string>; stdio: Array<'pipe'> } {
+  return runtime === 'node' ? { env: { FAAS_DIRECT_FD: String(DIRECT_FD) }, stdio: ['pipe'] } : { env: {}, stdio: [] };
+}
+
 /** What every sandbox's environment holds besides the function's own `env`. */
 export const BASE_ENV: Readonly<Record<string, string>> = { PATH: '/usr/bin:/bin', HOME: '/tmp', LANG: 'C.UTF-8', PWD: '/tmp' };
 /** Processes and threads one instance may have: node runs ~12 threads, bwrap 2 processes. */
 export const PIDS_MAX = 64;
 /** Largest file a function may write (its private /tmp is 64 MiB; this makes one oversized write EFBIG). */
 export const FILE_SIZE_MAX = 32 * 1024 * 1024;
-/** Largest response body a function may return (Lambda's synchronous limit). */
-export const MAX_RESPONSE_BYTES = 6 * 1024 * 1024;
+export { MAX_RESPONSE_BYTES } from '../../src/protocol/messages.js';
 /** Size of a sandbox's private /dev/shm (POSIX semaphores and shared memory: python's multiprocessing locks). */
 export const SHM_BYTES = 16 * 1024 * 1024;
 /** Open files per instance (node needs ≥ 32). */

@@ -31,7 +31,7 @@ import type { FunctionSpec, Runtime } from '../../src/protocol/messages.js';
 import type { Cgroups } from '../cgroups.js';
 import type { FunctionCode } from '../function-code.js';
 import { instanceLimits, ProcessRunner, RLIMITS, spawnedSandbox, type ProcessRunnerOptions, type SandboxLimits } from './process-runner.js';
-import { BASE_ENV, hostCommand, type Interpreters, type Runner, type SandboxProcess } from './runner.js';
+import { BASE_ENV, directChannel, hostCommand, type Interpreters, type Runner, type SandboxProcess } from './runner.js';
 
 export interface UnshareRunnerOptions {
   /** Host folder holding node-host.mjs and python-host.py; mounted read-only at /faas. */
@@ -156,15 +156,17 @@ export class UnshareRunner implements Runner {
   start(spec: FunctionSpec, code: FunctionCode): SandboxProcess {
     const { config } = spec;
     const mounts = [...this.baseMounts, { source: code.hostPath, target: code.mountPath, how: 'ro' as const }];
-    return this.launch(mounts, config.env, hostCommand(config.runtime, this.bin, config.memoryMb, { spec, code }), config);
+    return this.launch(mounts, config.env, hostCommand(config.runtime, this.bin, config.memoryMb, { spec, code }), config, config.runtime);
   }
 
   /** A spare: no function mounted yet; it gets code and env in a `load` frame (see ProcessRunner.startGeneric). */
   startGeneric(runtime: Runtime, memoryMb: number): SandboxProcess {
-    return this.launch(this.baseMounts, {}, hostCommand(runtime, this.bin, memoryMb), { memoryMb });
+    return this.launch(this.baseMounts, {}, hostCommand(runtime, this.bin, memoryMb), { memoryMb }, runtime);
   }
 
-  private launch(mounts: readonly Mount[], env: Readonly<Record<string, string>>, command: string[], limits: SandboxLimits): SandboxProcess {
+  private launch(mounts: readonly Mount[], fnEnv: Readonly<Record<string, string>>, command: string[], limits: SandboxLimits, runtime: Runtime): SandboxProcess {
+    const direct = directChannel(runtime);
+    const env = { ...fnEnv, ...direct.env };
     const { dirs, files, fstab } = this.mountTable(mounts);
     // `env -i` runs after setpriv, so the function's env (LD_PRELOAD, say) never reaches a
     // process that still has privileges.
@@ -178,7 +180,7 @@ export class UnshareRunner implements Runner {
     ];
     const cgroups = this.opts.cgroups;
     const cg = cgroups?.create(instanceLimits(limits));
-    const launch = () => spawn('/usr/bin/setpriv', args, { env: {}, stdio: ['ignore', 'pipe', 'pipe', 'pipe'] });
+    const launch = () => spawn('/usr/bin/setpriv', args, { env: {}, stdio: ['ignore', 'pipe', 'pipe', 'pipe', 'ignore', ...direct.stdio] });
     const child = cg ? cgroups!.spawnInside(cg, launch) : launch();
     // The runtime host is the namespace's init: it handles SIGTERM and exits, and the kernel
     // ends the namespace with it. Not unshare: it would die of it and SIGKILL the host.

@@ -19,42 +19,98 @@ const LOG_CAP_BYTES = 8 * 1024;
 
 const channel = process.env.FAAS_CHANNEL; // the worker's, not the function's
 delete process.env.FAAS_CHANNEL;
-const conn = channel ? net.connect(channel) : new net.Socket({ fd: 3, readable: true, writable: true });
-conn.on('error', () => process.exit(1));
-conn.on('close', () => process.exit(0));
+// The direct data path (README "Data paths"): a second socket whose other end the worker hands to
+// the gateway, which then sends this instance its calls itself. Same frames, calls told apart by
+// the connection they came on.
+const directFd = Number(process.env.FAAS_DIRECT_FD);
+delete process.env.FAAS_DIRECT_FD;
 // The worker stops an instance with SIGTERM, then SIGKILL after a grace period. In a container
 // this host is pid 1, which the kernel spares signals it has no handler for: hence one here.
 process.on('SIGTERM', () => process.exit(0));
 
-// Frames queued during one event-loop turn go out in one write (as the worker's FrameWriter
-// does): under load many calls finish per turn, and a write per frame was most of this host's
-// system time.
-let queued = [];
-function send(meta, body) {
-  if (queued.length === 0) setImmediate(flush);
-  queued.push(...encodeHostFrame(meta, body));
-}
-function flush() {
-  const out = queued;
-  queued = [];
-  conn.cork();
-  for (const buf of out) conn.write(buf);
-  conn.uncork();
+/**
+ * One connection calls come on, and what it has going: streamed request bodies being received
+ * (call id -> their ReadableStream's controller), streamed answers being sent (call id -> their
+ * flow control), output logged per call. Frames queued during one event-loop turn go out in one
+ * write (as the worker's FrameWriter does): under load many calls finish per turn, and a write
+ * per frame was most of this host's system time.
+ */
+function connection(socket, { direct }) {
+  const ch = {
+    direct,
+    /** Direct calls carry their own CPU and memory figures once the worker says the instance is accounted (`account`). */
+    account: false,
+    bodies: new Map(),
+    answers: new Map(),
+    logged: new Map(),
+    queued: [],
+    send(meta, body) {
+      if (ch.queued.length === 0) setImmediate(flush);
+      ch.queued.push(...encodeHostFrame(meta, body));
+    },
+  };
+  function flush() {
+    const out = ch.queued;
+    ch.queued = [];
+    if (socket.destroyed) return;
+    socket.cork();
+    for (const buf of out) socket.write(buf);
+    socket.uncork();
+  }
+  const reader = new HostFrameReader();
+  socket.on('data', (chunk) => {
+    for (const { msg, body } of reader.push(chunk)) {
+      switch (msg.t) {
+        case 'invoke': if (fn) current.run({ ch, id: msg.id }, () => invoke(ch, msg, body)); break;
+        case 'ack': ch.answers.get(msg.id)?.ack(msg.bytes); break;
+        case 'cancel': ch.answers.get(msg.id)?.cancel(); break;
+        case 'chunk': ch.bodies.get(msg.id)?.enqueue(new Uint8Array(body.buffer, body.byteOffset, body.length)); break;
+        case 'end': {
+          const controller = ch.bodies.get(msg.id);
+          ch.bodies.delete(msg.id);
+          if (msg.error) controller?.error(new Error(`the request body broke off: ${msg.error}`));
+          else controller?.close();
+          break;
+        }
+        case 'load': if (!direct && !entry) adopt(msg, body); break;
+        case 'account': if (!direct && directChannel) directChannel.account = true; break;
+      }
+    }
+  });
+  return ch;
 }
 
-// What the function prints goes to the worker's log tagged with the call, capped per call.
+const workerSocket = channel ? net.connect(channel) : new net.Socket({ fd: 3, readable: true, writable: true });
+workerSocket.on('error', () => process.exit(1));
+workerSocket.on('close', () => process.exit(0));
+const worker = connection(workerSocket, { direct: false });
+let directChannel;
+if (Number.isInteger(directFd) && directFd > 2) {
+  const socket = new net.Socket({ fd: directFd, readable: true, writable: true });
+  directChannel = connection(socket, { direct: true });
+  // The gateway went away (or never took the socket): its streams stop, its bodies end short.
+  socket.on('error', () => {});
+  socket.on('close', () => {
+    for (const answer of directChannel.answers.values()) answer.cancel();
+    for (const controller of directChannel.bodies.values()) controller.error(new Error('the request body broke off: the gateway went away'));
+    directChannel.bodies.clear();
+  });
+}
+
+// What the function prints goes to whoever sent the call, tagged with the call, capped per call.
 const current = new AsyncLocalStorage();
-const logged = new Map(); // call id -> bytes logged
 function capture(stream, text) {
-  const id = current.getStore() ?? 0;
-  const used = logged.get(id) ?? 0;
+  const call = current.getStore();
+  const ch = call?.ch ?? worker;
+  const id = call?.id ?? 0;
+  const used = ch.logged.get(id) ?? 0;
   if (used >= LOG_CAP_BYTES) return;
   let out = text;
   if (used + Buffer.byteLength(out) > LOG_CAP_BYTES) {
     out = Buffer.from(out).subarray(0, LOG_CAP_BYTES - used).toString() + `\n[output truncated at ${LOG_CAP_BYTES} bytes]`;
   }
-  logged.set(id, used + Buffer.byteLength(text));
-  send({ t: 'log', id, stream, text: out });
+  ch.logged.set(id, used + Buffer.byteLength(text));
+  ch.send({ t: 'log', id, stream, text: out });
 }
 for (const [method, stream] of [['log', 'stdout'], ['info', 'stdout'], ['debug', 'stdout'], ['warn', 'stderr'], ['error', 'stderr'], ['trace', 'stderr']]) {
   console[method] = (...args) => capture(stream, format(...args));
@@ -106,9 +162,9 @@ let fn;
 async function start() {
   try {
     fn = await load();
-    send({ t: 'ready' });
+    worker.send({ t: 'ready' });
   } catch (err) {
-    send({ t: 'load_error', message: errorMessage(err) });
+    worker.send({ t: 'load_error', message: errorMessage(err) });
     setTimeout(() => process.exit(1), 50);
   }
 }
@@ -132,25 +188,6 @@ function adopt(msg, body) {
   void start();
 }
 
-const reader = new HostFrameReader();
-conn.on('data', (chunk) => {
-  for (const { msg, body } of reader.push(chunk)) {
-    switch (msg.t) {
-      case 'invoke': if (fn) current.run(msg.id, () => invoke(msg, body)); break;
-      case 'ack': answers.get(msg.id)?.ack(msg.bytes); break;
-      case 'cancel': answers.get(msg.id)?.cancel(); break;
-      case 'chunk': bodies.get(msg.id)?.enqueue(new Uint8Array(body.buffer, body.byteOffset, body.length)); break;
-      case 'end': {
-        const controller = bodies.get(msg.id);
-        bodies.delete(msg.id);
-        if (msg.error) controller?.error(new Error(`the request body broke off: ${msg.error}`));
-        else controller?.close();
-        break;
-      }
-      case 'load': if (!entry) adopt(msg, body); break;
-    }
-  }
-});
 if (entry) void start();
 else {
   // A spare: pay now what a function's first call would pay later — undici's lazily loaded
@@ -160,49 +197,70 @@ else {
   await import('data:text/javascript,export default 1');
 }
 
-function runWasm(call, body) {
+function runWasm(ch, call, body) {
   try {
     const r = fn.run({ module: fn.module, args: [functionName], env: call.cgi.env, stdin: body, stdoutCap: call.cgi.stdoutCap });
-    send({ t: 'cgi', id: call.id, exitCode: r.exitCode, stderr: r.stderr }, Buffer.from(r.stdout));
+    ch.send({ t: 'cgi', id: call.id, exitCode: r.exitCode, stderr: r.stderr }, Buffer.from(r.stdout));
   } catch (err) {
-    send({ t: 'error', id: call.id, code: 'FUNCTION_ERROR', message: `the module trapped: ${err instanceof Error ? err.message : format(err)}` });
+    ch.send({ t: 'error', id: call.id, code: 'FUNCTION_ERROR', message: `the module trapped: ${err instanceof Error ? err.message : format(err)}` });
   }
 }
 
-// Streamed request bodies being received (call id -> their ReadableStream's controller), and
-// streamed answers being sent (call id -> their flow control).
-const bodies = new Map();
-const answers = new Map();
 /** Unacknowledged bytes a streamed answer may have on its way: STREAM_WINDOW_BYTES in src/protocol/messages.ts. */
 const STREAM_WINDOW_BYTES = 256 * 1024;
 
 /** The request body as a stream its chunk frames feed (a body the gateway is still reading). */
-function bodyStream(id) {
-  return new ReadableStream({ start: (controller) => { bodies.set(id, controller); } });
+function bodyStream(ch, id) {
+  return new ReadableStream({ start: (controller) => { ch.bodies.set(id, controller); } });
 }
 
-async function invoke(call, body) {
-  if (fn.style === 'wasm') return runWasm(call, body);
+async function invoke(ch, call, body) {
+  if (fn.style === 'wasm') return runWasm(ch, call, body);
   const waitUntil = [];
   let ended = false;
+  const before = ch.account ? process.resourceUsage() : undefined;
   try {
-    const input = call.bodyStream ? bodyStream(call.id) : body;
+    const input = call.bodyStream ? bodyStream(ch, call.id) : body;
     const out = fn.style === 'fetch' ? await runFetch(fn.fn, fn.self, call, input, functionEnv, waitUntil)
       : await lambdaCall(call, call.bodyStream ? await wholeBody(input) : body);
-    if (out.invalid) send({ t: 'error', id: call.id, code: 'FUNCTION_RESPONSE_INVALID', message: out.invalid });
+    if (out.invalid) ch.send({ t: 'error', id: call.id, code: 'FUNCTION_RESPONSE_INVALID', message: out.invalid });
     else if (out.stream) {
-      send({ t: 'head', id: call.id, status: out.status, headers: out.headers });
-      const error = await pump(call.id, out.stream);
-      send({ t: 'end', id: call.id, ...(error && { error }), ...(waitUntil.length > 0 && { waitUntil: true }) });
-    } else send({ t: 'result', id: call.id, status: out.status, headers: out.headers, ...(waitUntil.length > 0 && { waitUntil: true }) }, out.body);
+      ch.send({ t: 'head', id: call.id, status: out.status, headers: out.headers });
+      const error = await pump(ch, call.id, out.stream);
+      ch.send({ t: 'end', id: call.id, ...(error && { error }), ...(waitUntil.length > 0 && { waitUntil: true }), ...usageSince(before) });
+    } else {
+      ch.send({ t: 'result', id: call.id, status: out.status, headers: out.headers, ...(waitUntil.length > 0 && { waitUntil: true }), ...usageSince(before) },
+        out.body);
+    }
     ended = true;
   } catch (err) {
-    send({ t: 'error', id: call.id, code: 'FUNCTION_ERROR', message: errorMessage(err) });
+    ch.send({ t: 'error', id: call.id, code: 'FUNCTION_ERROR', message: errorMessage(err), ...usageSince(before) });
   } finally {
-    bodies.delete(call.id);
-    if (!ended || waitUntil.length === 0) logged.delete(call.id);
+    ch.bodies.delete(call.id);
+    if (!ended || waitUntil.length === 0) ch.logged.delete(call.id);
   }
-  if (ended && waitUntil.length > 0) await background(call, waitUntil);
+  if (ended && waitUntil.length > 0) await background(ch, call, waitUntil);
+}
+
+let rssAt = -Infinity;
+let rss = 0;
+/**
+ * A direct call's figures (the worker reads the instance's cgroup for the calls it sends): the
+ * process's CPU time while the call ran, and its memory — its peak RSS if that rose during the
+ * call, else its RSS, read at most every 250 ms (a read costs ~12 µs). A node instance runs many
+ * calls at once: each call in flight meanwhile gets the same figures, as from the cgroup.
+ */
+function usageSince(before) {
+  if (!before) return undefined;
+  const now = process.resourceUsage();
+  const cpuUs = now.userCPUTime + now.systemCPUTime - before.userCPUTime - before.systemCPUTime;
+  if (now.maxRSS > before.maxRSS) return { cpuUs, memPeak: now.maxRSS * 1024 };
+  const ms = Date.now();
+  if (ms - rssAt >= 250) {
+    rss = process.memoryUsage.rss();
+    rssAt = ms;
+  }
+  return { cpuUs, memPeak: rss };
 }
 
 function lambdaCall(call, body) {
@@ -220,12 +278,12 @@ async function wholeBody(stream) {
  * Sends a streamed answer's chunks as the function produces them, never more than the window
  * ahead of what the client has taken (acks). Returns why it broke off, or undefined.
  */
-async function pump(id, stream) {
+async function pump(ch, id, stream) {
   const reader = stream.getReader();
   let unacked = 0;
   let wake;
   let cancelled = false;
-  answers.set(id, {
+  ch.answers.set(id, {
     ack(bytes) {
       unacked -= bytes;
       if (unacked < STREAM_WINDOW_BYTES) wake?.();
@@ -245,14 +303,14 @@ async function pump(id, stream) {
       const bytes = chunkBytes(value);
       if (bytes.length === 0) continue;
       unacked += bytes.length;
-      send({ t: 'chunk', id }, bytes);
+      ch.send({ t: 'chunk', id }, bytes);
     }
   } catch (err) {
     if (cancelled) return 'the client went away';
     console.error(`the answer's stream failed: ${err instanceof Error ? err.stack : format(err)}`);
     return errorMessage(err);
   } finally {
-    answers.delete(id);
+    ch.answers.delete(id);
   }
 }
 
@@ -269,7 +327,7 @@ function chunkBytes(value) {
  * deadline (timeout_ms), as Workers allow it to run on after the response. Its failures are
  * logged as the function's own.
  */
-async function background(call, promises) {
+async function background(ch, call, promises) {
   const timeLeft = call.deadlineMs - Date.now();
   let timer;
   const expired = new Promise((resolve) => { timer = setTimeout(resolve, Math.max(0, timeLeft), 'expired'); });
@@ -285,6 +343,6 @@ async function background(call, promises) {
     for (const r of results) if (r.status === 'rejected') console.error(`ctx.waitUntil promise rejected: ${errorMessage(r.reason)}`);
   }
   clearTimeout(timer);
-  logged.delete(call.id);
-  send({ t: 'done', id: call.id });
+  ch.logged.delete(call.id);
+  ch.send({ t: 'done', id: call.id });
 }
