@@ -9,7 +9,7 @@
 //   2. gateway → worker frame      the invoke message as WorkerConnection.invoke sends it (version
 //                                  known: no `spec`), encodeFrame + FrameDecoder.push (src/protocol/frames.ts)
 //   3. worker → host frame         encodeInstanceFrame as Instance.invoke sends it
-//                                  (workers/instance-frames.ts), decoded as node-host.mjs does
+//                                  (src/protocol/instance-frames.ts), decoded as node-host.mjs does
 //   4. host: the call              runFetch / runLambda (workers/runtime/node-calls.mjs): the
 //                                  Request or event, the function, its answer read back
 //   5. host → worker frame         encodeHostFrame (node-calls.mjs) + InstanceFrameDecoder.push
@@ -39,7 +39,7 @@ import { encodeHostFrame, HostFrameReader, runFetch, runLambda } from '../../wor
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const dist = (file) => path.join(root, 'dist', file);
-for (const file of ['src/protocol/frames.js', 'src/routes/route-store.js', 'src/scheduler/policies.js', 'workers/instance-frames.js']) {
+for (const file of ['src/protocol/frames.js', 'src/routes/route-store.js', 'src/scheduler/policies.js', 'src/protocol/instance-frames.js']) {
   if (!fs.existsSync(dist(file))) {
     console.error(`dist/${file} is missing: run npm run build first`);
     process.exit(1);
@@ -50,17 +50,24 @@ const { RouteTable } = await import(dist('src/routes/route-table.js'));
 const { parseRouteKey } = await import(dist('src/routes/route-key.js'));
 const { parseFunctionConfig } = await import(dist('src/routes/function-config.js'));
 const { createPolicy } = await import(dist('src/scheduler/policies.js'));
-const { encodeInstanceFrame, InstanceFrameDecoder } = await import(dist('workers/instance-frames.js'));
+const { encodeInstanceFrame, InstanceFrameDecoder } = await import(dist('src/protocol/instance-frames.js'));
 
 // FrameType is a const enum: inlined by tsc, so not exported at run time (src/protocol/messages.ts).
 const INVOKE = 1;
 const RESULT = 2;
 
-// The request, as server.ts has it once uWS has parsed it.
+// The request, as server.ts has it once uWS has parsed it, with the headers the gateway adds
+// before the call: the forwarding ones (forward(), src/http/forwarded.ts) and the call's
+// traceparent (src/http/pipeline/invoke.ts).
 const METHOD = 'GET';
 const PATH = '/hello';
 const QUERY = '';
-const HEADERS = ['host', '127.0.0.1:8080', 'user-agent', 'wrk', 'accept', '*/*'];
+const HEADERS = [
+  'host', '127.0.0.1:8080', 'user-agent', 'wrk', 'accept', '*/*',
+  'x-forwarded-for', '127.0.0.1', 'x-forwarded-proto', 'http', 'x-forwarded-host', '127.0.0.1:8080', 'x-real-ip', '127.0.0.1',
+  'forwarded', 'for=127.0.0.1;host="127.0.0.1:8080";proto=http',
+  'traceparent', '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01',
+];
 const REQUEST_BODY = Buffer.alloc(0);
 
 // The two functions, as node-host.mjs holds them once loaded: Workers style is the default
