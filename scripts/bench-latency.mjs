@@ -26,13 +26,16 @@
 // process this script starts is stopped on exit, on SIGINT/SIGTERM/SIGHUP and on errors
 // (SIGTERM, then SIGKILL after a grace period; the gateway stops its own workers, and any
 // descendant still alive after that is killed by pid). Only 127.0.0.1 is ever targeted.
-import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { eachFlag, intFlag as int, median, parseWrk, shellQuote, UsageError } from './lib/bench-helpers.mjs';
-import { ChildGroup, procStat, processTree } from './lib/processes.mjs';
+import { eachFlag, parseWrk, shellQuote, UsageError } from './lib/bench-helpers.mjs';
+import {
+  checkBuild, clkTck, decidePinning, fmtUs, LOAD_DEFAULTS, machineInfo, machineLine, pinProcess, Placement, procDetails, request, ROLE_ORDER,
+  runRounds, runWrk as runWrkOnce, startServer as startServerIn, summarize, takeLoadFlag, warmByHand as warmUntilOk,
+} from './lib/load-bench.mjs';
+import { ChildGroup, procStat } from './lib/processes.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 /** What each --function calls, and the bytes both servers answer (bare-uws.mjs serves the same). */
@@ -53,26 +56,12 @@ function usage() {
 }
 
 function parseArgs(argv) {
-  const o = {
-    rounds: 5, duration: 10, connections: [1, 16, 64], workers: 1, pin: undefined, wrkCpus: '0', serverCpus: '1',
-    warmup: 2, only: undefined, json: undefined, selfTest: false, fn: 'hello',
-  };
+  const o = { ...LOAD_DEFAULTS, pin: undefined, only: undefined, json: undefined, selfTest: false, fn: 'hello' };
   eachFlag(argv, (a, value) => {
+    if (takeLoadFlag(o, a, value)) return;
     switch (a) {
-      case '--rounds': o.rounds = int(a, value(), 1, 1000); break;
-      case '--duration': o.duration = int(a, value(), 1, 3600); break;
-      case '--workers': o.workers = int(a, value(), 1, 256); break;
-      case '--warmup': o.warmup = int(a, value(), 0, 600); break;
-      case '--connections': {
-        const list = value().split(',').map((s) => s.trim()).filter(Boolean);
-        if (list.length === 0) throw new UsageError('--connections needs at least one count');
-        o.connections = [...new Set(list.map((c) => int(a, c, 1, 100_000)))];
-        break;
-      }
       case '--pin': o.pin = true; break;
       case '--no-pin': o.pin = false; break;
-      case '--wrk-cpus': o.wrkCpus = cpuList(a, value()); break;
-      case '--server-cpus': o.serverCpus = cpuList(a, value()); break;
       case '--only': {
         const v = value();
         if (v !== 'bare' && v !== 'gateway') throw new UsageError(`--only must be bare or gateway (got ${JSON.stringify(v)})`);
@@ -92,20 +81,6 @@ function parseArgs(argv) {
     }
   });
   return o;
-}
-
-function cpuList(flag, raw) {
-  if (!/^\d+(-\d+)?(,\d+(-\d+)?)*$/.test(raw)) throw new UsageError(`${flag} must be a taskset CPU list such as 1 or 2-3 (got ${JSON.stringify(raw)})`);
-  return raw;
-}
-
-function expandCpuList(list) {
-  const out = new Set();
-  for (const part of list.split(',')) {
-    const [a, b = a] = part.split('-').map(Number);
-    for (let c = a; c <= b && c - a < 4096; c++) out.add(c);
-  }
-  return out;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -147,42 +122,10 @@ Transfer/sec:     11.16MB
 // ---------------------------------------------------------------------------------------------
 // Processes: start, track, stop
 
-const clkTck = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout?.trim()) || 100;
-
-function taskset(cpus, file, args) {
-  return opts.pin ? ['taskset', ['-c', cpus, file, ...args]] : [file, args];
+/** Starts a server (pinned to the server CPUs when pinning); resolves once it prints `listening http=PORT`. */
+function startServer(name, args, { timeoutMs = 60_000, logFile } = {}) {
+  return startServerIn(group, { name, args, cwd: root, cpus: opts.pin ? opts.serverCpus : undefined, logFile, urlPath: FUNCTIONS[opts.fn].path, host: HOST, timeoutMs });
 }
-
-/** Starts a server pinned to the server CPUs; resolves once it prints `listening http=PORT`. */
-function startServer(name, args, { timeoutMs = 60_000 } = {}) {
-  const [file, argv] = taskset(opts.serverCpus, process.execPath, args);
-  const child = spawn(file, argv, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stderr = '';
-  let stdout = '';
-  // Keep draining both pipes for the whole run: a full pipe would stall the server.
-  child.stderr.on('data', (c) => { stderr = (stderr + c).slice(-8000); });
-  child.stdout.on('data', (c) => { stdout = (stdout + c).slice(-8000); });
-  child.once('error', () => {});
-  const exited = group.track(name, child);
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${name} did not print "listening http=PORT" within ${timeoutMs / 1000} s\nstdout:\n${stdout}\nstderr:\n${stderr}`)), timeoutMs);
-    const onData = () => {
-      const m = /listening http=(\d+)/.exec(stdout);
-      if (!m) return;
-      clearTimeout(timer);
-      child.stdout.off('data', onData);
-      resolve({ name, pid: child.pid, child, port: Number(m[1]), url: `http://${HOST}:${m[1]}${FUNCTIONS[opts.fn].path}`, stderrTail: () => stderr });
-    };
-    child.stdout.on('data', onData);
-    child.once('error', (err) => { clearTimeout(timer); reject(new Error(`${name}: could not start ${file}: ${err.message}`)); });
-    exited.then(({ code, signal }) => {
-      clearTimeout(timer);
-      reject(new Error(`${name} exited (${signal ?? `code ${code}`}) before it was listening\nstdout:\n${stdout}\nstderr:\n${stderr}`));
-    });
-  });
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 let tmpDir;
 function cleanupDir() {
@@ -192,6 +135,8 @@ function cleanupDir() {
 
 // Every process this script starts; on the way out, also whatever the placement snapshots saw.
 const group = new ChildGroup('bench-latency', { graceMs: 5000, cleanup: cleanupDir, seen: () => [...placement.values()] });
+/** Where each process ran, and CPU per request by role. */
+const placement = new Placement();
 
 let luaDir;
 /** wrk's `-s FILE` for a function called with a body (a Lua script setting method, body, type). */
@@ -207,95 +152,19 @@ function wrkScript() {
   return ['-s', path.join(luaDir, 'post.lua')];
 }
 
-/** Runs wrk once (pinned to the wrk CPUs) and parses it; `observe` is called mid-run with wrk's pid. */
+/** Runs wrk once (pinned to the wrk CPUs when pinning) and parses it; `observe` is called mid-run with wrk's pid. */
 function runWrk(url, connections, seconds, observe) {
-  const [file, argv] = taskset(opts.wrkCpus, 'wrk', ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency', ...wrkScript(), url]);
-  const child = spawn(file, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (c) => { out += c; });
-  child.stderr.on('data', (c) => { err += c; });
-  child.once('error', () => {});
-  const exited = group.track('wrk', child);
-  const mid = setTimeout(() => { try { observe?.(child.pid); } catch {} }, Math.min(seconds * 500, 2000));
-  const kill = setTimeout(() => { try { child.kill('SIGKILL'); } catch {} }, (seconds + 30) * 1000);
-  return new Promise((resolve, reject) => {
-    child.once('error', (e) => reject(new Error(`could not run ${file}: ${e.message}${file === 'wrk' ? ' (apt-get install wrk)' : ''}`)));
-    exited.then(({ code, signal }) => {
-      clearTimeout(mid);
-      clearTimeout(kill);
-      if (code !== 0) return reject(new Error(`${file} ${argv.join(' ')} failed (${signal ?? `code ${code}`}):\n${out}${err}`));
-      try { resolve(parseWrk(out)); } catch (e) { reject(e); }
-    });
-  });
+  return runWrkOnce(group, { url, connections, seconds, cpus: opts.pin ? opts.wrkCpus : undefined, extraArgs: wrkScript(), observe });
 }
 
 // ---------------------------------------------------------------------------------------------
 // /proc: process trees, where they ran, CPU time
 
-function procDetails(pid) {
-  let cmdline = '';
-  let affinity = '?';
-  try { cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' '); } catch {}
-  try { affinity = /Cpus_allowed_list:\s*(\S+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? '?'; } catch {}
-  return { cmdline, affinity };
-}
-
-function roleOf(p, byPid, rootPid, rootRole) {
-  if (p.pid === rootPid) return rootRole;
-  const { cmdline } = procDetails(p.pid);
-  if (/(^|\/)bwrap( |$)/.test(cmdline.split(' ')[0]) || p.comm === 'bwrap') return 'sandbox (bwrap)';
-  if (/\bcli\.js worker\b|\bfaas(\.js)? worker\b/.test(cmdline)) return 'worker';
-  for (let q = byPid.get(p.ppid); q; q = byPid.get(q.ppid)) {
-    if (q.comm === 'bwrap') return 'function';
-  }
-  return 'other';
-}
-
-/** Placement observed for each process ever seen, keyed by pid/starttime. */
-const placement = new Map();
-
-function observeTree(rootPid, rootRole) {
-  const tree = processTree(rootPid);
-  const byPid = new Map(tree.map((p) => [p.pid, p]));
-  for (const p of tree) {
-    const key = `${p.pid}/${p.startTime}`;
-    let e = placement.get(key);
-    if (!e) {
-      const d = procDetails(p.pid);
-      e = { pid: p.pid, startTime: p.startTime, role: roleOf(p, byPid, rootPid, rootRole), comm: p.comm, cmdline: d.cmdline, affinity: d.affinity, ranOn: new Set() };
-      placement.set(key, e);
-    }
-    e.ranOn.add(p.cpu);
-  }
-  return tree;
-}
-
-/** CPU µs per request by role between two snapshots of a tree. */
-function cpuPerRequest(before, after, requests, rootPid, rootRole) {
-  const was = new Map(before.map((p) => [`${p.pid}/${p.startTime}`, p.ticks]));
-  const byPid = new Map(after.map((p) => [p.pid, p]));
-  const roles = {};
-  for (const p of after) {
-    const role = placement.get(`${p.pid}/${p.startTime}`)?.role ?? roleOf(p, byPid, rootPid, rootRole);
-    const dt = p.ticks - (was.get(`${p.pid}/${p.startTime}`) ?? 0);
-    roles[role] = (roles[role] ?? 0) + (dt * 1e6) / clkTck / Math.max(1, requests);
-  }
-  return roles;
-}
+const observeTree = (rootPid, rootRole) => placement.observe(rootPid, rootRole);
+const cpuPerRequest = (...a) => placement.cpuPerRequest(...a);
 
 // ---------------------------------------------------------------------------------------------
 // The run
-
-function machine() {
-  let cpu = 'unknown CPU';
-  try { cpu = /^model name\s*:\s*(.+)$/m.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'))?.[1]?.trim() ?? cpu; } catch {}
-  const nproc = Number(spawnSync('nproc', { encoding: 'utf8' }).stdout?.trim()) || os.availableParallelism();
-  const nprocAll = Number(spawnSync('nproc', ['--all'], { encoding: 'utf8' }).stdout?.trim()) || os.cpus().length;
-  const wrkV = spawnSync('wrk', ['-v'], { encoding: 'utf8' });
-  const wrkVersion = /wrk (\S+)/.exec(`${wrkV.stdout ?? ''}${wrkV.stderr ?? ''}`)?.[1] ?? 'unknown';
-  return { nproc, nprocAll, model: cpu, node: process.version, kernel: os.release(), wrk: wrkVersion, loadavg: os.loadavg().map((l) => +l.toFixed(2)) };
-}
 
 /** The request body of --function (undefined for a GET), the same bytes wrk sends. */
 function requestBody() {
@@ -304,32 +173,14 @@ function requestBody() {
 }
 
 /** The function's request, as wrk sends it; resolves with the answer. */
-async function get(url, timeoutMs) {
-  const { method } = FUNCTIONS[opts.fn];
-  const body = requestBody();
-  const res = await fetch(url, { method, body, headers: body ? { 'content-type': 'application/octet-stream' } : {}, signal: AbortSignal.timeout(timeoutMs) });
-  const text = await res.text();
-  return { status: res.status, text, headers: res.headers };
+function get(url, timeoutMs) {
+  return request(url, { method: FUNCTIONS[opts.fn].method, body: requestBody(), timeoutMs });
 }
 
 /** Calls the function until `want` answers in a row are 200 with the expected body (bounded). */
-async function warmByHand(target, want = 20, maxTries = 200) {
-  let ok = 0;
-  let last = '';
-  for (let i = 0; i < maxTries && ok < want; i++) {
-    try {
-      const r = await get(target.url, 30_000);
-      if (r.status === 200) ok++;
-      else { ok = 0; last = `${r.status} ${r.text.slice(0, 200)}`; await sleep(100); }
-      const expect = FUNCTIONS[opts.fn].expect ?? requestBody();
-      if (r.status === 200 && r.text !== expect) process.stderr.write(`warning: ${target.name} ${target.url} answered ${JSON.stringify(r.text.slice(0, 80))}, not ${JSON.stringify(expect.slice(0, 80))}\n`);
-    } catch (e) {
-      ok = 0;
-      last = e.message;
-      await sleep(200);
-    }
-  }
-  if (ok < want) throw new Error(`${target.name}: ${FUNCTIONS[opts.fn].method} ${target.url} did not answer 200 ${want} times in a row in ${maxTries} tries (last: ${last})\n${target.stderrTail?.() ?? ''}`);
+function warmByHand(target, want = 20, maxTries = 200) {
+  const fn = FUNCTIONS[opts.fn];
+  return warmUntilOk(target, { call: () => get(target.url, 30_000), expect: fn.expect ?? requestBody(), want, maxTries, what: fn.method });
 }
 
 /**
@@ -357,28 +208,15 @@ async function main() {
   if (opts.selfTest) return selfTest();
 
   // Pre-flight: tools, cores, build.
-  const allowed = expandCpuList(/Cpus_allowed_list:\s*(\S+)/.exec(fs.readFileSync('/proc/self/status', 'utf8'))?.[1] ?? '0');
-  const canPin = [...expandCpuList(opts.wrkCpus), ...expandCpuList(opts.serverCpus)].every((c) => allowed.has(c));
-  if (opts.pin === undefined) {
-    opts.pin = canPin && os.availableParallelism() >= 2;
-    if (!opts.pin) process.stderr.write(`note: not pinning (this process may run on CPUs ${[...allowed].join(',')}; need ${opts.wrkCpus} for wrk and ${opts.serverCpus} for the servers)\n`);
-  } else if (opts.pin && !canPin) {
-    throw new Error(`--pin: CPUs ${opts.wrkCpus} (wrk) and ${opts.serverCpus} (servers) are not all available here (allowed: ${[...allowed].join(',')}); use --no-pin or other --wrk-cpus/--server-cpus`);
-  }
-  if (spawnSync('wrk', ['-v']).error) throw new Error('wrk is not installed: apt-get install -y wrk');
-  if (opts.pin && spawnSync('taskset', ['-V']).error) throw new Error('taskset is not installed (util-linux); install it or use --no-pin');
+  opts.pin = decidePinning(opts);
   const sides = opts.only ? [opts.only] : ['bare', 'gateway'];
   if (sides.includes('gateway')) {
-    const cli = path.join(root, 'dist/src/cli/main.js');
-    if (!fs.existsSync(cli)) throw new Error(`${path.relative(root, cli)} is missing: run npm run build first (or measure the baseline alone with --only bare)`);
-    const newestSrc = newestMtime(path.join(root, 'src'), '.ts');
-    if (newestSrc > fs.statSync(cli).mtimeMs + 1000) process.stderr.write('warning: src/ has changes newer than dist/src/cli/main.js; dist/ may be stale (npm run build)\n');
+    checkBuild(root, ' (or measure the baseline alone with --only bare)');
   }
-  const info = machine(); // before this script pins itself: nproc counts the CPUs it may use
+  const info = machineInfo(); // before this script pins itself: nproc counts the CPUs it may use
   if (opts.pin) {
     // This script only waits on wrk and drains pipes; keep it off the servers' cores too.
-    const r = spawnSync('taskset', ['-a', '-p', '-c', opts.wrkCpus, String(process.pid)], { encoding: 'utf8' });
-    if (r.status !== 0) process.stderr.write(`warning: could not pin this script to ${opts.wrkCpus}: ${r.stderr}\n`);
+    pinProcess(process.pid, opts.wrkCpus);
   }
 
   const started = new Date();
@@ -395,7 +233,8 @@ async function main() {
     tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'faas-bench-'));
     fs.chmodSync(tmpDir, 0o755);
     targets.gateway = await startServer('gateway', ['bin/faas.js', 'gateway', '--host', HOST, '--port', '0', '--admin-port', '0',
-      '--db', path.join(tmpDir, 'faas.db'), '--run-dir', path.join(tmpDir, 'run'), '--workers', String(opts.workers)]);
+      '--db', path.join(tmpDir, 'faas.db'), '--run-dir', path.join(tmpDir, 'run'), '--workers', String(opts.workers)],
+      { logFile: path.join(tmpDir, 'gateway.log') }); // its log to a file: a pipe read here would compete for the cores measured
     process.stderr.write(`gateway: pid ${targets.gateway.pid}, ${targets.gateway.url}; warming the function instance\n`);
     await warmByHand(targets.gateway, 20, 200);
     await warmEveryWorker(targets.gateway);
@@ -419,29 +258,19 @@ async function main() {
     }
   }
 
-  const samples = Object.fromEntries(sides.map((s) => [s, Object.fromEntries(opts.connections.map((c) => [c, []]))]));
-  const total = opts.rounds * opts.connections.length * sides.length;
-  let done = 0;
-  for (let round = 0; round < opts.rounds; round++) {
-    const order = round % 2 === 0 ? sides : [...sides].reverse();
-    for (const c of opts.connections) {
-      for (const side of order) {
-        const before = snapshot(side);
-        const r = await runWrk(targets[side].url, c, opts.duration, observeWrk(side));
-        const after = snapshot(side);
-        for (const s of sides) {
-          if (!group.children.has(targets[s].pid)) throw new Error(`${roleName[s]} (pid ${targets[s].pid}) died during the run:\n${targets[s].stderrTail()}`);
-        }
-        r.cpuUsPerRequest = cpuPerRequest(before, after, r.requests, targets[side].pid, roleName[side]);
-        r.round = round + 1;
-        samples[side][c].push(r);
-        done++;
-        const errs = r.non2xx + Object.values(r.socketErrors).reduce((a, b) => a + b, 0);
-        process.stderr.write(`[${done}/${total}] round ${round + 1} ${roleName[side].padEnd(8)} c=${String(c).padEnd(4)} ` +
-          `${r.rps.toFixed(0).padStart(7)} rps  p50 ${fmtUs(r.p50).padStart(6)} µs  p99 ${fmtUs(r.p99).padStart(6)} µs${errs ? `  ERRORS ${errs}` : ''}\n`);
+  const samples = await runRounds({
+    sides, connections: opts.connections, rounds: opts.rounds, label: (side) => roleName[side],
+    measure: async (side, c) => {
+      const before = snapshot(side);
+      const r = await runWrk(targets[side].url, c, opts.duration, observeWrk(side));
+      const after = snapshot(side);
+      for (const s of sides) {
+        if (!group.children.has(targets[s].pid)) throw new Error(`${roleName[s]} (pid ${targets[s].pid}) died during the run:\n${targets[s].stderrTail()}`);
       }
-    }
-  }
+      r.cpuUsPerRequest = cpuPerRequest(before, after, r.requests, targets[side].pid, roleName[side]);
+      return r;
+    },
+  });
   const finished = new Date();
   const report = buildReport({ info, started, finished, command, sides, samples, wrkSeen });
   process.stdout.write(report.markdown);
@@ -452,41 +281,13 @@ async function main() {
   return report.errors ? 2 : 0;
 }
 
-function newestMtime(dir, ext, depth = 0) {
-  let newest = 0;
-  if (depth > 8) return newest;
-  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-    const p = path.join(dir, e.name);
-    if (e.isDirectory()) newest = Math.max(newest, newestMtime(p, ext, depth + 1));
-    else if (e.name.endsWith(ext)) newest = Math.max(newest, fs.statSync(p).mtimeMs);
-  }
-  return newest;
-}
-
-function fmtUs(us) {
-  if (!Number.isFinite(us)) return '–';
-  return us >= 100 ? us.toFixed(0) : us.toFixed(1);
-}
-
 function buildReport({ info, started, finished, command, sides, samples, wrkSeen }) {
-  const med = (side, c, f) => median(samples[side][c].map((s) => s[f]));
   const medians = {};
-  for (const side of sides) {
-    medians[side] = {};
-    for (const c of opts.connections) {
-      const roles = [...new Set(samples[side][c].flatMap((s) => Object.keys(s.cpuUsPerRequest)))];
-      medians[side][c] = {
-        rps: med(side, c, 'rps'), p50: med(side, c, 'p50'), p99: med(side, c, 'p99'),
-        rpsMin: Math.min(...samples[side][c].map((s) => s.rps)), rpsMax: Math.max(...samples[side][c].map((s) => s.rps)),
-        cpuUsPerRequest: Object.fromEntries(roles.map((r) => [r, median(samples[side][c].map((s) => s.cpuUsPerRequest[r] ?? 0))])),
-      };
-    }
-  }
+  for (const side of sides) medians[side] = Object.fromEntries(opts.connections.map((c) => [c, summarize(samples[side][c])]));
   const L = [];
   const where = opts.pin ? `wrk (and this script) pinned to CPU ${opts.wrkCpus}, every server process to CPU ${opts.serverCpus} (taskset -c)` : 'nothing pinned';
   L.push('');
-  L.push(`${started.toISOString().replace(/\.\d+Z$/, 'Z')}: nproc ${info.nproc}${info.nprocAll !== info.nproc ? ` (of ${info.nprocAll})` : ''} (${info.model}), Node ${info.node}, Linux ${info.kernel}, wrk ${info.wrk}, ` +
-    `load average at start ${info.loadavg.join(' ')}`);
+  L.push(machineLine(info, started));
   const fn = FUNCTIONS[opts.fn];
   L.push(`function ${opts.fn}: ${fn.method} ${fn.path}${fn.bodyBytes ? ` with a ${fn.bodyBytes}-byte body, echoed` : ''}; ` +
     `${sides.includes('gateway') ? `gateway with ${opts.workers} worker(s), access log ${process.env.FAAS_ACCESS_LOG ?? 'on'} (FAAS_ACCESS_LOG); ` : ''}${where}; wrk -t1 --latency, ` +
@@ -513,11 +314,10 @@ function buildReport({ info, started, finished, command, sides, samples, wrkSeen
   }
 
   // CPU per request, by process role (from /proc/PID/stat over each wrk run; 1/CLK_TCK resolution).
-  const roleOrder = ['bare uWS', 'gateway', 'worker', 'sandbox (bwrap)', 'function', 'other'];
   const roleCols = [];
   for (const side of sides) {
     const rs = new Set(opts.connections.flatMap((c) => Object.keys(medians[side][c].cpuUsPerRequest)));
-    for (const r of roleOrder) if (rs.has(r)) roleCols.push([side, r]);
+    for (const r of ROLE_ORDER) if (rs.has(r)) roleCols.push([side, r]);
   }
   if (roleCols.length) {
     L.push('');
@@ -542,19 +342,7 @@ function buildReport({ info, started, finished, command, sides, samples, wrkSeen
   L.push(`- wrk: \`${opts.pin ? `taskset -c ${opts.wrkCpus} ` : ''}wrk\`, affinity ${[...wrkSeen.affinity].join(' / ') || '?'}, seen on ${cpus(wrkSeen.ranOn)}`);
   const self = procDetails(process.pid).affinity;
   L.push(`- this script (pid ${process.pid}): affinity ${self}`);
-  const byRole = new Map();
-  for (const p of placement.values()) {
-    const k = `${p.role}|${p.affinity}`;
-    if (!byRole.has(k)) byRole.set(k, { role: p.role, affinity: p.affinity, pids: [], ranOn: new Set(), sample: p.cmdline });
-    const e = byRole.get(k);
-    e.pids.push(p.pid);
-    for (const c of p.ranOn) e.ranOn.add(c);
-  }
-  for (const e of [...byRole.values()].sort((a, b) => roleOrder.indexOf(a.role) - roleOrder.indexOf(b.role))) {
-    const cmd = e.sample.length > 110 ? `${e.sample.slice(0, 110)}…` : e.sample;
-    L.push(`- ${e.role} (${e.pids.length > 1 ? `${e.pids.length} processes, pids ${e.pids.slice(0, 8).join(',')}${e.pids.length > 8 ? ',…' : ''}` : `pid ${e.pids[0]}`}): ` +
-      `affinity ${e.affinity}, seen on ${cpus(e.ranOn)} — \`${cmd}\``);
-  }
+  L.push(...placement.lines());
 
   // Errors under load make a row meaningless: say so next to the table.
   let errors = 0;

@@ -104,29 +104,41 @@ export class ChildGroup {
   /** Stops everything (once; later calls get the same promise), then runs cleanup. */
   stopAll() {
     this.#stopping ??= (async () => {
-      const entries = [...this.children.entries()];
-      // Every descendant seen now or earlier (a worker whose gateway died is no longer in its tree).
-      const descendants = entries.flatMap(([pid]) => processTree(pid).filter((p) => p.pid !== pid));
-      for (const p of this.seen()) {
-        if (!this.children.has(p.pid) && !descendants.some((d) => d.pid === p.pid)) descendants.push(p);
-      }
-      for (const [, e] of entries) try { e.child.kill(e.name === 'wrk' ? 'SIGKILL' : 'SIGTERM'); } catch {}
-      await Promise.race([Promise.all(entries.map(([, e]) => e.exited)), sleep(this.graceMs)]);
-      for (const [pid, e] of this.children) {
-        process.stderr.write(`${this.script}: ${e.name} (pid ${pid}) ignored SIGTERM for ${this.graceMs / 1000} s; SIGKILL\n`);
-        try { e.child.kill('SIGKILL'); } catch {}
-      }
-      await Promise.race([Promise.all(entries.map(([, e]) => e.exited)), sleep(2000)]);
-      // A gateway stops its workers itself; give them a moment, then kill stragglers by pid.
-      for (let i = 0; i < 20 && descendants.some((d) => alive(d.pid, d.startTime)); i++) await sleep(100);
-      for (const d of descendants) {
-        if (!alive(d.pid, d.startTime)) continue;
-        process.stderr.write(`${this.script}: ${d.comm} (pid ${d.pid}) outlived its parent; SIGKILL\n`);
-        try { process.kill(d.pid, 'SIGKILL'); } catch {}
-      }
+      await this.#stop([...this.children.entries()], this.seen());
       this.cleanup();
     })();
     return this.#stopping;
+  }
+
+  /**
+   * Stops the tracked processes with these pids and their descendants (and any of `seen` that
+   * are still alive), as stopAll does, but leaves the rest running and the group usable.
+   */
+  async stop(pids, seen = []) {
+    await this.#stop([...this.children.entries()].filter(([pid]) => pids.includes(pid)), seen);
+  }
+
+  async #stop(entries, seen) {
+    // Every descendant seen now or earlier (a worker whose gateway died is no longer in its tree).
+    const descendants = entries.flatMap(([pid]) => processTree(pid).filter((p) => p.pid !== pid));
+    for (const p of seen) {
+      if (!this.children.has(p.pid) && !descendants.some((d) => d.pid === p.pid)) descendants.push(p);
+    }
+    for (const [, e] of entries) try { e.child.kill(e.name === 'wrk' ? 'SIGKILL' : 'SIGTERM'); } catch {}
+    await Promise.race([Promise.all(entries.map(([, e]) => e.exited)), sleep(this.graceMs)]);
+    for (const [pid, e] of entries) {
+      if (!this.children.has(pid)) continue;
+      process.stderr.write(`${this.script}: ${e.name} (pid ${pid}) ignored SIGTERM for ${this.graceMs / 1000} s; SIGKILL\n`);
+      try { e.child.kill('SIGKILL'); } catch {}
+    }
+    await Promise.race([Promise.all(entries.map(([, e]) => e.exited)), sleep(2000)]);
+    // A gateway stops its workers itself; give them a moment, then kill stragglers by pid.
+    for (let i = 0; i < 20 && descendants.some((d) => alive(d.pid, d.startTime)); i++) await sleep(100);
+    for (const d of descendants) {
+      if (!alive(d.pid, d.startTime)) continue;
+      process.stderr.write(`${this.script}: ${d.comm} (pid ${d.pid}) outlived its parent; SIGKILL\n`);
+      try { process.kill(d.pid, 'SIGKILL'); } catch {}
+    }
   }
 
   /**
