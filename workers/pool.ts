@@ -216,7 +216,10 @@ export class InstancePool {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const live = fp.instances.filter((i) => !i.retired);
-      const withRoom = live.find((i) => i.hasRoom);
+      // A node instance lent whole to the gateway still takes a call that came through the worker
+      // before the gateway heard of the lease (it sends none after): otherwise it would wait for a
+      // slot that only the gateway gives back. max_concurrency can be passed by those few, once.
+      const withRoom = live.find((i) => i.hasRoom) ?? live.find((i) => i.leased > 0 && i.isReady && !i.retired);
       if (withRoom) {
         withRoom.claims++;
         const wasReady = withRoom.isReady;

@@ -248,12 +248,12 @@ export class Fleet {
     };
   }
 
-  /** Tells each worker which of the instances it lent ran calls since the last time (its idle reaper's clock). */
+  /** Tells each worker which of the instances it lent ran calls since the last time, or run one now (its idle reaper's clock). */
   private reportUse(): void {
     for (const w of this.list) {
       const used: string[] = [];
       for (const d of w.leases.values()) {
-        if (!d.used) continue;
+        if (!d.used && d.idle) continue;
         d.used = false;
         used.push(d.name);
       }
