@@ -23,15 +23,17 @@ if (!fs.existsSync(path.join(root, 'dist/workers/runners/unshare-runner.js'))) t
 
 const { ProcessRunner } = await import(path.join(root, 'dist/workers/runners/process-runner.js'));
 const { UnshareRunner } = await import(path.join(root, 'dist/workers/runners/unshare-runner.js'));
-const { Cgroups } = await import(path.join(root, 'dist/workers/cgroups.js'));
+const { openCgroups } = await import(path.join(root, 'dist/workers/open-cgroups.js'));
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'faas-bench-sandbox-'));
 fs.chmodSync(dir, 0o755);
 const runtimeDir = path.join(dir, 'runtime');
 fs.mkdirSync(runtimeDir, { mode: 0o755 });
-for (const f of ['node-host.mjs', 'python-host.py']) fs.copyFileSync(path.join(root, 'workers/runtime', f), path.join(runtimeDir, f));
-fs.chmodSync(path.join(runtimeDir, 'node-host.mjs'), 0o644);
-fs.chmodSync(path.join(runtimeDir, 'python-host.py'), 0o644);
+// Every runtime host file, as the worker installs them (a host imports its siblings).
+for (const f of fs.readdirSync(path.join(root, 'workers/runtime')).filter((n) => /\.(py|mjs)$/.test(n))) {
+  fs.copyFileSync(path.join(root, 'workers/runtime', f), path.join(runtimeDir, f));
+  fs.chmodSync(path.join(runtimeDir, f), 0o644);
+}
 const CODE = {
   node: { file: 'index.mjs', text: "export default { fetch: () => new Response('ok') }\n" },
   python: { file: 'main.py', text: "def handle(request):\n    return 'ok'\n" },
@@ -41,7 +43,7 @@ for (const rt of Object.keys(CODE)) {
   fs.writeFileSync(path.join(dir, rt, CODE[rt].file), CODE[rt].text, { mode: 0o644 });
 }
 
-const cgroups = Cgroups.open(`bench${process.pid}`);
+const cgroups = openCgroups(`bench${process.pid}`);
 if (typeof cgroups === 'string') console.log(`(${cgroups})`);
 const limits = typeof cgroups === 'string' ? undefined : cgroups;
 const runners = { unshare: new UnshareRunner({ runtimeDir, cgroups: limits }) };

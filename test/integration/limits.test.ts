@@ -76,7 +76,8 @@ describe.skipIf(process.getuid?.() !== 0)('without cgroups (a pure cgroup2 host)
     try {
       const runtimeDir = path.join(dir, 'runtime');
       fs.mkdirSync(runtimeDir, { mode: 0o755 });
-      for (const name of ['python-host.py', 'node-host.mjs', 'node-calls.mjs']) fs.copyFileSync(path.join('workers/runtime', name), path.join(runtimeDir, name));
+      // Every runtime host file, as the worker installs them (a host imports its siblings).
+      for (const name of fs.readdirSync('workers/runtime')) if (/\.(py|mjs)$/.test(name)) fs.copyFileSync(path.join('workers/runtime', name), path.join(runtimeDir, name));
       for (const name of fs.readdirSync(runtimeDir)) fs.chmodSync(path.join(runtimeDir, name), 0o644);
       const runner = new ProcessRunner({ runtimeDir, seccompFilter: path.resolve('dist/seccomp/filter.bpf') });
       const config = { runtime: 'python', mode: 'process', memoryMb: 64, timeoutMs: 10_000, maxConcurrency: 1, minWarm: 0, env: {}, auth: 'none',
