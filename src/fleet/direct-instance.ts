@@ -10,7 +10,7 @@ import { performance } from 'node:perf_hooks';
 import { GatewayError } from '../errors.js';
 import { BodyStream, type GatewayStream, type StreamedBody } from '../protocol/body-stream.js';
 import { BatchWriter } from '../protocol/frames.js';
-import { encodeInstanceFrame, InstanceFrameDecoder, type HostInvoke, type HostMessage } from '../protocol/instance-frames.js';
+import { encodeInstanceFrame, InstanceFrameDecoder, type DirectUsage, type HostInvoke, type HostMessage } from '../protocol/instance-frames.js';
 import { FrameType, oversizedAnswer, type EndMessage, type FunctionSpec, type ResultMessage, type WorkerErrorCode } from '../protocol/messages.js';
 import type { CallReply, FunctionOutput } from './worker-connection.js';
 
@@ -221,7 +221,7 @@ export class DirectInstance {
         const call = this.calls.get(meta.id);
         if (!call || !call.resolve) return;
         const oversized = oversizedAnswer(body.length);
-        const usage = { ...(meta.cpuUs !== undefined && { cpuUs: meta.cpuUs }), ...(meta.memPeak !== undefined && { memPeak: meta.memPeak }) };
+        const usage = usageOf(meta);
         if (oversized) this.settle(call, { status: 0, headers: [], error: { code: 'FUNCTION_RESPONSE_INVALID', message: oversized }, ...usage }, EMPTY);
         else this.settle(call, { status: meta.status, headers: meta.headers, ...usage }, body);
         this.finish(meta.id, call, meta.waitUntil);
@@ -232,8 +232,7 @@ export class DirectInstance {
         if (!call) return;
         const failure = { code: meta.code as WorkerErrorCode, message: meta.message };
         if (call.stream) call.stream.end(failure);
-        else this.settle(call, { status: 0, headers: [], error: failure, ...(meta.cpuUs !== undefined && { cpuUs: meta.cpuUs }),
-          ...(meta.memPeak !== undefined && { memPeak: meta.memPeak }) }, EMPTY);
+        else this.settle(call, { status: 0, headers: [], error: failure, ...usageOf(meta) }, EMPTY);
         this.finish(meta.id, call, false);
         return;
       }
@@ -261,7 +260,7 @@ export class DirectInstance {
         if (!call?.stream) return;
         const error = meta.error === undefined ? undefined : { code: 'FUNCTION_ERROR' as const, message: `the answer's stream broke off: ${meta.error}` };
         call.stream.end(error, { t: FrameType.End, id: meta.id, fnMs: performance.now() - call.started, ...(error && { error }),
-          ...(meta.cpuUs !== undefined && { cpuUs: meta.cpuUs }), ...(meta.memPeak !== undefined && { memPeak: meta.memPeak }) });
+          ...usageOf(meta) });
         this.finish(meta.id, call, meta.waitUntil);
         return;
       }
@@ -278,6 +277,11 @@ export class DirectInstance {
       default: // ready, load_error, cgi: the worker's business, never sent on this channel
     }
   }
+}
+
+/** A call's figures as the host measured them (the fields it sent, none it did not). */
+function usageOf(meta: DirectUsage): DirectUsage {
+  return { ...(meta.cpuUs !== undefined && { cpuUs: meta.cpuUs }), ...(meta.memPeak !== undefined && { memPeak: meta.memPeak }) };
 }
 
 const ERROR_CODES: ReadonlySet<string> = new Set(['FUNCTION_ERROR', 'FUNCTION_RESPONSE_INVALID']);

@@ -37,7 +37,6 @@ process.on('SIGTERM', () => process.exit(0));
  */
 function connection(socket, { direct }) {
   const ch = {
-    direct,
     /** Direct calls carry their own CPU and memory figures once the worker says the instance is accounted (`account`). */
     account: false,
     bodies: new Map(),
