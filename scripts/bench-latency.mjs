@@ -33,9 +33,9 @@ import { fileURLToPath } from 'node:url';
 import { eachFlag, parseWrk, shellQuote, UsageError } from './lib/bench-helpers.mjs';
 import {
   checkBuild, clkTck, decidePinning, fmtUs, LOAD_DEFAULTS, machineInfo, machineLine, pinProcess, Placement, procDetails, request, ROLE_ORDER,
-  runRounds, runWrk as runWrkOnce, startServer as startServerIn, summarize, takeLoadFlag, warmByHand as warmUntilOk,
+  runRounds, runWrk as runWrkOnce, startServer as startServerIn, summarize, takeLoadFlag, warmByHand as warmUntilOk, wrkWatch,
 } from './lib/load-bench.mjs';
-import { ChildGroup, procStat } from './lib/processes.mjs';
+import { ChildGroup } from './lib/processes.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 /** What each --function calls, and the bytes both servers answer (bare-uws.mjs serves the same). */
@@ -243,12 +243,7 @@ async function main() {
   const snapshot = (side) => observeTree(targets[side].pid, roleName[side]);
   for (const side of sides) snapshot(side);
 
-  const wrkSeen = { affinity: new Set(), ranOn: new Set() };
-  const observeWrk = (side) => (wrkPid) => {
-    const st = procStat(wrkPid);
-    if (st) { wrkSeen.ranOn.add(st.cpu); wrkSeen.affinity.add(procDetails(wrkPid).affinity); }
-    snapshot(side);
-  };
+  const { seen: wrkSeen, observe: observeWrk } = wrkWatch(snapshot);
 
   if (opts.warmup > 0) {
     const c = Math.max(...opts.connections);

@@ -39,9 +39,9 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { eachFlag, shellQuote, UsageError } from './lib/bench-helpers.mjs';
 import {
   allowedCpus, checkBuild, clkTck, decidePinning, expandCpuList, fileTail, fmtUs, LOAD_DEFAULTS, machineInfo, machineLine, pinProcess,
-  Placement, procDetails, request, ROLE_ORDER, runRounds, runWrk, sleep, startServer, summarize, takeLoadFlag, taskset, warmByHand,
+  Placement, procDetails, request, ROLE_ORDER, runRounds, runWrk, sleep, startServer, summarize, takeLoadFlag, taskset, warmByHand, wrkWatch,
 } from './lib/load-bench.mjs';
-import { ChildGroup, procStat } from './lib/processes.mjs';
+import { ChildGroup } from './lib/processes.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const HOST = '127.0.0.1';
@@ -328,12 +328,7 @@ async function runPhase(phase, sides) {
     for (const side of sides) targets[side.key] = await startSide(side, serverCpus, phase);
     const snapshot = (side) => placement.observe(targets[side.key].pid, side.role, side.label);
     for (const side of sides) snapshot(side);
-    const wrkSeen = { affinity: new Set(), ranOn: new Set() };
-    const observeWrk = (side) => (wrkPid) => {
-      const st = procStat(wrkPid);
-      if (st) { wrkSeen.ranOn.add(st.cpu); wrkSeen.affinity.add(procDetails(wrkPid).affinity); }
-      snapshot(side);
-    };
+    const { seen: wrkSeen, observe: observeWrk } = wrkWatch(snapshot);
     const wrk = (side, connections, seconds) => runWrk(group, { url: targets[side.key].url, connections, seconds, cpus: wrkCpus, observe: observeWrk(side) });
 
     if (opts.warmup > 0) {

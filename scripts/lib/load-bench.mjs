@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { intFlag, median, parseWrk, UsageError } from './bench-helpers.mjs';
-import { processTree } from './processes.mjs';
+import { procStat, processTree } from './processes.mjs';
 
 /** Clock ticks per second, the unit of utime/stime in /proc/PID/stat. */
 export const clkTck = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout?.trim()) || 100;
@@ -223,6 +223,20 @@ export async function warmByHand(target, { call, expect, want = 20, maxTries = 2
 }
 
 /** A process's command line and its affinity (Cpus_allowed_list). */
+/**
+ * Where wrk ran: `seen` collects its affinity and the CPUs it was seen on; `observe(side)` is
+ * the callback a wrk run calls with wrk's pid, which also takes `snapshot(side)` of the servers.
+ */
+export function wrkWatch(snapshot) {
+  const seen = { affinity: new Set(), ranOn: new Set() };
+  const observe = (side) => (wrkPid) => {
+    const st = procStat(wrkPid);
+    if (st) { seen.ranOn.add(st.cpu); seen.affinity.add(procDetails(wrkPid).affinity); }
+    snapshot(side);
+  };
+  return { seen, observe };
+}
+
 export function procDetails(pid) {
   let cmdline = '';
   let affinity = '?';
