@@ -5,7 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import type { Readable } from 'node:stream';
 import type { ChannelSocket } from '../channel-socket.js';
-import type { CgroupUsage, SandboxExit, SandboxProcess } from './runner.js';
+import { exitOf, type CgroupUsage, type SandboxExit, type SandboxProcess } from './runner.js';
 
 /**
  * The SandboxProcess of a container whose runtime or engine runs in `child` (in the foreground):
@@ -17,17 +17,13 @@ export function containerSandbox(child: ChildProcess, via: string, listener: Cha
   how: { remove: () => Promise<void>; terminate: () => Promise<void>; limitHit?: () => string | undefined; usage?: () => CgroupUsage | undefined }): SandboxProcess {
   let removed: Promise<void> | undefined;
   const remove = (): Promise<void> => (removed ??= how.remove());
-  const exited = new Promise<SandboxExit>((resolve) => {
-    const done = (code: number | null, signal: NodeJS.Signals | null): void => {
-      const limit = how.limitHit?.();
-      listener.close();
-      void remove().finally(() => {
-        fs.rmSync(bundle, { recursive: true, force: true });
-        resolve({ code, signal, ...(limit ? { limit } : {}) });
-      });
-    };
-    child.once('exit', done);
-    child.once('error', () => done(null, null));
+  const exited = exitOf(child, (code, signal) => {
+    const limit = how.limitHit?.();
+    listener.close();
+    return remove().catch(() => {}).then((): SandboxExit => {
+      fs.rmSync(bundle, { recursive: true, force: true });
+      return { code, signal, ...(limit ? { limit } : {}) };
+    });
   });
   return {
     pid: child.pid ?? -1,

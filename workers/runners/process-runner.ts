@@ -18,7 +18,7 @@ import type { Cgroups, InstanceCgroup, InstanceLimits } from '../cgroups.js';
 import type { PythonZygote } from './python-zygote.js';
 import {
   BASE_ENV, DIRECT_FD, directChannel, FILE_SIZE_MAX, hostCommand, OPEN_FILES_MAX, PIDS_MAX, SHM_BYTES,
-  type Runner, type SandboxExit, type SandboxProcess,
+  exitOf, type Runner, type SandboxProcess,
 } from './runner.js';
 
 export interface ProcessRunnerOptions {
@@ -191,16 +191,12 @@ export function instanceLimits(limits: SandboxLimits): InstanceLimits {
  */
 export function spawnedSandbox(child: ChildProcess, via: string, terminate: () => void, limits?: { cgroups: Cgroups; cg: InstanceCgroup }): SandboxProcess {
   const direct = (child.stdio as ReadonlyArray<unknown>)[DIRECT_FD] as Socket | null | undefined;
-  const exited = new Promise<SandboxExit>((resolve) => {
-    const done = (code: number | null, signal: NodeJS.Signals | null): void => {
-      if (!limits) return resolve({ code, signal });
-      const limit = limits.cgroups.limitHit(limits.cg);
-      limits.cgroups.killAll(limits.cg);
-      void limits.cgroups.remove(limits.cg).catch(() => {});
-      resolve({ code, signal, ...(limit ? { limit } : {}) });
-    };
-    child.once('exit', done);
-    child.once('error', () => done(null, null));
+  const exited = exitOf(child, (code, signal) => {
+    if (!limits) return { code, signal };
+    const limit = limits.cgroups.limitHit(limits.cg);
+    limits.cgroups.killAll(limits.cg);
+    void limits.cgroups.remove(limits.cg).catch(() => {});
+    return { code, signal, ...(limit ? { limit } : {}) };
   });
   return {
     pid: child.pid ?? -1,

@@ -3,6 +3,7 @@
 // file: process-runner.ts (bubblewrap), container-runner.ts (an OCI runtime); WebAssembly
 // runs in threads (wasm-runner.ts). What every runner starts is the same runtime host with the
 // same arguments: hostCommand() below.
+import type { ChildProcess } from 'node:child_process';
 import type { Socket } from 'node:net';
 import type { Readable, Duplex } from 'node:stream';
 import type { FunctionSpec, Runtime } from '../../src/protocol/messages.js';
@@ -55,6 +56,23 @@ export interface SandboxExit {
   readonly code: number | null;
   readonly signal: NodeJS.Signals | null;
   readonly limit?: string;
+}
+
+/**
+ * SandboxProcess.exited of a sandbox the worker spawned: `settle` (its cleanup, and whether the
+ * kernel stopped it at a limit) runs once, when the child exits or could not be started.
+ */
+export function exitOf(child: ChildProcess, settle: (code: number | null, signal: NodeJS.Signals | null) => SandboxExit | Promise<SandboxExit>): Promise<SandboxExit> {
+  return new Promise((resolve) => {
+    let settled = false;
+    const done = (code: number | null, signal: NodeJS.Signals | null): void => {
+      if (settled) return; // 'error' may be followed by 'exit'
+      settled = true;
+      resolve(settle(code, signal));
+    };
+    child.once('exit', done);
+    child.once('error', () => done(null, null));
+  });
 }
 
 export interface Runner {
