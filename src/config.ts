@@ -58,6 +58,16 @@ export interface GatewayConfig {
   readonly clusterDbPasswordFile: string | undefined;
   /** Where the cluster's rate-limit buckets live (src/http/rate-limit-redis.ts); undefined: per node, in memory. */
   readonly clusterRedis: string | undefined;
+  /** The build cache (src/build/builds.ts): node_modules, python packages, Go programs; undefined: RUN_DIR/deps. */
+  readonly depsDir: string | undefined;
+  /** The build cache's bound, MiB: past it, entries no route uses are evicted. */
+  readonly depsMaxMb: number;
+  /** pip's index for requirements.txt installs; undefined: pip's default (PyPI), unless pipFindLinks. */
+  readonly pipIndexUrl: string | undefined;
+  /** A folder (or URL) of wheels pip may install from; alone, without pipIndexUrl, pip looks nowhere else. */
+  readonly pipFindLinks: string | undefined;
+  /** GOPROXY when compiling Go functions: off (vendor/ and the local module cache only) unless given. */
+  readonly goProxy: string;
 }
 
 export interface WorkerConfig {
@@ -111,6 +121,13 @@ const tokenFile: Parser<string | undefined> = (raw) => {
   return 'error' in read ? { error: `must name a file holding the admin API's token: ${read.error}` } : { value: path.resolve(raw) };
 };
 const dir: Parser<string> = (raw) => (raw.length > 0 ? { value: path.resolve(raw) } : { error: 'must be a non-empty path' });
+/** An http(s) URL, as pip and Go take them. */
+const url: Parser<string> = (raw) => (/^https?:\/\/[^\s]+$/.test(raw) ? { value: raw } : { error: 'must be an http:// or https:// URL' });
+/** A folder of wheels (made absolute) or an http(s) URL. */
+const folderOrUrl: Parser<string> = (raw) => (/^https?:\/\//.test(raw) ? url(raw) : dir(raw));
+/** GOPROXY's own syntax: off, direct, or URLs separated by , or |. */
+const goProxy: Parser<string> = (raw) => (/^(off|direct|https?:\/\/[^\s,|]+)([,|](off|direct|https?:\/\/[^\s,|]+))*$/.test(raw)
+  ? { value: raw } : { error: 'must be off, direct, or proxy URLs separated by "," or "|" (GOPROXY\'s syntax)' });
 
 const GATEWAY_OPTIONS = {
   db: { flag: '--db', env: 'FAAS_DB', fallback: './data/faas.db', parse: dir },
@@ -143,6 +160,11 @@ const GATEWAY_OPTIONS = {
   clusterDbPasswordFile: { flag: '--cluster-db-password-file', env: 'FAAS_CLUSTER_DB_PASSWORD_FILE', fallback: undefined,
     parse: (raw) => { const read = readPasswordFile(raw); return 'error' in read ? { error: read.error } : { value: path.resolve(raw) }; } },
   clusterRedis: { flag: '--cluster-redis', env: 'FAAS_CLUSTER_REDIS', fallback: undefined, parse: parseRedisUrl, redact: redactRedisUrl },
+  depsDir: { flag: '--deps-dir', env: 'FAAS_DEPS_DIR', fallback: undefined, parse: dir },
+  depsMaxMb: { flag: '--deps-max-mb', env: 'FAAS_DEPS_MAX_MB', fallback: 4096, parse: int(64, 16_777_216) },
+  pipIndexUrl: { flag: '--pip-index-url', env: 'FAAS_PIP_INDEX_URL', fallback: undefined, parse: url },
+  pipFindLinks: { flag: '--pip-find-links', env: 'FAAS_PIP_FIND_LINKS', fallback: undefined, parse: folderOrUrl },
+  goProxy: { flag: '--go-proxy', env: 'FAAS_GO_PROXY', fallback: 'off', parse: goProxy },
 } satisfies Record<keyof GatewayConfig, Option<unknown>>;
 
 const WORKER_OPTIONS = {

@@ -30,6 +30,7 @@ import { readPasswordFile } from './cluster/pg-url.js';
 import type { FunctionConfig } from './protocol/messages.js';
 import { FunctionStore } from './routes/function-store.js';
 import { RouteStore, type SyncOutcome } from './routes/route-store.js';
+import { Builds } from './build/builds.js';
 
 const WORKERS_UP_TIMEOUT_MS = 20_000;
 const DRAIN_GRACE_MS = 10_000;
@@ -61,9 +62,17 @@ export async function runGateway(argv: readonly string[], env: NodeJS.ProcessEnv
   for (const note of limitNotes) {
     log({ level: 'warn', msg: note, rows: config.allowUnenforcedLimits ? 'served anyway (--allow-unenforced-limits)' : 'refused with a row error (see --allow-unenforced-limits)' });
   }
+  // Dependencies and Go programs, built in the background; a finished build is served at once.
+  let afterBuild = (): void => {};
+  const builds = new Builds({
+    dir: config.depsDir ?? path.join(config.runDir, 'deps'), maxBytes: config.depsMaxMb * 1024 * 1024, log, onSettled: () => afterBuild(),
+    settings: { pipIndexUrl: config.pipIndexUrl, pipFindLinks: config.pipFindLinks, goProxy: config.goProxy },
+  });
   const store = RouteStore.open(path.resolve(config.db), {
     ...(!config.allowUnenforcedLimits && { hostCheck: (fn) => unenforcedLimit(fn, host) }),
+    builds,
   });
+  const evictBuilds = (): void => builds.evict(new Set([...store.snapshot.routes.values()].flatMap((r) => (r.config.built ? [r.config.built.dir] : []))));
   const clusterDb = config.clusterDb === undefined ? undefined : openClusterCopy(config, log);
   // Without --cluster-db a file that was a cluster copy is its own source again: now, or at a later sync if it is locked now.
   let copyReleased = clusterDb !== undefined;
@@ -182,9 +191,14 @@ export async function runGateway(argv: readonly string[], env: NodeJS.ProcessEnv
     releaseLocalCopy();
     const outcome = store.sync();
     if (outcome.changed > 0 || !outcome.ok) log({ level: outcome.ok ? 'info' : 'warn', msg: 'routes synced', ...outcome });
-    if (outcome.changed > 0) keepWarm();
+    if (outcome.changed > 0) {
+      keepWarm();
+      evictBuilds();
+    }
     return outcome;
   };
+  afterBuild = () => void syncRoutes();
+  evictBuilds();
   const syncTimer = setInterval(syncRoutes, config.syncMs);
   clusterDb?.start(() => syncRoutes()); // each copy that changed something is served at once
 

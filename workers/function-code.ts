@@ -1,19 +1,32 @@
 // Puts a function's code where its sandbox can mount it read-only. Inline `code` is written
 // once per content hash under RUN_DIR/code; a `path` is mounted where it is (it must be
-// readable by the sandbox user, uid 65534).
+// readable by the sandbox user, uid 65534). What the gateway built for it (config.built,
+// src/build/) is mounted too: node_modules at /node_modules (Node's resolution from /fn reaches
+// it), python packages at /deps (the python host puts it on sys.path), and a Go function's
+// compiled program as /fn/function, which is its runtime host.
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { FunctionConfig } from '../src/protocol/messages.js';
+import { ARTIFACT_SUBDIR, type FunctionConfig } from '../src/protocol/messages.js';
 
 export interface FunctionCode {
   /** Host path to mount (file or directory). */
   readonly hostPath: string;
   /** Where it appears in the sandbox. */
   readonly mountPath: string;
-  /** The file the runtime host loads, inside the sandbox. */
+  /** The file the runtime host loads, inside the sandbox (a Go function: the program it runs). */
   readonly entry: string;
+  /** More read-only mounts: what the gateway built for the function. */
+  readonly extra: readonly Mount[];
 }
+
+export interface Mount {
+  readonly hostPath: string;
+  readonly mountPath: string;
+}
+
+/** Where a build's artifact appears in the sandbox (Go's is the code itself). */
+const BUILT_MOUNT = { npm: '/node_modules', pip: '/deps' } as const;
 
 export const NODE_DIR_ENTRIES = ['index.mjs', 'index.js', 'index.cjs'];
 const PYTHON_DIR_ENTRIES = ['main.py', 'handler.py'];
@@ -26,6 +39,21 @@ export function nodeModuleExtension(code: string): '.mjs' | '.cjs' {
 }
 
 export function materialize(config: FunctionConfig, codeDir: string): FunctionCode {
+  const built = config.built;
+  if (config.runtime === 'go') {
+    if (built?.kind === 'go') return { hostPath: path.join(built.dir, ARTIFACT_SUBDIR.go), mountPath: '/fn', entry: '/fn/function', extra: [] };
+    // A compiled program given as `path` (the gateway builds everything else before routing a call).
+    if (config.path !== undefined && fs.statSync(config.path).isFile()) {
+      const base = path.basename(config.path);
+      return { hostPath: config.path, mountPath: `/fn/${base}`, entry: `/fn/${base}`, extra: [] };
+    }
+    throw new Error('this go function has not been compiled: the gateway builds it before it routes calls (GET /routes shows the build)');
+  }
+  const extra: Mount[] = built && built.kind !== 'go' ? [{ hostPath: path.join(built.dir, ARTIFACT_SUBDIR[built.kind]), mountPath: BUILT_MOUNT[built.kind] }] : [];
+  return { ...source(config, codeDir), extra };
+}
+
+function source(config: FunctionConfig, codeDir: string): Omit<FunctionCode, 'extra'> {
   if (config.code !== undefined) {
     const ext = config.runtime === 'python' ? '.py' : config.runtime === 'wasm' ? '.wasm' : nodeModuleExtension(config.code);
     const hash = createHash('sha256').update(config.runtime).update('\0').update(config.code).digest('hex').slice(0, 24);

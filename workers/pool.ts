@@ -310,7 +310,7 @@ export class InstancePool {
     let sandbox: SandboxProcess;
     try {
       sandbox = spare?.sandbox ?? runner.start(fp.spec, materialize(config, this.codeDir));
-      const capacity = config.runtime === 'node' ? config.maxConcurrency : 1;
+      const capacity = concurrent(config) ? config.maxConcurrency : 1;
       instance = new Instance(name, sandbox, capacity, this.limits.startTimeoutMs, this.log);
       if (spare) instance.load(spare.load, spare.files);
       if (this.direct) {
@@ -348,12 +348,15 @@ export class InstancePool {
 }
 
 /**
- * Instances of one version a worker runs at most: a node host runs many calls at once; python
- * hosts, and node hosts running a WebAssembly module (a synchronous run), one call each.
+ * Instances of one version a worker runs at most: a node host, or a Go program (a goroutine per
+ * call), runs many calls at once; python hosts, and node hosts running a WebAssembly module (a
+ * synchronous run), one call each.
  */
 function maxInstances(config: FunctionSpec['config']): number {
-  return config.runtime === 'node' ? 1 : Math.min(PYTHON_MAX_INSTANCES, config.maxConcurrency);
+  return concurrent(config) ? 1 : Math.min(PYTHON_MAX_INSTANCES, config.maxConcurrency);
 }
+
+const concurrent = (config: FunctionSpec['config']): boolean => config.runtime === 'node' || config.runtime === 'go';
 
 async function settled(p: Promise<void>): Promise<{ ok: true } | { ok: false; error: Error }> {
   try {

@@ -117,7 +117,8 @@ export class Spares {
   take(spec: FunctionSpec): { sandbox: SandboxProcess; load: HostLoad; files: Buffer } | undefined {
     const { config } = spec;
     // A spare has no CPU quota: a function with `cpu` starts in a cgroup made for it.
-    if (config.image !== undefined || config.cpu !== undefined || !RUNTIMES.includes(config.runtime)) return undefined;
+    // Nor does it have what the gateway built for a function (node_modules, python packages).
+    if (config.image !== undefined || config.cpu !== undefined || config.built !== undefined || !RUNTIMES.includes(config.runtime)) return undefined;
     const code = config.code !== undefined ? inlineCode(config.runtime, config.code)
       : config.runtime === 'node' ? nodePathCode(config.path!) : undefined;
     if (code === undefined) return undefined;

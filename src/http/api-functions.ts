@@ -31,18 +31,26 @@ export interface FunctionApiDeps {
 
 /** What the gateway does with a key, beside its row: `ok` serves this version; the rest say what instead and why. */
 export interface Serving {
-  readonly state: 'ok' | 'pending' | 'stale' | 'error';
+  readonly state: 'ok' | 'pending' | 'stale' | 'error' | 'building';
   /** The version the gateway serves (absent: none). */
   readonly version?: number;
   readonly error?: string;
+  /** State 'building': what the gateway is building for this version (npm ci, pip install, go build). */
+  readonly building?: string;
+  /** The served version's build, where it has one. */
+  readonly build?: RouteStatus['build'];
 }
 
 function serving(status: RouteStatus | undefined, version: number, sync?: { ok: boolean; error?: string }): Serving {
   const served = status?.version === undefined ? {} : { version: status.version };
   if (sync && !sync.ok) return { state: 'pending', ...served, error: `the gateway could not read its database (${sync.error}); it retries every sync period` };
   if (status === undefined) return { state: 'pending' };
-  if (status.state === 'ok') return status.version === version ? { state: 'ok', version } : { state: 'pending', ...served };
-  return { state: status.state, ...served, ...(status.error !== undefined && { error: status.error }) };
+  const build = status.build && { build: status.build };
+  if (status.state === 'ok') return status.version === version ? { state: 'ok', version, ...build } : { state: 'pending', ...served };
+  return {
+    state: status.state, ...served, ...(status.error !== undefined && { error: status.error }),
+    ...(status.building !== undefined && { building: status.building }),
+  };
 }
 
 function functionView(deps: FunctionApiDeps, row: StoredFunction, withCode: boolean, sync?: { ok: boolean; error?: string }): Record<string, unknown> {

@@ -47,13 +47,23 @@ const FIELD_SCHEMAS: Partial<Record<(typeof FIELDS)[number], Schema>> = {
   }, ['origins'])),
   async: nullable(object(Object.fromEntries(Object.entries(ASYNC_FIELDS).map(([name, { min, max, fallback }]) =>
     [name, { ...integer(min, max), default: fallback }])))),
+  dependencies: nullable(object({
+    scripts: { type: ['boolean', 'null'], description: 'let installs run the packages\' own scripts (npm install scripts, python source builds); off by default' },
+  })),
 };
 
+const buildReport = object({
+  kind: { type: 'string', enum: ['npm', 'pip', 'go'] }, what: str, summary: str,
+  ms: { type: 'integer', description: 'how long the build took' }, builtAt: { type: 'integer', description: 'unix ms' }, bytes: int,
+}, ['kind', 'what', 'summary']);
+
 const serving = object({
-  state: { type: 'string', enum: ['ok', 'pending', 'stale', 'error'],
-    description: 'ok: the gateway serves this version; pending: not read yet (it serves `version`, an older one, or nothing); stale: the row cannot be served and the last good config (`version`) is; error: nothing is served' },
+  state: { type: 'string', enum: ['ok', 'pending', 'stale', 'error', 'building'],
+    description: 'ok: the gateway serves this version; pending: not read yet (it serves `version`, an older one, or nothing); stale: the row cannot be served and the last good config (`version`) is; error: nothing is served; building: its dependencies or program are being built (`version`, an older one, is served meanwhile, if any)' },
   version: int,
   error: str,
+  building: { type: 'string', description: 'state building: what runs, and for how long' },
+  build: buildReport,
 }, ['state']);
 
 const functionProps: Record<string, Schema> = {
@@ -75,7 +85,8 @@ const worker = object({
 }, ['id', 'pid', 'available', 'score', 'inFlight'], false);
 
 const routeStatus = object({
-  key: str, state: { type: 'string', enum: ['ok', 'error', 'stale'] }, version: int, updated: int, runtime: str, error: str,
+  key: str, state: { type: 'string', enum: ['ok', 'error', 'stale', 'building'] }, version: int, updated: int, runtime: str, error: str,
+  building: str, build: buildReport,
 }, ['key', 'state']);
 
 const logEntry = object({

@@ -2,7 +2,7 @@
 // and worker → gateway (load reports, see report.ts). Workers import src/protocol and nothing
 // else from src/.
 
-export type Runtime = 'node' | 'python' | 'wasm';
+export type Runtime = 'node' | 'python' | 'wasm' | 'go';
 /** `thread`: a WebAssembly module in a worker thread (piscina), wasm's default; wasm only. */
 export type Mode = 'process' | 'container' | 'thread';
 /** The modes that run a sandboxed process (a runner each, workers/runner.ts). */
@@ -40,7 +40,25 @@ export interface FunctionConfig {
   readonly cors?: CorsConfig;
   /** How asynchronous invocations of the route are run (the gateway's business; workers ignore it). */
   readonly async?: AsyncConfig;
+  /** The row's `dependencies`: whether installs may run the packages' own scripts (off unless said). */
+  readonly dependencies?: { readonly scripts: boolean };
+  /**
+   * Not from the row: what the gateway built for it (src/build/: node_modules, python packages, a
+   * Go program), set once the build is ready. Workers mount `dir` read-only (workers/function-code.ts).
+   */
+  readonly built?: BuiltArtifact;
 }
+
+/** A finished build in the gateway's content-addressed cache (README "Dependencies"). */
+export interface BuiltArtifact {
+  /** npm: node_modules from `npm ci`; pip: packages from `pip install --target`; go: the compiled runtime host. */
+  readonly kind: 'npm' | 'pip' | 'go';
+  /** The cache entry; what the sandbox mounts is its ARTIFACT_SUBDIR. */
+  readonly dir: string;
+}
+
+/** The part of an artifact's `dir` that a sandbox gets (the rest is the build's own record). */
+export const ARTIFACT_SUBDIR: Readonly<Record<BuiltArtifact['kind'], string>> = { npm: 'node_modules', pip: 'site', go: 'bin' };
 
 /** A route's `async` field (README "Async invocations"), defaults filled in. */
 export interface AsyncConfig {

@@ -15,7 +15,7 @@
 // 5000.0 as 'real' (accepted when integral, as JSON.parse does).
 // Everything here must run on SQLite 3.40 (Debian 12's sqlite3 CLI): json1, GLOB, instr.
 import {
-  ASYNC_FIELDS, AUTHS, CORS_FIELDS, CORS_MAX_AGE, CPU_CORES, EVENTS, FIELDS, HANDLER_MAX_CHARS, INTEGER_FIELDS, ISOLATIONS, MODES, RATE_LIMIT_FIELDS, RULES,
+  ASYNC_FIELDS, AUTHS, CORS_FIELDS, CORS_MAX_AGE, CPU_CORES, DEPENDENCIES_FIELDS, DEPENDENCY_RUNTIMES, EVENTS, FIELDS, HANDLER_MAX_CHARS, INTEGER_FIELDS, ISOLATIONS, MODES, RATE_LIMIT_FIELDS, RULES,
   RUNTIMES, TOKEN_CHARS,
 } from './function-config.js';
 import { FORBIDDEN_PATH_CODE_POINTS, KEY_RULE, MAX_PATH_CHARS, METHODS, PATH_RULES } from './route-key.js';
@@ -145,6 +145,8 @@ function configChecks(d: Dialect): Check[] {
     [`${text('mode')} = 'thread' AND ${text('runtime')} <> 'wasm'`, `v.mode ${RULES.threadMode}`],
     [`${present('handler')} AND NOT (${isText('handler')} AND ${d.glob(handler, '[A-Za-z_$]*')}
         AND NOT ${d.glob(handler, '*[^A-Za-z0-9_$]*')} AND length(${handler}) <= ${HANDLER_MAX_CHARS})`, `v.handler ${RULES.handler}`],
+    [`${present('handler')} AND ${text('runtime')} = 'go' AND NOT (${d.glob(handler, '[A-Z]*')} AND NOT ${d.glob(handler, '*[^A-Za-z0-9_]*')})`,
+      `v.handler ${RULES.goHandler}`],
     ...integers,
     [`${present('env')} AND ${d.type('$.env')} <> 'object'`, `v.env ${RULES.env}`],
     [`EXISTS (SELECT 1 FROM ${envEntries} WHERE NOT (${d.glob('key', '[A-Za-z_]*')} AND NOT ${d.glob('key', '*[^A-Za-z0-9_]*')}))`, `v.env has an invalid name: ${RULES.envName}`],
@@ -157,6 +159,10 @@ function configChecks(d: Dialect): Check[] {
     [`${present('event')} AND NOT (${isText('event')} AND ${anyOf(d, text('event'), EVENTS)})`, `v.event ${RULES.event}`],
     ...corsChecks(d, present, isInteger, hasType),
     ...asyncChecks(d, present, isInteger),
+    [`${present('dependencies')} AND (${d.type('$.dependencies')} <> 'object'
+        OR EXISTS (SELECT 1 FROM ${d.each('$.dependencies')} WHERE NOT ${anyOf(d, 'key', DEPENDENCIES_FIELDS)}))`, `v.dependencies ${RULES.dependencies}`],
+    [`${present('dependencies.scripts')} AND NOT ${hasType('$.dependencies.scripts', 'true', 'false')}`, `v.dependencies.scripts ${RULES.dependenciesScripts}`],
+    [`${present('dependencies')} AND NOT ${anyOf(d, text('runtime'), DEPENDENCY_RUNTIMES)}`, `v.dependencies ${RULES.dependenciesRuntime}`],
   ];
 }
 

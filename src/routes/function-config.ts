@@ -12,7 +12,7 @@ import { IMAGE_INTERPRETERS, type AsyncConfig, type CorsConfig, type FunctionCon
 import { findContainerEngine, findRunsc, IMAGE_NAME } from '../host/container-engine.js';
 import { METHODS, quote } from './route-key.js';
 
-export const RUNTIMES = ['node', 'python', 'wasm'] as const satisfies readonly Runtime[];
+export const RUNTIMES = ['node', 'python', 'wasm', 'go'] as const satisfies readonly Runtime[];
 export const MODES = ['process', 'container', 'thread'] as const satisfies readonly Mode[];
 export const AUTHS = ['none', 'api-key'] as const satisfies readonly FunctionConfig['auth'][];
 /** How a container-mode function is isolated: runc (namespaces) or gVisor's runsc (a user-space kernel). */
@@ -21,8 +21,11 @@ export const ISOLATIONS = ['runc', 'gvisor'] as const satisfies readonly Isolati
 export const EVENTS = ['v1', 'v2'] as const satisfies readonly LambdaEvent[];
 export const FIELDS = [
   'runtime', 'mode', 'code', 'path', 'handler', 'timeout_ms', 'memory_mb', 'max_concurrency',
-  'env', 'auth', 'rate_limit', 'min_warm', 'image', 'cpu', 'isolation', 'event', 'cors', 'async',
+  'env', 'auth', 'rate_limit', 'min_warm', 'image', 'cpu', 'isolation', 'event', 'cors', 'async', 'dependencies',
 ] as const;
+export const DEPENDENCIES_FIELDS = ['scripts'] as const;
+/** Runtimes whose `dependencies` installs (package.json, requirements.txt); Go's come vendored or from GOPROXY. */
+export const DEPENDENCY_RUNTIMES = ['node', 'python'] as const satisfies readonly Runtime[];
 export const CORS_FIELDS = ['origins', 'methods', 'headers', 'max_age', 'credentials'] as const;
 /** Access-Control-Max-Age, seconds: a day at most (Firefox's own cap; Chrome's is 2 hours). */
 export const CORS_MAX_AGE = { min: 0, max: 86_400 } as const;
@@ -76,6 +79,10 @@ export const RULES = {
   imageMode: 'needs "mode": "container"',
   threadMode: '"thread" is for runtime "wasm" only',
   handler: `must be an identifier: a letter, "_" or "$", then letters, digits, "_" or "$" (at most ${HANDLER_MAX_CHARS})`,
+  goHandler: 'of a go function must be an exported Go function name: a capital letter, then letters, digits or "_" (default Handle)',
+  dependencies: `must be an object {"scripts": true|false}; allowed fields: ${DEPENDENCIES_FIELDS.join(', ')}`,
+  dependenciesScripts: 'must be true or false (true lets installs run the packages\' own scripts: npm install scripts, python source builds)',
+  dependenciesRuntime: `is for runtimes ${oneOf(DEPENDENCY_RUNTIMES)}: a go function brings its modules in vendor/ (or through the gateway's --go-proxy)`,
   integer: (min: number, max: number) => `must be an integer between ${min} and ${max}`,
   env: 'must be an object whose values are strings',
   envName: 'names must match [A-Za-z_][A-Za-z0-9_]*',
@@ -107,6 +114,7 @@ const HANDLER = new RegExp(`^[A-Za-z_$][A-Za-z0-9_$]{0,${HANDLER_MAX_CHARS - 1}}
 const TOKEN = new RegExp(`^[${TOKEN_CHARS}]+$`);
 const ORIGIN = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/([A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*|\[[0-9A-Fa-f:.]+\])(:\d{1,5})?$/;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const GO_HANDLER = /^[A-Z][A-Za-z0-9_]*$/;
 
 export function parseFunctionConfig(v: string): FunctionConfigResult {
   let raw: unknown;
@@ -158,6 +166,7 @@ export function parseFunctionConfig(v: string): FunctionConfigResult {
 
   const handler = get('handler');
   if (handler !== undefined && !(typeof handler === 'string' && HANDLER.test(handler))) bad('handler', RULES.handler, handler);
+  else if (handler !== undefined && runtime === 'go' && !GO_HANDLER.test(handler as string)) bad('handler', RULES.goHandler, handler);
 
   const integers: Record<string, number> = {};
   for (const [field, { min, max, fallback }] of Object.entries(INTEGER_FIELDS)) {
@@ -174,6 +183,7 @@ export function parseFunctionConfig(v: string): FunctionConfigResult {
   if (event !== undefined && !includes(EVENTS, event)) bad('event', RULES.event, event);
   const cors = parseCors(get('cors'), problems);
   const asyncConfig = parseAsync(get('async'), problems);
+  const dependencies = parseDependencies(get('dependencies'), runtime, problems);
 
   if (problems.length > 0) return { ok: false, error: problems.join('; ') };
   const config: FunctionConfig = {
@@ -195,6 +205,7 @@ export function parseFunctionConfig(v: string): FunctionConfigResult {
     ...(event === 'v2' && { event: 'v2' }), // v1 is the default: left out, as a row without the field
     ...(cors !== undefined && { cors }),
     ...(asyncConfig !== undefined && { async: asyncConfig }),
+    ...(dependencies !== undefined && { dependencies }),
   };
   return { ok: true, config: Object.freeze(config) };
 }
@@ -238,6 +249,7 @@ function imageProblem(image: string, runtime: Runtime): string | undefined {
     return `v.image ${quote(image)} does not exist on this host`;
   }
   if (!stat.isDirectory()) return `v.image ${quote(image)} must be a folder holding a root file system`;
+  if (runtime === 'go') return undefined; // a static program: no interpreter needed
   const interpreter = runtime === 'python' ? 'python' : 'node'; // a wasm module runs in the node host
   const candidates = IMAGE_INTERPRETERS[interpreter];
   if (!candidates.some((p) => fs.existsSync(`${image}${p}`))) return `v.image ${quote(image)} has no ${interpreter} interpreter (looked for ${candidates.join(', ')})`;
@@ -306,6 +318,21 @@ function parseCors(value: unknown, problems: string[]): CorsConfig | undefined {
     ...(maxAge !== undefined && { maxAge: maxAge as number }),
     ...(credentials !== undefined && { credentials: credentials as boolean }),
   });
+}
+
+/** `dependencies` (README "Dependencies"): only `scripts`, a boolean; node and python only. */
+function parseDependencies(value: unknown, runtime: unknown, problems: string[]): FunctionConfig['dependencies'] {
+  if (value === undefined) return undefined;
+  if (!isObject(value) || Object.keys(value).some((f) => !(DEPENDENCIES_FIELDS as readonly string[]).includes(f))) {
+    problems.push(`v.dependencies ${RULES.dependencies} (got ${quote(value)})`);
+    return undefined;
+  }
+  const scripts = value.scripts === null ? undefined : value.scripts;
+  if (scripts !== undefined && typeof scripts !== 'boolean') problems.push(`v.dependencies.scripts ${RULES.dependenciesScripts} (got ${quote(scripts)})`);
+  if (typeof runtime === 'string' && includes(RUNTIMES, runtime) && !includes(DEPENDENCY_RUNTIMES, runtime)) {
+    problems.push(`v.dependencies ${RULES.dependenciesRuntime} (runtime ${quote(runtime)})`);
+  }
+  return Object.freeze({ scripts: scripts === true });
 }
 
 /** `async` (README "Async invocations"): each field an integer in its range, defaults for the rest. */

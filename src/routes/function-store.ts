@@ -22,6 +22,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { FunctionConfig } from '../protocol/messages.js';
 import { createKey, listKeys, revokeKey, type KeyInfo } from './api-keys.js';
+import { planBuild } from '../build/plan.js';
 import { checkUsable, parseFunctionConfig } from './function-config.js';
 import { parseRouteKey } from './route-key.js';
 import { prepareDatabase } from './schema.js';
@@ -106,6 +107,9 @@ export function checkFunction(key: string, v: string, usable: RowCheck = checkUs
   else {
     const unusable = usable(parsed.config);
     if (unusable !== undefined) problems.push(unusable);
+    // What its build would refuse (no lock file, an unpinned requirement, no Go here): said before it is written.
+    const planned = unusable === undefined ? planBuild(parsed.config) : undefined;
+    if (planned && 'problem' in planned) problems.push(planned.problem);
   }
   if (problems.length > 0 || !parsed.ok) return { ok: false, problems };
   return { ok: true, config: parsed.config };

@@ -30,6 +30,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
+import type { BuildReport, BuildStep } from '../build/builds.js';
 import type { FunctionConfig } from '../protocol/messages.js';
 import { KeyRing } from './api-keys.js';
 import { RouteTable, type Route } from './route-table.js';
@@ -52,12 +53,19 @@ export interface SyncOutcome {
 
 export interface RouteStatus {
   readonly key: string;
-  /** 'stale': serving the last good config while the current row is bad. */
-  readonly state: 'ok' | 'error' | 'stale';
+  /**
+   * 'stale': serving the last good config while the current row is bad; 'building': the row's
+   * dependencies or program are being built (src/build/), the previous version (if any) served meanwhile.
+   */
+  readonly state: 'ok' | 'error' | 'stale' | 'building';
   readonly version?: number;
   readonly updated?: number;
   readonly runtime?: string;
   readonly error?: string;
+  /** State 'building': what runs (npm ci, pip install, go build) and for how long. */
+  readonly building?: string;
+  /** The served version's build, where it has one: what was built, and when. */
+  readonly build?: BuildReport;
 }
 
 /** The sync state, without the per-route list. */
@@ -78,6 +86,8 @@ export interface RouteStoreOptions {
   readonly busyTimeoutMs?: number;
   /** What else a config needs of this host (the limits its cgroups can enforce: src/host/host-limits.ts). */
   readonly hostCheck?: (config: FunctionConfig) => string | undefined;
+  /** Dependencies and Go programs (src/build/builds.ts); without it, a row that needs a build is served unbuilt. */
+  readonly builds?: BuildStep;
 }
 
 interface ChangeRow {
@@ -88,10 +98,14 @@ interface ChangeRow {
   readonly present: number;
 }
 
-/** A row the gateway cannot use; `pending` holds a valid config that failed checkUsable, tried again each sync. */
+/**
+ * A row the gateway cannot use yet; `pending` holds a valid config that failed checkUsable or
+ * waits for its build, tried again each sync. `building`: `error` says what is being built.
+ */
 interface Problem {
   readonly error: string;
   readonly pending?: Route;
+  readonly building?: true;
 }
 
 const CHANGES_SQL = `
@@ -119,7 +133,7 @@ export class RouteStore {
   private lastErrorAt: number | undefined;
 
   private constructor(private db: Database.Database | undefined, private readonly dbPath: string, private readonly busyTimeoutMs: number,
-    private readonly usable: (config: FunctionConfig) => string | undefined) {
+    private readonly usable: (config: FunctionConfig) => string | undefined, private readonly builds: BuildStep | undefined) {
     this.inode = fs.statSync(dbPath).ino;
   }
 
@@ -139,7 +153,7 @@ export class RouteStore {
     }
     const hostCheck = opts.hostCheck;
     const usable = hostCheck ? (config: FunctionConfig) => checkUsable(config) ?? hostCheck(config) : checkUsable;
-    const store = new RouteStore(db, dbPath, opts.busyTimeoutMs ?? 250, usable);
+    const store = new RouteStore(db, dbPath, opts.busyTimeoutMs ?? 250, usable, opts.builds);
     try {
       store.ensureSchema();
     } catch (err) {
@@ -197,8 +211,10 @@ export class RouteStore {
   statusOf(key: string): RouteStatus | undefined {
     const route = this.table.get(key);
     const problem = this.problems.get(key);
-    const serving = route && { version: route.version, updated: route.updated, runtime: route.config.runtime };
+    const built = route?.config.built && this.builds?.report(route.config.built);
+    const serving = route && { version: route.version, updated: route.updated, runtime: route.config.runtime, ...(built && { build: built }) };
     if (!problem) return route ? { key, state: 'ok', ...serving } : undefined;
+    if (problem.building) return { key, state: 'building', ...serving, building: problem.error };
     return { key, state: route ? 'stale' : 'error', ...serving, error: problem.error };
   }
 
@@ -297,11 +313,14 @@ export class RouteStore {
     const write = (): Map<string, Route> => (next ??= full ? new Map() : new Map(this.table.routes));
     if (full) write();
     const problems: Array<{ key: string; error: string }> = [];
+    /** Keys this sync's rows left waiting: not tried again below. */
+    const seen = new Set<string>();
     let changed = 0;
 
     for (const row of rows) {
       const key = String(row.k);
-      const result = row.present ? toRoute(key, row, this.usable) : undefined;
+      const parsed = row.present ? toRoute(key, row) : undefined;
+      const result = parsed && 'route' in parsed ? this.admit(parsed.route, true) : parsed;
       changed++;
       this.lastSeq = row.seq;
       if (result === undefined) {
@@ -312,16 +331,22 @@ export class RouteStore {
         this.problems.delete(key);
       } else {
         this.problems.set(key, result.problem);
-        problems.push({ key, error: result.problem.error });
+        seen.add(key);
+        if (!result.problem.building) problems.push({ key, error: result.problem.error });
       }
     }
-    // A row that was valid but unusable (say its `path` did not exist yet) may be usable now.
-    const seen = new Set(problems.map((p) => p.key));
+    // A row that was valid but unusable (say its `path` did not exist yet) may be usable now,
+    // and one whose build was running may be built (or have failed).
     for (const [key, problem] of this.problems) {
-      if (problem.pending && !seen.has(key) && this.usable(problem.pending.config) === undefined) {
-        write().set(key, problem.pending);
+      if (!problem.pending || seen.has(key)) continue;
+      const result = this.admit(problem.pending, false);
+      if ('route' in result) {
+        write().set(key, result.route);
         this.problems.delete(key);
         changed++;
+      } else if (result.problem.error !== problem.error || result.problem.building !== problem.building) {
+        this.problems.set(key, result.problem);
+        if (!result.problem.building) problems.push({ key, error: result.problem.error });
       }
     }
     const keysChanged = !ring.equals(this.table.keys);
@@ -332,6 +357,20 @@ export class RouteStore {
     };
   }
 
+  /**
+   * A valid route as it can be served on this host: usable here, and built (its config then
+   * names the build), or why not yet. `fresh`: the row was just written (a failed build is retried).
+   */
+  private admit(route: Route, fresh: boolean): { route: Route } | { problem: Problem } {
+    const unusable = this.usable(route.config);
+    if (unusable !== undefined) return { problem: { error: unusable, pending: route } };
+    if (!this.builds) return { route };
+    const prepared = this.builds.prepare(route.key, route.config, fresh);
+    if ('config' in prepared) return { route: prepared.config === route.config ? route : Object.freeze({ ...route, config: prepared.config }) };
+    if ('building' in prepared) return { problem: { error: prepared.building, pending: route, building: true } };
+    return { problem: { error: prepared.error, pending: route } };
+  }
+
   private fail(err: unknown): string {
     this.lastError = describe(err);
     this.lastErrorAt = Date.now();
@@ -339,19 +378,15 @@ export class RouteStore {
   }
 }
 
-/** Checks one present row: a usable Route, or why it cannot be served. */
-function toRoute(key: string, row: ChangeRow, usable: (config: FunctionConfig) => string | undefined): { route: Route } | { problem: Problem } {
+/** Checks one present row against the rules: a Route, or why it is not one. */
+function toRoute(key: string, row: ChangeRow): { route: Route } | { problem: Problem } {
   const parsedKey = parseRouteKey(key);
   const parsed = typeof row.v === 'string' ? parseFunctionConfig(row.v) : { ok: false as const, error: `v must be text holding JSON (got ${typeof row.v})` };
   if (!parsedKey.ok || !parsed.ok) {
     const errors = [parsedKey, parsed].flatMap((r) => (r.ok ? [] : [r.error]));
     return { problem: { error: errors.join('; ') } };
   }
-  const route: Route = Object.freeze({
-    key, method: parsedKey.method, path: parsedKey.path, version: row.seq, updated: row.updated ?? 0, config: parsed.config,
-  });
-  const unusable = usable(parsed.config);
-  return unusable === undefined ? { route } : { problem: { error: unusable, pending: route } };
+  return { route: Object.freeze({ key, method: parsedKey.method, path: parsedKey.path, version: row.seq, updated: row.updated ?? 0, config: parsed.config }) };
 }
 
 function inodeOf(file: string): number | undefined {

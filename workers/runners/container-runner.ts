@@ -149,7 +149,7 @@ export class ContainerRunner implements Runner {
       return this.launchEngine(spec, code, config.image);
     }
     const root = config.image === undefined ? this.hostRoot() : imageRoot(config.image);
-    return this.launch(oci, config, config.env, { ...root, mounts: [...root.mounts, readOnly(code.hostPath, code.mountPath)] },
+    return this.launch(oci, config, config.env, { ...root, mounts: [...root.mounts, ...[code, ...code.extra].map((m) => readOnly(m.hostPath, m.mountPath))] },
       hostCommand(config.runtime, root.interpreters, config.memoryMb, { spec, code }));
   }
 
@@ -282,7 +282,7 @@ export class ContainerRunner implements Runner {
       '--memory', memory, '--memory-swap', memory, '--pids-limit', String(PIDS_MAX),
       '--ulimit', `nofile=${OPEN_FILES_MAX}:${OPEN_FILES_MAX}`, '--ulimit', `fsize=${FILE_SIZE_MAX}:${FILE_SIZE_MAX}`,
       '--ulimit', `nproc=${ENGINE_NPROC}:${ENGINE_NPROC}`,
-      '-v', `${this.opts.runtimeDir}:/faas:ro`, '-v', `${code.hostPath}:${code.mountPath}:ro`, '-v', `${channelDir}:${CHANNEL_DIR}`,
+      '-v', `${this.opts.runtimeDir}:/faas:ro`, ...[code, ...code.extra].flatMap((m) => ['-v', `${m.hostPath}:${m.mountPath}:ro`]), '-v', `${channelDir}:${CHANNEL_DIR}`,
       ...(engine.name === 'podman' ? ['--unsetenv-all'] : []), // no TERM, no container=podman: only ours (and HOSTNAME)
       ...Object.entries(env).flatMap(([k, v]) => ['-e', `${k}=${v}`]),
       image, ...hostCommand(config.runtime, { node: 'node', python: 'python3' }, config.memoryMb, { spec, code }),

@@ -88,7 +88,8 @@ export class ProcessRunner implements Runner {
   start(spec: FunctionSpec, code: FunctionCode): SandboxProcess {
     const { config } = spec;
     if (config.runtime === 'python' && this.opts.zygote?.available) return this.opts.zygote.start(spec, code);
-    return this.launch(['--ro-bind', code.hostPath, code.mountPath], config.env, this.command(config.runtime, config.memoryMb, { spec, code }), config,
+    const binds = [code, ...code.extra].flatMap((m) => ['--ro-bind', m.hostPath, m.mountPath]);
+    return this.launch(binds, config.env, this.command(config.runtime, config.memoryMb, { spec, code }), config,
       config.runtime);
   }
 

@@ -108,7 +108,7 @@ export class PythonZygote {
     });
     this.send({
       t: 'start', id, ...(cell ? { cell: cell.id } : {}), channel: listener.path, entry: code.entry, handler: config.handler ?? '', key: spec.key, memoryMb: config.memoryMb,
-      mounts: [[code.hostPath, code.mountPath]], env: { ...BASE_ENV, ...config.env }, cgroups: cg.dirs,
+      mounts: [code, ...code.extra].map((m) => [m.hostPath, m.mountPath]), env: { ...BASE_ENV, ...config.env }, cgroups: cg.dirs,
       tmpBytes: this.opts.tmpBytes ?? 64 * 1024 * 1024, shmBytes: SHM_BYTES, openFiles: OPEN_FILES_MAX, fileSize: FILE_SIZE_MAX,
     });
     const notMonitor = (p: number): boolean => p !== pid;

@@ -126,5 +126,7 @@ export function hostCommand(runtime: Runtime, bin: Interpreters, memoryMb: numbe
     const args = fn ? [fn.code.entry, fn.spec.config.handler ?? '', fn.spec.key, String(memoryMb)] : [];
     return [bin.python, '-B', '-u', '/faas/python-host.py', ...args];
   }
+  // A Go function is a program of its own, the host compiled in (src/build/go.ts): no spare can become one.
+  if (runtime === 'go' && fn) return [fn.code.entry, fn.spec.key, String(memoryMb)];
   throw new Error(`no runtime host for runtime "${runtime}"`);
 }

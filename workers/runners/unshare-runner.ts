@@ -155,7 +155,7 @@ export class UnshareRunner implements Runner {
 
   start(spec: FunctionSpec, code: FunctionCode): SandboxProcess {
     const { config } = spec;
-    const mounts = [...this.baseMounts, { source: code.hostPath, target: code.mountPath, how: 'ro' as const }];
+    const mounts = [...this.baseMounts, ...[code, ...code.extra].map((m) => ({ source: m.hostPath, target: m.mountPath, how: 'ro' as const }))];
     return this.launch(mounts, config.env, hostCommand(config.runtime, this.bin, config.memoryMb, { spec, code }), config, config.runtime);
   }
 

@@ -250,8 +250,17 @@ def header_value(v):
     return "true" if v is True else "false" if v is False else str(v)
 
 
+# Where the sandbox mounts the packages the gateway installed from the function's requirements.txt
+# (src/build/pip.ts; README "Dependencies").
+DEPS_DIR = "/deps"
+
+
 def load():
     """The function and whether it is called Lambda style, fn(event, context), or fn(request)."""
+    # Imports find the function's own folder first, then its installed packages, then the standard library.
+    for folder in (DEPS_DIR, os.path.dirname(entry)):
+        if os.path.isdir(folder) and folder not in sys.path:
+            sys.path.insert(0, folder)
     spec = importlib.util.spec_from_file_location("function", entry)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
