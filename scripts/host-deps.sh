@@ -1,7 +1,8 @@
 #!/bin/sh
 # Host packages the gateway needs beyond npm: bubblewrap (the process sandbox), a C compiler
 # and libseccomp-dev (the sandbox's seccomp filter is built with them), runc (the OCI runtime
-# of container mode) and the sqlite3
+# of container mode), python3-pip and golang-go (the gateway installs requirements.txt and
+# compiles go functions: src/build/) and the sqlite3
 # command-line client (how operators edit routes). Installed with apt-get when run
 # as root on Debian/Ubuntu; otherwise a message names the package to install.
 # --test (npm test) adds runsc (gVisor, for "isolation": "gvisor": operators who want it install
@@ -18,7 +19,12 @@ command -v runc >/dev/null 2>&1 || missing="$missing runc"
 command -v cc >/dev/null 2>&1 || missing="$missing gcc"
 [ -f /usr/include/seccomp.h ] || missing="$missing libseccomp-dev"
 [ -x /usr/bin/python3 ] || missing="$missing python3"
+# Builds (src/build/): pip for requirements.txt, Debian's Go for go functions.
+/usr/bin/python3 -m pip --version >/dev/null 2>&1 || missing="$missing python3-pip"
+[ -x /usr/bin/go ] || missing="$missing golang-go"
 if [ "${1:-}" = "--test" ]; then
+  # The dependency tests build their own wheels, offline.
+  /usr/bin/python3 -c 'import setuptools, wheel' >/dev/null 2>&1 || missing="$missing python3-setuptools python3-wheel"
   command -v runsc >/dev/null 2>&1 || missing="$missing runsc"
   command -v podman >/dev/null 2>&1 || missing="$missing podman"
   [ -x /usr/bin/chromium ] || missing="$missing chromium"

@@ -148,6 +148,10 @@ export interface SyncWait {
   /** Date.now() taken after the commit returned: a sync that started later has read it. */
   readonly committedAt: number;
   readonly timeoutMs: number;
+  /** While the row's build runs (state 'building'), the wait goes on this long from the commit instead. */
+  readonly buildTimeoutMs?: number;
+  /** Told once, when the gateway starts building the row (what runs). */
+  onBuilding?(building: string): void;
   readonly pollMs?: number;
   readonly signal?: AbortSignal;
 }
@@ -160,7 +164,8 @@ export interface SyncWait {
  * first call gets no answer.
  */
 export async function waitForSync(admin: AdminClient, wait: SyncWait): Promise<SyncOutcome> {
-  const deadline = Date.now() + wait.timeoutMs;
+  let deadline = Date.now() + wait.timeoutMs;
+  let toldBuilding = false;
   let view: RoutesView | undefined;
   let lastProblem: string | undefined;
   for (let first = true; ; first = false) {
@@ -173,7 +178,12 @@ export async function waitForSync(admin: AdminClient, wait: SyncWait): Promise<S
         if (route === undefined && synced) return { kind: 'done' };
       } else {
         if (route?.state === 'ok' && (route.version ?? -1) >= wait.version) return { kind: 'done', route };
-        if (synced && route !== undefined && route.state !== 'ok') return { kind: 'refused', route };
+        if (synced && route?.state === 'building') {
+          // Installing or compiling: the gateway serves the row once it is built (or refuses it if the build fails).
+          if (!toldBuilding) wait.onBuilding?.(route.building ?? 'building');
+          toldBuilding = true;
+          deadline = Math.max(deadline, wait.committedAt + (wait.buildTimeoutMs ?? wait.timeoutMs));
+        } else if (synced && route !== undefined && route.state !== 'ok') return { kind: 'refused', route };
       }
     } catch (err) {
       if (first && err instanceof AdminUnreachable) return { kind: 'unreachable', reason: err.message };

@@ -12,9 +12,10 @@ import {
 } from './args.js';
 import { ago } from './format.js';
 import { resolveSource, type Source } from './source.js';
+import { BUILD_TIMEOUT_MS } from '../build/tool.js';
 
 export const DEPLOY_HELP = `Usage:
-  faas deploy METHOD:/path FILE|DIR --runtime node|python|wasm [options]
+  faas deploy METHOD:/path FILE|DIR --runtime node|python|wasm|go [options]
 
 Checks the function's config with the gateway's own rules, writes its row in the functions
 table (every problem is listed at once and nothing is written if there is one), then waits
@@ -22,7 +23,7 @@ until the gateway serves it. The row holds the whole config: options left out ta
 defaults, even if an earlier deploy set them.
 
 Options (the config field each sets, README "Routes"):
-  --runtime R               runtime: node, python or wasm (required)
+  --runtime R               runtime: node, python, wasm or go (required)
   --mode M                  mode: process, container, or thread (wasm only, and wasm's default)
   --handler NAME            handler (default fetch or handler for node, handle for python)
   --timeout-ms N            timeout_ms, 1-900000 (default 30000)
@@ -37,6 +38,8 @@ Options (the config field each sets, README "Routes"):
   --image ROOTFS|NAME       image (container mode): a root file system folder, or an image name
   --event v1|v2             event: what a Lambda handler gets, the REST API event (v1, default) or HTTP API 2.0 (v2)
   --cors-origin ORIGIN      cors.origins: an origin browsers may call from (https://app.example, or *); repeat for more
+  --allow-scripts           dependencies.scripts: let the install run packages' own scripts (npm install
+                            scripts, python source builds); a risk: that code runs on the gateway's host
   --inline                  store the file's contents as "code" (wasm: base64) instead of its "path"
   --db PATH                 FAAS_DB       ./data/faas.db
   --admin URL               FAAS_ADMIN    http://127.0.0.1:9090 (the gateway to wait for)
@@ -48,6 +51,12 @@ FILE|DIR: a file is stored as "path": its real absolute path (symlinks resolved)
 mounted whole, so its entry can import the files beside it; the entry is the first of
 index.mjs, index.js, index.cjs (node) or main.py, handler.py (python) that it holds (deploy says
 which when it holds several). A wasm folder must hold exactly one .wasm file, which is stored.
+A go folder is a module (go.mod), compiled by the gateway; a go FILE is one .go file or a
+compiled program (ELF).
+Dependencies (README "Dependencies"): a node folder with package.json and package-lock.json gets
+npm ci, a python folder with requirements.txt (pinned) gets pip install, a go module is compiled;
+the gateway does it before serving the new version (the old one is served meanwhile), and deploy
+waits for it and says what was installed or built.
 Functions in a sandbox read their code as uid 65534: every folder above it needs o+x and the
 code o+r (deploy checks; --inline avoids it).
 
@@ -64,6 +73,7 @@ Examples:
   faas deploy GET:/py examples/handle.py --runtime python --inline --rate-limit 10/20
   faas deploy POST:/wasm examples/wasm/hello.wasm --runtime wasm
   faas deploy GET:/boxed examples/container --runtime node --mode container
+  faas deploy GET:/go examples/go-hello --runtime go
 `;
 
 const SPECS = [
@@ -72,7 +82,7 @@ const SPECS = [
   { name: '--timeout-ms', value: 'one' }, { name: '--memory-mb', value: 'one' }, { name: '--max-concurrency', value: 'one' },
   { name: '--min-warm', value: 'one' }, { name: '--env', value: 'many' }, { name: '--auth', value: 'one' },
   { name: '--rate-limit', value: 'one' }, { name: '--image', value: 'one' }, { name: '--cpu', value: 'one' }, { name: '--isolation', value: 'one' },
-  { name: '--event', value: 'one' }, { name: '--cors-origin', value: 'many' }, { name: '--inline' }, { name: '--no-wait' },
+  { name: '--event', value: 'one' }, { name: '--cors-origin', value: 'many' }, { name: '--inline' }, { name: '--no-wait' }, { name: '--allow-scripts' },
 ] as const;
 
 /** The flag behind each field of `v`, so that a refusal names what the operator typed. */
@@ -80,6 +90,7 @@ const FLAG_OF_FIELD: Readonly<Record<string, string>> = {
   runtime: '--runtime', mode: '--mode', handler: '--handler', timeout_ms: '--timeout-ms', memory_mb: '--memory-mb',
   max_concurrency: '--max-concurrency', min_warm: '--min-warm', env: '--env', auth: '--auth', rate_limit: '--rate-limit',
   image: '--image', cpu: '--cpu', isolation: '--isolation', event: '--event', cors: '--cors-origin', path: 'FILE', code: 'FILE',
+  dependencies: '--allow-scripts',
 };
 
 export async function runDeploy(argv: readonly string[], env: NodeJS.ProcessEnv, io: Io): Promise<number> {
@@ -93,7 +104,7 @@ export async function runDeploy(argv: readonly string[], env: NodeJS.ProcessEnv,
   if (key === undefined) usageProblems.push('missing METHOD:/path, the route to deploy');
   if (file === undefined) usageProblems.push('missing FILE|DIR, the function\'s code');
   if (extra.length > 0) usageProblems.push(`unexpected argument ${JSON.stringify(extra[0])}`);
-  if (valueOf(args, '--runtime') === undefined) usageProblems.push('missing --runtime node|python|wasm');
+  if (valueOf(args, '--runtime') === undefined) usageProblems.push('missing --runtime node|python|wasm|go');
   const db = dbPath(args, env, usageProblems);
   const { url: admin, client } = adminApi(args, env, usageProblems);
   if (usageProblems.length > 0) return usage(io, 'deploy', usageProblems, DEPLOY_HELP);
@@ -131,12 +142,15 @@ export async function runDeploy(argv: readonly string[], env: NodeJS.ProcessEnv,
   if (!json) io.out(`${key}: ${written.change} in ${where} (version ${written.version}): ${plan.runtime}, ${source}\n`);
 
   const outcome: SyncOutcome | undefined = args.switches.has('--no-wait') ? undefined : await waitForSync(client, {
-    key: key!, version: written.version, committedAt, timeoutMs: syncPeriodMs(env) + 2000, ...(io.signal && { signal: io.signal }),
+    key: key!, version: written.version, committedAt, timeoutMs: syncPeriodMs(env) + 2000, buildTimeoutMs: BUILD_TIMEOUT_MS + syncPeriodMs(env),
+    onBuilding: (what) => { if (!json) io.out(`building: ${what}; the gateway serves the previous version (if any) until it is done\n`); },
+    ...(io.signal && { signal: io.signal }),
   });
-  const live = describeOutcome(outcome, admin, db, key!, env);
+  const live = describeOutcome(outcome, admin, db, key!, env, committedAt);
   if (json) {
     io.out(`${JSON.stringify({ key, db, change: written.change, version: written.version, updated: written.updated,
-      v: JSON.parse(plan.v), notes: plan.notes, live: { state: live.state, admin, ...(live.error && { error: live.error }) } })}\n`);
+      v: JSON.parse(plan.v), notes: plan.notes, live: { state: live.state, admin, ...(live.error && { error: live.error }),
+        ...(outcome?.kind === 'done' && outcome.route?.build && { build: outcome.route.build }) } })}\n`);
   } else if (live.code === EXIT_OK) io.out(`${live.line}\n`);
   if (live.code !== EXIT_OK) io.err(`faas deploy: ${live.line}\n`);
   return live.code;
@@ -184,6 +198,7 @@ export function planDeployment(key: string, file: string, args: ParsedArgs): Pla
   text('--event', 'event');
   const origins = args.values.get('--cors-origin');
   if (origins !== undefined) v.cors = { origins }; // the rest of cors (methods, headers, max_age, credentials) is SQL's: README "CORS"
+  if (args.switches.has('--allow-scripts')) v.dependencies = { scripts: true };
 
   const json = JSON.stringify(v);
   // The same check as the admin API's PUT (src/routes/function-store.ts); what the host needs is
@@ -233,13 +248,16 @@ export function labelled(problem: string): string {
   return flag === undefined ? problem : `${flag}: ${problem}`;
 }
 
-function describeOutcome(outcome: SyncOutcome | undefined, admin: string, db: string, key: string, env: NodeJS.ProcessEnv):
+function describeOutcome(outcome: SyncOutcome | undefined, admin: string, db: string, key: string, env: NodeJS.ProcessEnv, committedAt: number):
   { code: number; state: string; line: string; error?: string } {
   const period = `${syncPeriodMs(env) / 1000} s`;
   if (outcome === undefined) return { code: EXIT_OK, state: 'not-waited', line: `not waited for: a gateway syncing ${db} serves it within one sync period (${period})` };
   switch (outcome.kind) {
-    case 'done':
-      return { code: EXIT_OK, state: 'live', line: `live now: the gateway at ${admin} serves ${key} (version ${outcome.route?.version})` };
+    case 'done': {
+      const b = outcome.route?.build;
+      const built = b ? `\nbuilt: ${b.summary}${b.builtAt < committedAt ? ` (the gateway's cache had it from ${new Date(b.builtAt).toISOString()}: nothing ran)` : ` in ${(b.ms / 1000).toFixed(1)} s`}` : '';
+      return { code: EXIT_OK, state: 'live', line: `live now: the gateway at ${admin} serves ${key} (version ${outcome.route?.version})${built}` };
+    }
     case 'refused': {
       const r = outcome.route;
       const serving = r.state === 'stale' ? `it keeps serving version ${r.version}, the last good config` : `it serves nothing at ${key}`;

@@ -4,6 +4,9 @@
 // read is refused here rather than at the first call.
 import fs from 'node:fs';
 import path from 'node:path';
+import { isElf } from '../build/go.js';
+import { LOCK_FILES } from '../build/npm.js';
+import { REQUIREMENTS } from '../build/pip.js';
 
 /** Entry files of a folder, in the order the worker tries them (workers/function-code.ts). */
 export const ENTRY_FILES: Readonly<Record<'node' | 'python', readonly string[]>> = {
@@ -48,6 +51,10 @@ export function resolveSource(input: string, runtime: string, mode: string | und
     entry = found.entry;
     if (runtime === 'wasm') stored = found.entry; // the worker runs a module file, never a folder
   }
+  if (runtime === 'go' && stat.isFile() && !entry.endsWith('.go') && !isElf(entry)) {
+    return { problems: [`${label} is neither Go source (a .go file) nor a compiled program (an ELF file); a Go module is deployed as its folder`] };
+  }
+  if (runtime === 'go' && inline && !entry.endsWith('.go')) return { problems: [`--inline needs a .go FILE for runtime go (got ${JSON.stringify(input)})`] };
   if (runtime === 'wasm' && !isWasm(entry)) {
     return { problems: [`${label} is not a WebAssembly module (it does not start with "\\0asm"); assemble a .wat file first (examples/wasm/build.mjs does)`] };
   }
@@ -71,14 +78,30 @@ function folderEntry(dir: string, runtime: string, input: string): { entry: stri
     }
     return { entry: path.join(dir, modules[0]!), note: `${label}: deploying its module ${modules[0]}` };
   }
+  if (runtime === 'go') {
+    if (!fs.existsSync(path.join(dir, 'go.mod'))) return { problem: `${label} has no go.mod: a go function's folder is a module (run go mod init NAME there)` };
+    const files = fs.readdirSync(dir).filter((n) => n.endsWith('.go'));
+    return { entry: dir, note: `${label}: the gateway compiles the module (${files.length} .go file${files.length === 1 ? '' : 's'} at its root) with go build before serving it` };
+  }
   if (runtime !== 'node' && runtime !== 'python') return { entry: dir }; // the runtime's own problem is reported
   const candidates = ENTRY_FILES[runtime];
   const present = candidates.filter((n) => fs.statSync(path.join(dir, n), { throwIfNoEntry: false })?.isFile());
   if (present.length === 0) return { problem: `${label} has no entry file: a ${runtime} function's folder needs one of ${candidates.join(', ')}` };
-  const note = present.length > 1
-    ? `${label} holds ${present.join(' and ')}: the gateway loads ${present[0]} (the first of ${candidates.join(', ')})`
-    : undefined;
-  return { entry: path.join(dir, present[0]!), ...(note && { note }) };
+  const notes = [
+    ...(present.length > 1 ? [`${label} holds ${present.join(' and ')}: the gateway loads ${present[0]} (the first of ${candidates.join(', ')})`] : []),
+    ...dependencyNote(dir, runtime, label),
+  ];
+  return { entry: path.join(dir, present[0]!), ...(notes.length > 0 && { note: notes.join('; ') }) };
+}
+
+/** What the gateway will install for a folder (src/build/npm.ts, pip.ts), said before it does. */
+function dependencyNote(dir: string, runtime: 'node' | 'python', label: string): string[] {
+  const has = (name: string): boolean => fs.existsSync(path.join(dir, name));
+  if (runtime === 'python') return has(REQUIREMENTS) ? [`${label}: the gateway installs its ${REQUIREMENTS} with pip before serving it`] : [];
+  if (!has('package.json')) return [];
+  if (has('node_modules')) return [`${label} brings its own node_modules: used as it is, nothing installed`];
+  const lock = LOCK_FILES.find(has);
+  return lock ? [`${label}: the gateway installs its dependencies with npm ci (${lock}) before serving it`] : [];
 }
 
 function isWasm(file: string): boolean {

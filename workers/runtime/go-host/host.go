@@ -20,6 +20,8 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/debug"
+	"strconv"
 	"sync"
 	"syscall"
 )
@@ -37,8 +39,10 @@ type host struct {
 }
 
 func main() {
-	// KEY and MEMORY_MB (os.Args[1:3]) are the worker's labels for this instance; a net/http
-	// handler has no use for them. GOMEMLIMIT is set by the runner.
+	// KEY (os.Args[1]) labels this instance; MEMORY_MB (os.Args[2]) is the route's memory_mb,
+	// which the sandbox's cgroup enforces: the garbage collector is told to keep the heap under
+	// it (a soft limit, GOMEMLIMIT's), so it collects harder before the kernel kills the instance.
+	setMemoryLimit()
 	//
 	// The worker stops an instance with SIGTERM, then SIGKILL after a grace period. In a
 	// container this host is pid 1, which the kernel spares signals it has no handler for.
@@ -183,4 +187,17 @@ func (h *host) syncOutput() {
 func (h *host) fail(err error) {
 	fmt.Fprintf(h.failures, "go runtime host: %v\n", err)
 	os.Exit(1)
+}
+
+// setMemoryLimit gives the garbage collector the instance's memory_mb as its soft limit, less
+// room for what is not heap (stacks, the runtime's own); a GOMEMLIMIT in the function's env wins.
+func setMemoryLimit() {
+	if os.Getenv("GOMEMLIMIT") != "" || len(os.Args) < 3 {
+		return
+	}
+	mb, err := strconv.Atoi(os.Args[2])
+	if err != nil || mb <= 0 {
+		return
+	}
+	debug.SetMemoryLimit(int64(mb) * 1024 * 1024 * 9 / 10)
 }
