@@ -101,7 +101,7 @@ export class Builds implements BuildStep {
     }
     if (fresh) this.failed.delete(name);
     const failure = this.failed.get(name);
-    if (failure !== undefined) return { error: `dependencies: ${failure}` };
+    if (failure !== undefined) return { error: failure };
     const job = this.jobs.get(name);
     if (job) return { building: `${job.plan.what}: ${job.startedAt ? `running for ${seconds(job.startedAt)}` : `queued ${seconds(job.queuedAt)} ago`}` };
     this.jobs.set(name, { plan: planned, key, queuedAt: Date.now() });

@@ -129,12 +129,21 @@ export function goPlan(config: FunctionConfig, settings: BuildSettings): Planned
           ...(settings.goProxy === 'off' && { GOSUMDB: 'off' }),
         },
       });
-      if (!result.ok) throw new Error(toolFailure(`go build of ${source.label}`, result, /\.go:\d+|cannot|undefined|error|missing|no required module/i));
+      if (!result.ok) throw new Error(toolFailure(`go build of ${source.label}`, result, /\.go:\d+|cannot|undefined|error|missing|no required module/i) + handlerHint(result.output, handler));
       fs.rmSync(src, { recursive: true, force: true }); // the program is what is kept
       return `compiled ${goFiles} Go file${goFiles === 1 ? '' : 's'} with ${versionOf(go)} in ${((performance.now() - started) / 1000).toFixed(1)} s`;
     },
   };
   return plan;
+}
+
+/** The compiler's complaint about our generated entry.go, said in the author's terms. */
+function handlerHint(output: string, handler: string): string {
+  if (new RegExp(`entry\\.go:.*undefined: function\\.${handler}\\b`).test(output)) {
+    return `\n(the function's package has no exported func ${handler}: write func ${handler}(w http.ResponseWriter, r *http.Request), or name another in the route's "handler")`;
+  }
+  if (/entry\.go:.*cannot use function\./.test(output)) return `\n(the handler must be func ${handler}(w http.ResponseWriter, r *http.Request), as net/http's HandlerFunc)`;
+  return '';
 }
 
 /** The generated file that hands the function to the host (userHandler, go-host's main). */

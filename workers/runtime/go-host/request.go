@@ -52,6 +52,11 @@ func newRequest(ctx context.Context, msg inbound, body []byte, streamed *streamB
 		}
 		r.Header.Add(http.CanonicalHeaderKey(name), value)
 	}
+	// The call's id, the one the client gets back in x-request-id (the gateway's own, or the
+	// client's when it sent a valid one): Go handlers read it as a header, as behind a proxy.
+	if msg.RequestID != "" {
+		r.Header.Set("X-Request-Id", msg.RequestID)
+	}
 	if streamed != nil {
 		r.Body = streamed
 		r.ContentLength = -1 // unknown, unless the client said
