@@ -47,8 +47,8 @@ describe('parseFunctionConfig', () => {
 
   it('names the field, the rule and the bad value', () => {
     expect(errorOf({ runtime: 'node', code: 'x', timeout_ms: '5s' })).toBe('v.timeout_ms must be an integer between 1 and 900000 (got "5s")');
-    expect(errorOf({ runtime: 'ruby', code: 'x' })).toBe('v.runtime must be one of "node", "python", "wasm" (got "ruby")');
-    expect(errorOf({ code: 'x' })).toBe('v.runtime is required and must be one of "node", "python", "wasm"');
+    expect(errorOf({ runtime: 'ruby', code: 'x' })).toBe('v.runtime must be one of "node", "python", "wasm", "go" (got "ruby")');
+    expect(errorOf({ code: 'x' })).toBe('v.runtime is required and must be one of "node", "python", "wasm", "go"');
     expect(errorOf({ runtime: 'node', code: 'x', mode: 'vm' })).toBe('v.mode must be one of "process", "container", "thread" (got "vm")');
     expect(errorOf({ runtime: 'node', code: 'x', memory_mb: 8 })).toBe('v.memory_mb must be an integer between 16 and 16384 (got 8)');
     expect(errorOf({ runtime: 'node', code: 'x', max_concurrency: 1.5 })).toBe('v.max_concurrency must be an integer between 1 and 10000 (got 1.5)');
@@ -65,7 +65,7 @@ describe('parseFunctionConfig', () => {
 
   it('refuses unknown fields, lists the allowed ones, and guesses the typo', () => {
     expect(errorOf({ runtime: 'node', code: 'x', timeout: 5000 })).toBe(
-      'v.timeout is not a known field (did you mean "timeout_ms"?); allowed fields: runtime, mode, code, path, handler, timeout_ms, memory_mb, max_concurrency, env, auth, rate_limit, min_warm, image, cpu, isolation, event, cors, async');
+      'v.timeout is not a known field (did you mean "timeout_ms"?); allowed fields: runtime, mode, code, path, handler, timeout_ms, memory_mb, max_concurrency, env, auth, rate_limit, min_warm, image, cpu, isolation, event, cors, async, dependencies');
     expect(errorOf({ runtime: 'node', code: 'x', memoryMb: 64 })).toContain('v.memoryMb is not a known field (did you mean "memory_mb"?)');
     expect(errorOf({ runtime: 'node', code: 'x', colour: 1 })).toMatch(/^v\.colour is not a known field; allowed fields: /);
   });
