@@ -42,9 +42,22 @@ describe('function code', () => {
     const dir = tempDir('faas-path-');
     fs.writeFileSync(path.join(dir, 'fn.py'), '');
     expect(materialize({ ...base, runtime: 'python', path: path.join(dir, 'fn.py') }, dir)).toEqual(
-      { hostPath: path.join(dir, 'fn.py'), mountPath: '/fn/fn.py', entry: '/fn/fn.py' });
+      { hostPath: path.join(dir, 'fn.py'), mountPath: '/fn/fn.py', entry: '/fn/fn.py', extra: [] });
     expect(() => materialize({ ...base, path: dir }, dir)).toThrow(/without an entry file \(one of index.mjs, index.js, index.cjs\)/);
     fs.writeFileSync(path.join(dir, 'index.js'), '');
     expect(materialize({ ...base, path: dir }, dir).entry).toBe('/fn/index.js');
+  });
+
+  it('mounts what the gateway built: node_modules at /node_modules, python packages at /deps, a Go program as the code', () => {
+    const dir = tempDir('faas-built-');
+    fs.writeFileSync(path.join(dir, 'index.js'), '');
+    expect(materialize({ ...base, path: dir, built: { kind: 'npm', dir: '/cache/npm-1' } }, dir).extra)
+      .toEqual([{ hostPath: '/cache/npm-1/node_modules', mountPath: '/node_modules' }]);
+    fs.writeFileSync(path.join(dir, 'main.py'), '');
+    expect(materialize({ ...base, runtime: 'python', path: dir, built: { kind: 'pip', dir: '/cache/pip-1' } }, dir).extra)
+      .toEqual([{ hostPath: '/cache/pip-1/site', mountPath: '/deps' }]);
+    expect(materialize({ ...base, runtime: 'go', code: 'package function', built: { kind: 'go', dir: '/cache/go-1' } }, dir))
+      .toEqual({ hostPath: '/cache/go-1/bin', mountPath: '/fn', entry: '/fn/function', extra: [] });
+    expect(() => materialize({ ...base, runtime: 'go', code: 'package function' }, dir)).toThrow(/has not been compiled/);
   });
 });

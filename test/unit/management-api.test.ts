@@ -93,9 +93,9 @@ describe('the one write (faas deploy, PUT and PATCH)', () => {
   const v = (timeout: number): string => JSON.stringify({ runtime: 'node', code: 'export default {}', timeout_ms: timeout });
 
   it('checks a row with the gateway\'s rules, every problem at once', () => {
-    expect(checkFunction('get:/x', JSON.stringify({ runtime: 'go', timeout_ms: 0, code: 'x' }))).toEqual({ ok: false, problems: [
+    expect(checkFunction('get:/x', JSON.stringify({ runtime: 'ruby', timeout_ms: 0, code: 'x' }))).toEqual({ ok: false, problems: [
       "functions.k must be 'METHOD:/path' with METHOD in upper case, one of GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS (got \"get:/x\")",
-      'v.runtime must be one of "node", "python", "wasm" (got "go")',
+      'v.runtime must be one of "node", "python", "wasm", "go" (got "ruby")',
       'v.timeout_ms must be an integer between 1 and 900000 (got 0)',
     ] });
     expect(checkFunction('GET:/x', v(5)).ok).toBe(true);
