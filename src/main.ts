@@ -127,6 +127,7 @@ export async function runGateway(argv: readonly string[], env: NodeJS.ProcessEnv
 
   const app = createServer({
     routes: () => store.snapshot,
+    building: (key) => store.statusOf(key)?.building,
     invoke: (inv) => fleet.invoke(inv),
     maxBodyBytes: config.maxBodyBytes,
     maxHeaderBytes: config.maxHeaderBytes,

@@ -19,6 +19,8 @@ let gw: Gateway;
 let hostile: string;
 let example: string;
 let residueBefore: ReturnType<typeof hostResidue>;
+/** The first answer of a route whose first build is running. */
+let whileBuilding: { status: number; text: string; headers: Headers };
 
 const inline = (word: string): string => `package function
 
@@ -75,6 +77,10 @@ beforeAll(async () => {
   for (const dir of [hostile, example]) fs.chmodSync(dir, 0o755);
   // Compile the hostile program once, up front: the routes below share it (one source, one build).
   upsert('GET:/go/alive', { runtime: 'go', path: hostile });
+  whileBuilding = await eventually(async () => {
+    const r = await call('/go/alive');
+    return r.status === 503 ? r : undefined;
+  }, 10_000, 100);
   await served('GET:/go/alive');
 }, 240_000);
 
@@ -84,6 +90,14 @@ afterAll(async () => {
 });
 
 describe('deploying go functions', () => {
+  it('a new route answers 503 FUNCTION_BUILDING with Retry-After while it compiles, not 404', () => {
+    expect(whileBuilding.status).toBe(503);
+    expect(whileBuilding.headers.get('retry-after')).toMatch(/^\d+$/);
+    const body = JSON.parse(whileBuilding.text);
+    expect(body.code).toBe('FUNCTION_BUILDING');
+    expect(body.message).toMatch(/^GET:\/go\/alive is being built \(go build \(1 file, handler Handle\): (queued|running for \d+ s)\); it is served once the build ends$/);
+  });
+
   it.each(MODES)('%s: inline code written with plain SQL is compiled once and served', async (mode) => {
     upsert(`GET:/go/inline-${mode}`, { runtime: 'go', mode, code: inline('hi') });
     const route = await served(`GET:/go/inline-${mode}`);

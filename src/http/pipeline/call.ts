@@ -21,6 +21,8 @@ import { cpuTiming, traceContext } from './trace.js';
 
 export interface ServerDeps {
   readonly routes: () => RouteTable;
+  /** What is being built for a key that is not served yet (src/build/), if anything: its 404 becomes 503 FUNCTION_BUILDING. */
+  readonly building?: (key: string) => string | undefined;
   /** Runs the call on a worker; rejects with GatewayError. */
   readonly invoke: (inv: Invocation) => Promise<InvocationResult>;
   readonly maxBodyBytes: number;

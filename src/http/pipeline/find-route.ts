@@ -32,7 +32,9 @@ export function findRoute(c: Call): boolean {
   if (allowed.length > 0) {
     c.fail(new GatewayError('METHOD_NOT_ALLOWED', `${c.path} has no function for ${c.method}; it has ${allowed.join(', ')}`), [['allow', allowed.join(', ')]]);
   } else {
-    c.fail(new GatewayError('ROUTE_NOT_FOUND', `no function is mapped to ${key}`));
+    const building = c.deps.building?.(key);
+    c.fail(building === undefined ? new GatewayError('ROUTE_NOT_FOUND', `no function is mapped to ${key}`)
+      : new GatewayError('FUNCTION_BUILDING', `${key} is being built (${building}); it is served once the build ends`));
   }
   return false;
 }
