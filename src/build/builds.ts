@@ -15,6 +15,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Log } from '../protocol/log.js';
 import type { BuiltArtifact, FunctionConfig } from '../protocol/messages.js';
+import { findGo } from './go.js';
 import { planBuild, type BuildSettings, type Plan, type Planned } from './plan.js';
 import { builderDir, builderUser } from './tool.js';
 
@@ -71,13 +72,18 @@ export class Builds implements BuildStep {
   private readonly plans = new WeakMap<FunctionConfig, Planned>();
   private running = false;
   private seq = 0;
+  /** Bytes of the tools' caches: they change only while a build runs, so they are measured after each. */
+  private cacheBytes: number;
 
   constructor(private readonly opts: BuildsOptions) {
     builderDir(path.join(opts.dir, TOOL_CACHES));
     // Whatever a killed gateway left half-built.
     fs.rmSync(path.join(opts.dir, TMP), { recursive: true, force: true });
     builderDir(path.join(opts.dir, TMP));
-    opts.log({ msg: 'builds', dir: opts.dir, maxMb: Math.round(opts.maxBytes / 1048576), runAs: builderUser() });
+    this.cacheBytes = sizeOf(path.join(opts.dir, TOOL_CACHES));
+    const go = findGo();
+    opts.log({ msg: 'builds', dir: opts.dir, maxMb: Math.round(opts.maxBytes / 1048576), runAs: builderUser(), go: go ?? null });
+    if (!go) opts.log({ level: 'warn', msg: 'no Go on this host: go functions get a row error until it is installed (Debian: apt-get install golang-go), unless deployed compiled' });
   }
 
   prepare(key: string, config: FunctionConfig, fresh: boolean): Prepared {
@@ -129,7 +135,7 @@ export class Builds implements BuildStep {
       name, dir: path.join(this.opts.dir, name), bytes: this.readReport(name)?.bytes ?? 0, used: mtimeOf(path.join(this.opts.dir, name, RECORD)),
     }));
     const caches = path.join(this.opts.dir, TOOL_CACHES);
-    let total = entries.reduce((sum, e) => sum + e.bytes, 0) + sizeOf(caches);
+    let total = entries.reduce((sum, e) => sum + e.bytes, 0) + this.cacheBytes;
     if (total <= this.opts.maxBytes) return;
     for (const e of entries.sort((a, b) => a.used - b.used)) {
       if (total <= this.opts.maxBytes) return;
@@ -140,10 +146,10 @@ export class Builds implements BuildStep {
       this.opts.log({ msg: 'build evicted', dir: e.dir, bytes: e.bytes, why: `the cache is over --deps-max-mb ${Math.round(this.opts.maxBytes / 1048576)}` });
     }
     if (total > this.opts.maxBytes && this.jobs.size === 0) {
-      const before = sizeOf(caches);
       fs.rmSync(caches, { recursive: true, force: true });
       builderDir(caches);
-      this.opts.log({ level: 'warn', msg: 'build caches cleared', bytes: before, why: 'the entries routes use fill --deps-max-mb' });
+      this.opts.log({ level: 'warn', msg: 'build caches cleared', bytes: this.cacheBytes, why: 'the entries routes use fill --deps-max-mb' });
+      this.cacheBytes = 0;
     }
   }
 
@@ -177,6 +183,7 @@ export class Builds implements BuildStep {
     } finally {
       this.jobs.delete(name);
       this.running = false;
+      this.cacheBytes = sizeOf(path.join(this.opts.dir, TOOL_CACHES));
     }
     this.opts.onSettled();
     void this.next();

@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FunctionConfig } from '../protocol/messages.js';
-import { hashOf, type BuildSettings, type Plan, type Planned } from './plan.js';
+import { hashOf, type BuildSettings, type Plan, type Planned } from './recipe.js';
 import { builderDir, giveToBuilder, runTool, toolFailure } from './tool.js';
 
 /** The folder of the generated host inside the module: a name of ours, refused in a function's folder. */

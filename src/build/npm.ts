@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { FunctionConfig } from '../protocol/messages.js';
-import { hashOf, type Plan, type Planned } from './plan.js';
+import { hashOf, type Plan, type Planned } from './recipe.js';
 import { runTool, toolFailure } from './tool.js';
 
 export const LOCK_FILES = ['package-lock.json', 'npm-shrinkwrap.json'] as const;

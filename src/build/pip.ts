@@ -10,7 +10,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { FunctionConfig } from '../protocol/messages.js';
-import { hashOf, type BuildSettings, type Plan, type Planned } from './plan.js';
+import { hashOf, type BuildSettings, type Plan, type Planned } from './recipe.js';
 import { runTool, toolFailure } from './tool.js';
 
 export const REQUIREMENTS = 'requirements.txt';

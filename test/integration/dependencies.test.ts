@@ -169,6 +169,14 @@ describe('python dependencies from a local wheel folder (pip install --target)',
     expect(await get(`/tiny-${mode}`)).toEqual({ status: 200, text: 'HELLO FROM A WHEEL!' });
   });
 
+  it('faas deploy DIR says it installs requirements.txt, and what pip installed (a cache hit: nothing ran)', async () => {
+    const run = await faas('deploy', 'GET:/tiny-cli', dir, '--runtime', 'python');
+    expect(run.code, run.err + run.out).toBe(0);
+    expect(run.err).toContain('the gateway installs its requirements.txt with pip before serving it');
+    expect(run.out).toMatch(/built: installed tinyfmt-1\.0\.0 with pip \(the gateway's cache had it from \S+: nothing ran\)/);
+    expect(await get('/tiny-cli')).toEqual({ status: 200, text: 'HELLO FROM A WHEEL!' });
+  });
+
   it('a requirement the wheel folder lacks is a row error with pip\'s message; the previous version is still served', async () => {
     const missing = folder('tinyfn-missing', { 'requirements.txt': 'tinyfmt==1.0.0\nnot-in-the-folder==2.0\n', 'main.py': 'def handle(r):\n    return "x"\n' });
     execFileSync('chmod', ['-R', 'o+rX', missing]);

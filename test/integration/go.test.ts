@@ -129,6 +129,17 @@ describe('deploying go functions', () => {
     await eventually(async () => gw.logs().includes(`"route":"GET:/go/hello","requestId":"${answer.headers.get('x-request-id')}"`), 3000);
   });
 
+  it('one .go file deployed inline with faas deploy --inline', async () => {
+    const file = path.join(gw.dir, 'shout.go');
+    fs.writeFileSync(file, inline('HEY'));
+    const run = await faas('deploy', 'GET:/go/cli-inline', file, '--runtime', 'go', '--inline');
+    expect(run.code, run.err + run.out).toBe(0);
+    expect(run.out).toMatch(/built: compiled 1 Go file with go1\.\d+\S* in \d+\.\d s/);
+    expect(JSON.parse(gw.sql().prepare('SELECT v FROM functions WHERE k = ?').pluck().get('GET:/go/cli-inline') as string))
+      .toEqual({ runtime: 'go', code: inline('HEY') });
+    expect(await call('/go/cli-inline?name=you')).toMatchObject({ status: 200, text: 'HEY you' });
+  });
+
   it('a compile error is a row error with the compiler\'s message; the previous version is still served', async () => {
     upsert('GET:/go/inline-process', { runtime: 'go', mode: 'process', code: inline('hi').replace('fmt.Fprintf', 'undefinedThing(); fmt.Fprintf') });
     const route = await eventually(async () => {
