@@ -32,7 +32,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import Database from 'better-sqlite3';
-import { shellQuote } from './lib/bench-helpers.mjs';
+import { median, shellQuote } from './lib/bench-helpers.mjs';
 import { fileTail } from './lib/load-bench.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -129,8 +129,8 @@ const quantile = (xs, q) => {
   return s[Math.min(s.length - 1, Math.floor(q * s.length))];
 };
 const fmt = (xs) => `${quantile(xs, 0.5).toFixed(2)} / ${quantile(xs, 0.99).toFixed(2)}`;
-/** Build rows, ms: whole ms; one sample is shown alone. */
-const fmtBuild = (xs) => (xs.length === 0 ? '—' : xs.length === 1 ? xs[0].toFixed(0) : `${quantile(xs, 0.5).toFixed(0)} / ${quantile(xs, 0.99).toFixed(0)}`);
+/** Build rows (few samples, seconds long): median / max, whole ms; one sample is shown alone. */
+const fmtBuild = (xs, digits = 0) => (xs.length === 0 ? '—' : xs.length === 1 ? xs[0].toFixed(digits) : `${median(xs).toFixed(digits)} / ${Math.max(...xs).toFixed(digits)}`);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** Runs a command to the end; throws with its output when it fails. */
@@ -218,28 +218,33 @@ async function main() {
   // Fixtures, before the gateway starts: a Go program for the plain-spawn column, the lock file
   // (npm's own, resolved against the registry as an author's npm install would), the wheel.
   const fixtures = {};
-  if (needs('go')) {
-    const src = writeFolder(path.join(dir, 'plain-go-ok'), { 'go.mod': 'module ok\n\ngo 1.19\n', 'main.go': 'package main\n\nimport "os"\n\nfunc main() { os.Stdout.WriteString("ok") }\n' });
-    const bin = path.join(dir, 'plain-go-ok', 'ok');
-    mustRun('go', ['build', '-trimpath', '-ldflags=-s -w', '-o', bin, '.'], { cwd: src, env: { ...process.env, CGO_ENABLED: '0', GOFLAGS: '-mod=mod', GOPROXY: 'off' } });
-    RUNTIMES.go.interpreter = [bin, []];
-  }
-  if (needs('npm')) {
-    const manifest = { name: 'cold-ms', version: '1.0.0', private: true, dependencies: { ms: '2.1.3' } };
-    const lockDir = writeFolder(path.join(dir, 'npm-lock'), { 'package.json': JSON.stringify(manifest, null, 2) });
-    mustRun('npm', ['install', '--package-lock-only', '--ignore-scripts', '--no-audit', '--no-fund'], { cwd: lockDir });
-    fixtures.npm = { manifest, lock: fs.readFileSync(path.join(lockDir, 'package-lock.json'), 'utf8') };
-  }
   let wheels;
-  if (needs('pip')) {
-    const pkg = writeFolder(path.join(dir, 'tinyfmt'), {
-      'pyproject.toml': '[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n\n[project]\nname = "tinyfmt"\nversion = "1.0.0"\n',
-    });
-    writeFolder(path.join(pkg, 'tinyfmt'), { '__init__.py': 'def shout(s):\n    return s.upper() + "!"\n' });
-    wheels = path.join(dir, 'wheels');
-    mustRun('/usr/bin/python3', ['-m', 'pip', 'wheel', '--no-deps', '--no-build-isolation', '--no-index', '--quiet', '-w', wheels, pkg]);
+  try {
+    if (needs('go')) {
+      const src = writeFolder(path.join(dir, 'plain-go-ok'), { 'go.mod': 'module ok\n\ngo 1.19\n', 'main.go': 'package main\n\nimport "os"\n\nfunc main() { os.Stdout.WriteString("ok") }\n' });
+      const bin = path.join(dir, 'plain-go-ok', 'ok');
+      mustRun('go', ['build', '-trimpath', '-ldflags=-s -w', '-o', bin, '.'], { cwd: src, env: { ...process.env, CGO_ENABLED: '0', GOFLAGS: '-mod=mod', GOPROXY: 'off' } });
+      RUNTIMES.go.interpreter = [bin, []];
+    }
+    if (needs('npm')) {
+      const manifest = { name: 'cold-ms', version: '1.0.0', private: true, dependencies: { ms: '2.1.3' } };
+      const lockDir = writeFolder(path.join(dir, 'npm-lock'), { 'package.json': JSON.stringify(manifest, null, 2) });
+      mustRun('npm', ['install', '--package-lock-only', '--ignore-scripts', '--no-audit', '--no-fund'], { cwd: lockDir });
+      fixtures.npm = { manifest, lock: fs.readFileSync(path.join(lockDir, 'package-lock.json'), 'utf8') };
+    }
+    if (needs('pip')) {
+      const pkg = writeFolder(path.join(dir, 'tinyfmt'), {
+        'pyproject.toml': '[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n\n[project]\nname = "tinyfmt"\nversion = "1.0.0"\n',
+      });
+      writeFolder(path.join(pkg, 'tinyfmt'), { '__init__.py': 'def shout(s):\n    return s.upper() + "!"\n' });
+      wheels = path.join(dir, 'wheels');
+      mustRun('/usr/bin/python3', ['-m', 'pip', 'wheel', '--no-deps', '--no-build-isolation', '--no-index', '--quiet', '-w', wheels, pkg]);
+    }
+    mustRun('chmod', ['-R', 'o+rX', dir]);
+  } catch (err) {
+    fs.rmSync(dir, { recursive: true, force: true });
+    throw err;
   }
-  mustRun('chmod', ['-R', 'o+rX', dir]);
   /** A function folder per kind; `round` makes its build's inputs (and its answer) fresh. */
   const folderOf = {
     npm: (name, round) => writeFolder(path.join(dir, name), {
@@ -447,12 +452,12 @@ async function main() {
     if (buildRows.length) {
       console.log('\nBuild included: a new row (fresh key) written with plain SQL → its first 200, polled every ' +
         `${POLL_MS} ms; "build" is the gateway's own build.ms (GET /routes); "rest" is the difference (sync, queue, sandbox start, call); ` +
-        'the by-hand rows run the same tool in this run, between the samples:\n');
+        'the by-hand rows run the same tool in this run, between the samples; ms, median / max:\n');
       console.log('| build | runs | row written → first 200 | build (build.ms) | rest | first call: worker time |');
       console.log('|---|---|---|---|---|---|');
       for (const r of buildRows) {
         if (r.baselineOnly) console.log(`| ${r.label} | ${r.plain.length} | — | ${fmtBuild(r.plain)} | — | — |`);
-        else console.log(`| ${r.label} | ${r.total.length} | ${fmtBuild(r.total)} | ${fmtBuild(r.buildMs)} | ${fmtBuild(r.rest)} | ${fmt(r.firstFn)} |`);
+        else console.log(`| ${r.label} | ${r.total.length} | ${fmtBuild(r.total)} | ${fmtBuild(r.buildMs)} | ${fmtBuild(r.rest)} | ${fmtBuild(r.firstFn, 2)} |`);
       }
       for (const r of buildRows.filter((b) => !b.baselineOnly && !b.label.includes('first on'))) console.log(`\n${r.label}: ${r.what}: ${r.summary} (last round)`);
     }

@@ -15,8 +15,10 @@ export const ROUTES_HELP = `Usage:
   faas routes [--admin URL] [--admin-token-file PATH] [--db PATH] [--json]
 
 What the gateway serves now, from its GET /routes: each route's key, state (ok; stale = the
-row is bad and the last good config is served; error = nothing is served), runtime, version,
-when its row was written, and the gateway's error for it; then the state of its last sync.
+row is bad and the last good config is served; error = nothing is served; building = its
+dependencies or Go program are being built, the previous version served meanwhile), runtime,
+version, when its row was written, and the gateway's error for it (or what it is building);
+then the state of its last sync.
 
 When no gateway answers, says so on stderr, lists the rows of the database instead (state
 "not synced"), and exits 1: what is served could not be known.
@@ -80,7 +82,7 @@ export async function runRoutes(argv: readonly string[], env: NodeJS.ProcessEnv,
 export function routesTable(view: RoutesView): string {
   if (view.routes.length === 0) return 'no routes\n';
   return table(['KEY', 'STATE', 'RUNTIME', 'VERSION', 'UPDATED', 'ERROR'],
-    view.routes.map((r) => [r.key, r.state, r.runtime, r.version, r.updated === undefined ? undefined : isoTime(r.updated), r.error]));
+    view.routes.map((r) => [r.key, r.state, r.runtime, r.version, r.updated === undefined ? undefined : isoTime(r.updated), r.error ?? r.building]));
 }
 
 export interface SyncState {

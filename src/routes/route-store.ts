@@ -10,7 +10,8 @@
 //      ever missed);
 //   3. each row is checked (route-key.ts, function-config.ts); a bad one keeps the last good
 //      config for its key and shows as 'stale' on the admin API. One bad row never takes the
-//      others down.
+//      others down. A row that needs a build (src/build/: dependencies, a Go program) waits
+//      for it as 'building', the last good config served meanwhile, and is tried each sync.
 // A new RouteTable is built only when something changed, so a request holding a Route keeps
 // the config it started with. The price is one Map copy per sync that changes anything (about
 // 30 ms at 100k routes, microseconds at hundreds); a sync that changes nothing costs a pragma. The database failing (locked beyond the busy timeout, unreadable,

@@ -189,7 +189,7 @@ describe('functions', () => {
     expect(r.status).toBe(422);
     expect(r.body.code).toBe('VALIDATION_FAILED');
     expect(r.body.problems.slice(1)).toEqual([
-      'v.runtime must be one of "node", "python", "wasm" (got "ruby")',
+      'v.runtime must be one of "node", "python", "wasm", "go" (got "ruby")',
       'v.timeout_ms must be an integer between 1 and 900000 (got "5s")',
       'v.rate_limit.rps must be a number greater than 0 (got 0)',
     ]);

@@ -93,7 +93,7 @@ describe('faas deploy', () => {
     expect(r.err).toContain(`refused get:/bad, nothing written to ${gw.dbPath}`);
     expect(r.err).toContain('METHOD:/path: functions.k must be \'METHOD:/path\' with METHOD in upper case');
     expect(r.err).toContain('FILE "examples/nope.mjs" does not exist');
-    expect(r.err).toContain('--runtime: v.runtime must be one of "node", "python", "wasm" (got "ruby")');
+    expect(r.err).toContain('--runtime: v.runtime must be one of "node", "python", "wasm", "go" (got "ruby")');
     expect(r.err).toContain('--timeout-ms: v.timeout_ms must be an integer between 1 and 900000 (got "5s")');
     expect(r.err).toContain('--env must be NAME=VALUE (got "NOEQUALS")');
     expect(rows()).toEqual(before);
