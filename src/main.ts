@@ -106,7 +106,7 @@ export async function runGateway(argv: readonly string[], env: NodeJS.ProcessEnv
   const limiter = new RateLimiter();
   const clusterLimiter = config.clusterRedis === undefined ? undefined : await startClusterLimiter(config.clusterRedis, limiter, log);
   const started = Date.now();
-  const metrics = new GatewayMetrics([...scraped(store, fleet, limiter, started, host), ...invocations.metrics(), ...(clusterLimiter?.metrics() ?? []),
+  const metrics = new GatewayMetrics([...scraped(store, fleet, limiter, started, host), ...invocations.metrics(), ...builds.metrics(), ...(clusterLimiter?.metrics() ?? []),
     ...(clusterDb ? clusterMetrics(clusterDb, started) : [])]);
   const live = new LiveStats();
   const accessLog = config.accessLog === 'on' && log.enabled('info');

@@ -13,6 +13,7 @@
 //     recently used first, then the tools' own download caches.
 import fs from 'node:fs';
 import path from 'node:path';
+import type { Scraped } from '../observe/metrics.js';
 import type { Log } from '../protocol/log.js';
 import type { BuiltArtifact, FunctionConfig } from '../protocol/messages.js';
 import { findGo } from './go.js';
@@ -74,6 +75,7 @@ export class Builds implements BuildStep {
   private seq = 0;
   /** Bytes of the tools' caches: they change only while a build runs, so they are measured after each. */
   private cacheBytes: number;
+  private readonly outcomes = { ready: 0, failed: 0 };
 
   constructor(private readonly opts: BuildsOptions) {
     builderDir(path.join(opts.dir, TOOL_CACHES));
@@ -126,6 +128,16 @@ export class Builds implements BuildStep {
     return { entries: names.length, bytes: names.reduce((sum, n) => sum + (this.readReport(n)?.bytes ?? 0), 0), building: this.jobs.size };
   }
 
+  metrics(): Scraped[] {
+    const gauge = (name: string, help: string, value: () => number): Scraped => ({ name, help, type: 'gauge', read: () => [[{}, value()]] });
+    return [
+      gauge('faas_builds_pending', 'Builds (npm ci, pip install, go build) queued or running.', () => this.jobs.size),
+      gauge('faas_build_cache_bytes', 'Bytes in the build cache (--deps-dir): finished entries and the tools\' own caches.', () => this.stats().bytes + this.cacheBytes),
+      { name: 'faas_builds_total', help: 'Builds finished since start, by outcome.', type: 'counter', labels: ['outcome'],
+        read: () => [[{ outcome: 'ready' }, this.outcomes.ready], [{ outcome: 'failed' }, this.outcomes.failed]] },
+    ];
+  }
+
   /**
    * Keeps the cache under its bound: removes entries that no served or waiting route uses
    * (`inUse`: their dirs), least recently used first, then the tools' download caches.
@@ -174,11 +186,13 @@ export class Builds implements BuildStep {
       else fs.renameSync(tmp, dir);
       fs.chmodSync(dir, 0o755);
       this.reports.set(name, report);
+      this.outcomes.ready++;
       this.opts.log({ msg: 'build ready', key: job.key, kind: job.plan.kind, summary, ms: report.ms, bytes: report.bytes, dir });
     } catch (err) {
       fs.rmSync(tmp, { recursive: true, force: true });
       const message = (err as Error).message;
       this.failed.set(name, message);
+      this.outcomes.failed++;
       this.opts.log({ level: 'error', msg: 'build failed', key: job.key, kind: job.plan.kind, error: message });
     } finally {
       this.jobs.delete(name);

@@ -228,9 +228,11 @@ export class RouteStore {
     };
   }
 
-  /** Rows the gateway cannot use (status() shows them as 'stale' or 'error'). */
+  /** Rows the gateway cannot use (status() shows them as 'stale' or 'error'); rows waiting for their build are not counted. */
   get problemCount(): number {
-    return this.problems.size;
+    let n = 0;
+    for (const p of this.problems.values()) if (!p.building) n++;
+    return n;
   }
 
   close(): void {

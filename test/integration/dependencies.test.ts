@@ -199,6 +199,16 @@ describe('python dependencies from a local wheel folder (pip install --target)',
   });
 });
 
+describe('/metrics', () => {
+  it('counts builds by outcome, and the cache\'s bytes', async () => {
+    const text = await (await fetch(`${gw.admin}/metrics`)).text();
+    expect(Number(/^faas_builds_total\{outcome="ready"\} (\d+)$/m.exec(text)?.[1])).toBeGreaterThanOrEqual(3); // npm twice, pip once
+    expect(Number(/^faas_builds_total\{outcome="failed"\} (\d+)$/m.exec(text)?.[1])).toBeGreaterThanOrEqual(2);
+    expect(Number(/^faas_build_cache_bytes (\d+)$/m.exec(text)?.[1])).toBeGreaterThan(40_000);
+    expect(text).toMatch(/^faas_builds_pending 0$/m);
+  });
+});
+
 describe('a restarted gateway', () => {
   it('finds what it built in its cache: nothing installed again (build cache hit in the log)', async () => {
     const dir = gw.dir;
