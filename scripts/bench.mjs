@@ -25,6 +25,7 @@ const BENCHMARKS = {
   'wake-cost': ['scripts/micro/wake-cost.mjs', 'waking a Node process per message: same-core ping-pong vs an idle core'],
   native: ['scripts/bench-native.mjs', 'Node beside the C floors (native-bench/): sockets, /proc, spawn, HTTP'],
   load: ['scripts/bench-latency.mjs', 'the whole path under wrk beside bare uWS, 1 / 16 / 64 connections'],
+  cold: ['scripts/bench-cold.mjs', 'cold and warm starts per runtime and mode (go, and node and python with dependencies, too), and builds from row to first answer'],
   peers: ['scripts/bench-peers.mjs', 'ours beside bare uWS and workerd (fetched with npm pack), same no-op fetch, unpinned and pinned'],
 };
 
