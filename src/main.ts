@@ -63,6 +63,11 @@ export async function runGateway(argv: readonly string[], env: NodeJS.ProcessEnv
     log({ level: 'warn', msg: note, rows: config.allowUnenforcedLimits ? 'served anyway (--allow-unenforced-limits)' : 'refused with a row error (see --allow-unenforced-limits)' });
   }
   // Dependencies and Go programs, built in the background; a finished build is served at once.
+  // The builder and the sandboxes (uid 65534) must reach the cache, as they reach the run dir.
+  if (config.depsDir !== undefined) {
+    fs.mkdirSync(config.depsDir, { recursive: true, mode: 0o755 });
+    assertReachableBySandbox(path.join(config.depsDir, 'x'), '--deps-dir');
+  }
   let afterBuild = (): void => {};
   const builds = new Builds({
     dir: config.depsDir ?? path.join(config.runDir, 'deps'), maxBytes: config.depsMaxMb * 1024 * 1024, log, onSettled: () => afterBuild(),
@@ -308,12 +313,12 @@ function openClusterCopy(config: GatewayConfig, log: Log): ClusterSync {
  * bubblewrap runs as uid 65534 and must reach RUN_DIR/code and RUN_DIR/runtime to mount them:
  * every folder above the run dir must let others through (o+x). Say so now, not at the first call.
  */
-function assertReachableBySandbox(runDir: string): void {
+function assertReachableBySandbox(runDir: string, flag = '--run-dir'): void {
   for (let dir = path.dirname(runDir); ; dir = path.dirname(dir)) {
     const st = fs.statSync(dir);
     if ((st.mode & 0o001) === 0 && st.uid !== SANDBOX_UID) {
-      throw new Error(`--run-dir ${runDir}: the sandbox user (uid ${SANDBOX_UID}) cannot reach it because ${dir} is mode ` +
-        `${(st.mode & 0o777).toString(8)} (needs o+x); choose a run dir under /tmp or run chmod o+x ${dir}`);
+      throw new Error(`${flag} ${flag === '--run-dir' ? runDir : path.dirname(runDir)}: the sandbox user (uid ${SANDBOX_UID}) cannot reach it because ${dir} is mode ` +
+        `${(st.mode & 0o777).toString(8)} (needs o+x); choose a folder under /tmp or run chmod o+x ${dir}`);
     }
     if (dir === path.dirname(dir)) return;
   }

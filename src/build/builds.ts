@@ -182,8 +182,11 @@ export class Builds implements BuildStep {
       };
       fs.writeFileSync(path.join(tmp, RECORD), `${JSON.stringify(report)}\n`);
       const dir = path.join(this.opts.dir, name);
-      if (fs.existsSync(dir)) fs.rmSync(tmp, { recursive: true, force: true }); // another gateway on this folder finished first
-      else fs.renameSync(tmp, dir);
+      if (fs.existsSync(path.join(dir, RECORD))) fs.rmSync(tmp, { recursive: true, force: true }); // another gateway on this folder finished first
+      else {
+        fs.rmSync(dir, { recursive: true, force: true }); // not an entry: no record (left by hand)
+        fs.renameSync(tmp, dir);
+      }
       fs.chmodSync(dir, 0o755);
       this.reports.set(name, report);
       this.outcomes.ready++;
