@@ -25,7 +25,7 @@ defaults, even if an earlier deploy set them.
 Options (the config field each sets, README "Routes"):
   --runtime R               runtime: node, python, wasm or go (required)
   --mode M                  mode: process, container, or thread (wasm only, and wasm's default)
-  --handler NAME            handler (default fetch or handler for node, handle for python)
+  --handler NAME            handler (default fetch or handler for node, handle for python, Handle for go)
   --timeout-ms N            timeout_ms, 1-900000 (default 30000)
   --memory-mb N             memory_mb, 16-16384 (default 128)
   --max-concurrency N       max_concurrency, 1-10000 (default 100)
