@@ -77,7 +77,7 @@ function duration(ms) {
 }
 function clock(t) { return isNum(t) ? new Date(t).toLocaleTimeString([], { hour12: false }) : DASH; }
 function byId(a, b) { return String(a).localeCompare(String(b), undefined, { numeric: true }); }
-function stateTone(state) { return state === 'ok' ? 'ok' : state === 'stale' ? 'warn' : 'bad'; }
+function stateTone(state) { return state === 'ok' ? 'ok' : state === 'stale' || state === 'building' ? 'warn' : 'bad'; }
 
 // ---- connection ----
 
