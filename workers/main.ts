@@ -171,7 +171,7 @@ function installRuntimeHosts(runDir: string): string {
   const dir = path.join(runDir, 'runtime');
   fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
   const sources = [
-    ...['node-host.mjs', 'node-calls.mjs', 'lazy-request.mjs', 'lambda-stream.mjs', 'python-host.py', 'python_lambda.py', 'python-zygote.py'].map((name) => path.join(RUNTIME_SOURCES, name)),
+    ...['node-host.mjs', 'node-calls.mjs', 'lazy-request.mjs', 'lazy-response.mjs', 'lambda-stream.mjs', 'python-host.py', 'python_lambda.py', 'python-zygote.py'].map((name) => path.join(RUNTIME_SOURCES, name)),
     ...['wasm-task.js', 'wasm-limits.js'].map((name) => fileURLToPath(new URL(`./runners/${name}`, import.meta.url))),
   ];
   for (const source of sources) {

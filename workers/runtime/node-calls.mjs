@@ -6,6 +6,7 @@
 import { format } from 'node:util';
 import { isUtf8 } from 'node:buffer';
 import { callRequest } from './lazy-request.mjs';
+import { untouchedText } from './lazy-response.mjs';
 
 const TEXTUAL = /^(text\/|application\/(json|xml|javascript|x-www-form-urlencoded|graphql)|[^;]*\+(json|xml))/i;
 
@@ -57,6 +58,8 @@ function streamed(response) {
 // touched, goes through arrayBuffer(), which also throws the right error for a used body.
 const STATE = Object.getOwnPropertySymbols(new Response('')).find((s) => s.description === 'state');
 function bodySource(response) {
+  const text = untouchedText(response);
+  if (text !== undefined) return text;
   const state = STATE && response[STATE];
   if (!state || response.bodyUsed) return undefined;
   const body = state.body;

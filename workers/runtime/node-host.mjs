@@ -11,6 +11,7 @@ import { pathToFileURL } from 'node:url';
 import { format } from 'node:util';
 import { encodeHostFrame, HostFrameReader, lambdaStreamInput, runFetch, runLambda } from './node-calls.mjs';
 import { installAwsLambda, isStreamified, runLambdaStream } from './lambda-stream.mjs';
+import { lazyResponseClass } from './lazy-response.mjs';
 
 let [entry, handlerName = '', functionName = '', memoryMb = '128', envJson = '{}'] = process.argv.slice(2);
 // Workers' `env`: the route's own variables (they are in process.env too, beside PATH and HOME).
@@ -123,6 +124,8 @@ function errorMessage(err) {
 
 // Code written for Lambda's Node runtime may use its `awslambda` global at import.
 installAwsLambda();
+// A Response whose string body becomes a stream only if asked for (lazy-response.mjs).
+globalThis.Response = lazyResponseClass();
 
 async function load() {
   if (entry.endsWith('.wasm')) {
