@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ChunkQueue, encodeFrame, FrameDecoder, FrameError, MAX_FRAME_BYTES } from '../../src/protocol/frames.js';
+import { Writable } from 'node:stream';
+import { BatchWriter, ChunkQueue, encodeFrame, FrameDecoder, FrameError, MAX_FRAME_BYTES } from '../../src/protocol/frames.js';
 import { FrameType, type InvokeMessage } from '../../src/protocol/messages.js';
 
 const invoke: InvokeMessage = {
@@ -65,5 +66,49 @@ describe('ChunkQueue', () => {
     expect(q.buffered).toBe(397);
     expect(q.take(397)).toEqual(data.subarray(603));
     expect(q.peek(1)).toBeUndefined();
+  });
+});
+
+describe('BatchWriter', () => {
+  /** A stream that records each write it gets: a corked batch comes as one writev. */
+  function recorder() {
+    const writes: string[][] = [];
+    const stream = new Writable({
+      writev(chunks, done) { writes.push(chunks.map((c) => String(c.chunk))); done(); },
+      write(chunk, _enc, done) { writes.push([String(chunk)]); done(); },
+    });
+    return { stream, writes };
+  }
+
+  it('writes one turn\'s buffers together at the end of the turn', async () => {
+    const { stream, writes } = recorder();
+    const out = new BatchWriter(stream);
+    for (let i = 0; i < 5; i++) out.write(Buffer.from(`f${i}`));
+    expect(writes).toEqual([]);
+    await new Promise((r) => setImmediate(r));
+    expect(writes).toEqual([['f0', 'f1', 'f2', 'f3', 'f4']]);
+  });
+
+  it('writes at once when many are queued, so that the reader starts on them, and keeps the order', async () => {
+    const { stream, writes } = recorder();
+    const out = new BatchWriter(stream);
+    const sent = Array.from({ length: 40 }, (_, i) => `f${i}`);
+    for (const f of sent) out.write(Buffer.from(f));
+    expect(writes.length).toBe(2); // 16 and 16 went out within the turn
+    expect(writes[0]!.length).toBe(16);
+    await new Promise((r) => setImmediate(r));
+    expect(writes.length).toBe(3);
+    expect(writes.flat()).toEqual(sent);
+  });
+
+  it('holds what is written before its stream exists, and writes it once attached', async () => {
+    const { stream, writes } = recorder();
+    const out = new BatchWriter();
+    for (let i = 0; i < 20; i++) out.write(Buffer.from(`f${i}`));
+    await new Promise((r) => setImmediate(r));
+    expect(writes).toEqual([]);
+    out.attach(stream);
+    await new Promise((r) => setImmediate(r));
+    expect(writes.flat()).toEqual(Array.from({ length: 20 }, (_, i) => `f${i}`));
   });
 });
