@@ -117,6 +117,19 @@ describe('lazyResponseClass', () => {
     await same([null, { status: 204 }], head);
   });
 
+  it('makes Response.json() as undici does', async () => {
+    const made = async (R: typeof Response, args: unknown[]) => settle(async () => {
+      const r = (R.json as (...a: unknown[]) => Response)(...args);
+      return [head(r), await r.text(), r.bodyUsed];
+    });
+    const cases: unknown[][] = [[{ a: 1, s: 'é\ud800' }], [[1, 'two'], { status: 201, headers: { 'x-a': 'b' } }],
+      ['text', { headers: { 'content-type': 'application/problem+json' } }], [{}, { status: 204 }], [{}, { status: 99 }],
+      [undefined], [() => 1], [1n], [], [{ a: 1 }, null]];
+    for (const args of cases) expect(await made(Lazy, args)).toEqual(await made(Native, args));
+    expect(mod.untouchedText(Lazy.json({ a: 1 }))?.toString()).toBe('{"a":1}');
+    expect(Lazy.json({ a: 1 })).toBeInstanceOf(Native);
+  });
+
   it('leaves other bodies to undici: bytes, streams, forms, a string that is not well formed', async () => {
     await same([new Uint8Array([104, 105])], async (r) => [await r.text(), mod.untouchedText(r)]);
     await same([new URLSearchParams('a=1&b=2')], async (r) => [head(r), await r.text()]);

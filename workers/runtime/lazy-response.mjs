@@ -12,9 +12,11 @@
 // one made at once. The class is a Proxy of the real one: `instanceof Response`, its prototype,
 // its statics and subclasses are undici's own. Anything else — another body type, a status that
 // allows no body, a string that is not well formed, another undici than expected — is made by
-// undici as before, with its own errors.
+// undici as before, with its own errors. Response.json() is made the same way.
 
 const Native = globalThis.Response;
+/** undici's own class, whatever globalThis.Response becomes. */
+export const NativeResponse = Native;
 const STATE = Object.getOwnPropertySymbols(new Native('')).find((s) => s.description === 'state');
 const TEXT_TYPE = 'text/plain;charset=UTF-8';
 
@@ -72,10 +74,26 @@ function construct(target, args, newTarget) {
   return response;
 }
 
+/** Response.json(data, init): the same, its JSON text kept as a string body is (undici keeps the bytes). */
+function json(...args) {
+  const [data, init] = args;
+  const text = args.length === 0 || init === null ? undefined : JSON.stringify(data);
+  if (text === undefined) return Native.json(...args); // its errors
+  const response = new Native(null, init);
+  if (NULL_BODY.has(response.status)) return Native.json(...args);
+  response[STATE].body = new LazyBody(text);
+  if (!response.headers.has('content-type')) response.headers.append('content-type', 'application/json');
+  return response;
+}
+
+function get(target, key, receiver) {
+  return key === 'json' ? json : Reflect.get(target, key, receiver);
+}
+
 /** The Response to install; undici's own where its insides are not as this expects. */
 export function lazyResponseClass() {
   if (!selfCheck()) return Native;
-  proxy = new Proxy(Native, { construct });
+  proxy = new Proxy(Native, { construct, get });
   // What `response.constructor` gives, for undici's Responses (fetch()) as for these.
   Object.defineProperty(Native.prototype, 'constructor', { value: proxy, writable: true, enumerable: false, configurable: true });
   return proxy;

@@ -6,7 +6,7 @@
 import { format } from 'node:util';
 import { isUtf8 } from 'node:buffer';
 import { callRequest } from './lazy-request.mjs';
-import { untouchedText } from './lazy-response.mjs';
+import { NativeResponse, untouchedText } from './lazy-response.mjs';
 
 const TEXTUAL = /^(text\/|application\/(json|xml|javascript|x-www-form-urlencoded|graphql)|[^;]*\+(json|xml))/i;
 
@@ -34,7 +34,7 @@ export async function runFetch(fn, self, call, body, env, waitUntil = []) {
     clientIp: call.clientIp,
   };
   const response = await fn.call(self, request, env, ctx);
-  if (!(response instanceof Response)) {
+  if (!(response instanceof NativeResponse)) { // undici's class: the Proxy functions see is slower to instanceof
     return { invalid: `fetch() must return a Response (got ${response === null ? 'null' : typeof response})` };
   }
   const out = [];
