@@ -22,6 +22,7 @@ const BENCHMARKS = {
   'proc-sample': ['scripts/micro/proc-sample.mjs', "a worker's /proc sample + EMA"],
   'request-path': ['scripts/micro/request-path.mjs', 'the whole request path in one process, minus sockets, uWS and process hops'],
   'stream-hop': ['scripts/micro/stream-hop.mjs', 'gateway ⇄ worker round trip over a Unix stream socket, project codec'],
+  'node-host': ['scripts/micro/node-host.mjs', 'the node runtime host alone on its direct channel: calls/s and CPU per call, 1 or 64 in flight'],
   'wake-cost': ['scripts/micro/wake-cost.mjs', 'waking a Node process per message: same-core ping-pong vs an idle core'],
   native: ['scripts/bench-native.mjs', 'Node beside the C floors (native-bench/): sockets, /proc, spawn, HTTP'],
   load: ['scripts/bench-latency.mjs', 'the whole path under wrk beside bare uWS, 1 / 16 / 64 connections'],
