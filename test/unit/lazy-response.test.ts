@@ -118,13 +118,15 @@ describe('lazyResponseClass', () => {
   });
 
   it('makes Response.json() as undici does', async () => {
+    const cyclic: Record<string, unknown> = {};
+    cyclic.self = cyclic;
     const made = async (R: typeof Response, args: unknown[]) => settle(async () => {
       const r = (R.json as (...a: unknown[]) => Response)(...args);
       return [head(r), await r.text(), r.bodyUsed];
     });
     const cases: unknown[][] = [[{ a: 1, s: 'é\ud800' }], [[1, 'two'], { status: 201, headers: { 'x-a': 'b' } }],
       ['text', { headers: { 'content-type': 'application/problem+json' } }], [{}, { status: 204 }], [{}, { status: 99 }],
-      [undefined], [() => 1], [1n], [], [{ a: 1 }, null]];
+      [undefined], [() => 1], [1n], [], [{ a: 1 }, null], [1n, 5], [{ a: 1 }, 'x'], [cyclic]];
     for (const args of cases) expect(await made(Lazy, args)).toEqual(await made(Native, args));
     expect(mod.untouchedText(Lazy.json({ a: 1 }))?.toString()).toBe('{"a":1}');
     expect(Lazy.json({ a: 1 })).toBeInstanceOf(Native);
