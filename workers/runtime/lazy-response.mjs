@@ -18,8 +18,9 @@
 const Native = globalThis.Response;
 /** undici's own class, whatever globalThis.Response becomes. */
 export const NativeResponse = Native;
+/** Where undici keeps a Response's insides (its status, headers and body record); undefined in another undici. */
 const STATE = Object.getOwnPropertySymbols(new Native('')).find((s) => s.description === 'state');
-const TEXT_TYPE = 'text/plain;charset=UTF-8';
+export { STATE as RESPONSE_STATE };
 
 /** undici's body record for a string, with the stream made when first asked for. */
 class LazyBody {
@@ -70,8 +71,13 @@ function construct(target, args, newTarget) {
   if (typeof body !== 'string' || !body.isWellFormed()) return Reflect.construct(target, args, as);
   const response = Reflect.construct(target, [null, init], as);
   if (NULL_BODY.has(response.status)) return Reflect.construct(target, args, as); // throws as undici does
-  response[STATE].body = new LazyBody(body);
-  if (!response.headers.has('content-type')) response.headers.append('content-type', TEXT_TYPE);
+  return withLazyBody(response, body, 'text/plain;charset=UTF-8');
+}
+
+/** A Response made with no body given `text` as its body, and `type` as its content-type unless its init set one (as undici does). */
+function withLazyBody(response, text, type) {
+  response[STATE].body = new LazyBody(text);
+  if (!response.headers.has('content-type')) response.headers.append('content-type', type);
   return response;
 }
 
@@ -91,9 +97,7 @@ function json(...args) {
     response = undefined;
   }
   if (response === undefined || NULL_BODY.has(response.status)) return Native.json(...args);
-  response[STATE].body = new LazyBody(text);
-  if (!response.headers.has('content-type')) response.headers.append('content-type', 'application/json');
-  return response;
+  return withLazyBody(response, text, 'application/json');
 }
 
 function get(target, key, receiver) {

@@ -6,7 +6,7 @@
 import { format } from 'node:util';
 import { isUtf8 } from 'node:buffer';
 import { callRequest } from './lazy-request.mjs';
-import { NativeResponse, untouchedText } from './lazy-response.mjs';
+import { NativeResponse, RESPONSE_STATE as STATE, untouchedText } from './lazy-response.mjs';
 
 const TEXTUAL = /^(text\/|application\/(json|xml|javascript|x-www-form-urlencoded|graphql)|[^;]*\+(json|xml))/i;
 
@@ -56,7 +56,6 @@ function streamed(response) {
 // undici keeps what a Response was made from (a string, bytes) beside the stream it would read
 // it through; reading it there saves ~7 µs a call. Anything else, or a body the function has
 // touched, goes through arrayBuffer(), which also throws the right error for a used body.
-const STATE = Object.getOwnPropertySymbols(new Response('')).find((s) => s.description === 'state');
 function bodySource(response) {
   const text = untouchedText(response);
   if (text !== undefined) return text;
