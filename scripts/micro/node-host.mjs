@@ -13,33 +13,33 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { median } from '../lib/bench-helpers.mjs';
+import { eachFlag, intFlag, median, parseFlagsOrExit, UsageError } from '../lib/bench-helpers.mjs';
+import { checkBuild, clkTck } from '../lib/load-bench.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const { encodeInstanceFrame, InstanceFrameDecoder } = await import(path.join(root, 'dist/src/protocol/instance-frames.js'));
 
-function opt(name, dflt) {
-  const i = process.argv.indexOf(name);
-  if (i < 0) return dflt;
-  const v = Number(process.argv[i + 1]);
-  if (!Number.isFinite(v) || v <= 0) {
-    console.error(`${name} needs a positive number (got ${JSON.stringify(process.argv[i + 1])})`);
-    process.exit(2);
-  }
-  return v;
-}
-const batch = Math.floor(opt('--batch', 64));
-const seconds = opt('--seconds', 4);
-const rounds = Math.floor(opt('--rounds', 3));
+const usage = () => 'usage: node scripts/micro/node-host.mjs [--batch N] [--seconds S] [--rounds N]';
+const { batch, seconds, rounds } = parseFlagsOrExit('node-host', () => {
+  const o = { batch: 64, seconds: 4, rounds: 3 };
+  eachFlag(process.argv.slice(2), (flag, value) => {
+    if (flag === '--batch') o.batch = intFlag(flag, value(), 1, 100_000);
+    else if (flag === '--seconds') o.seconds = intFlag(flag, value(), 1, 3600);
+    else if (flag === '--rounds') o.rounds = intFlag(flag, value(), 1, 1000);
+    else throw new UsageError(`unknown flag ${flag}`);
+  });
+  checkBuild(root);
+  return o;
+}, usage);
+const { encodeInstanceFrame, InstanceFrameDecoder } = await import(path.join(root, 'dist/src/protocol/instance-frames.js'));
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'faas-micro-host-'));
 const entry = path.join(dir, 'hello.mjs');
 fs.writeFileSync(entry, "export default { async fetch(request, env, ctx) { return new Response('hello from faas\\n') } }\n");
 
-/** CPU µs the process has used, from /proc/PID/stat (10 ms ticks). */
+/** CPU µs the process has used, from /proc/PID/stat (in clock ticks). */
 function cpuUs(pid) {
   const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return (Number(fields[11]) + Number(fields[12])) * (1e6 / 100);
+  return (Number(fields[11]) + Number(fields[12])) * (1e6 / clkTck);
 }
 
 /** One round: a fresh host, warmed, then --seconds of batches. */
