@@ -76,19 +76,43 @@ describe.skipIf(os.availableParallelism() < 2)('scheduling on pinned workers', (
 
   it('a function called now and then stays on the worker that has it warm (one cold start)', async () => {
     await eventually(async () => (await workers()).every((w) => w.cpu < 30), 10_000); // the hog's load has decayed
-    const key = 'GET:/now-and-then';
-    await deploy(gw, key, { runtime: 'node', code: 'export default { fetch() { return new Response("hi") } }' });
-    const served: string[] = [];
-    for (let i = 0; i < 20; i++) {
-      const r = await fetch(`${gw.http}/now-and-then`);
+    // A call stays on the warm worker when the two are a tie: its score within TIE_EPSILON of
+    // the other's, in the gateway's view just before the call and just after (a report may land
+    // between). Past that, least-loaded rightly sends it to the other; CI's noise did so now and
+    // then, and the other worker is then warm too, so a round ends there and a new function
+    // starts the next. Equally idle workers would share tied calls at random (half each, two cold
+    // starts) were warmth not preferred among them.
+    const gap = (ws: WorkerRow[], warmId: string): number =>
+      ws.find((w) => w.id === warmId)!.score - ws.find((w) => w.id !== warmId)!.score;
+    const call = async (path: string): Promise<string> => {
+      const r = await fetch(`${gw.http}${path}`);
       expect(r.status).toBe(200);
-      served.push(r.headers.get('x-faas-worker')!);
-      await sleep(50);
+      await r.text();
+      return r.headers.get('x-faas-worker')!;
+    };
+    const tiedAway: string[] = [];
+    const seen: string[] = [];
+    let tied = 0;
+    for (let round = 0; round < 4 && tied < 15; round++) {
+      const key = `GET:/now-and-then-${round}`;
+      await deploy(gw, key, { runtime: 'node', code: 'export default { fetch() { return new Response("hi") } }' });
+      const warmId = await call(`/now-and-then-${round}`); // the cold start
+      for (let i = 0; i < 30 && tied < 15; i++) {
+        await sleep(100);
+        const before = gap(await workers(), warmId);
+        const served = await call(`/now-and-then-${round}`);
+        const after = gap(await workers(), warmId);
+        seen.push(`round ${round}: gap ${before}/${after} → ${served === warmId ? 'warm' : 'other'}`);
+        if (before <= TIE_EPSILON && after <= TIE_EPSILON) {
+          tied++;
+          if (served !== warmId) tiedAway.push(seen.at(-1)!);
+        } else if (served !== warmId) {
+          break; // moved for load: both are warm now
+        }
+      }
+      expect(gw.instanceLog(key).filter((l) => l.msg === 'instance started').length).toBeLessThanOrEqual(2);
     }
-    // Equally idle workers would share the calls at random (half each, and two cold starts)
-    // were warmth not preferred among them.
-    const first = served.filter((id) => id === served[0]).length;
-    expect(first).toBeGreaterThanOrEqual(18);
-    expect(gw.instanceLog(key).filter((l) => l.msg === 'instance started').length).toBeLessThanOrEqual(2);
+    expect(tied, seen.join('\n')).toBeGreaterThanOrEqual(15);
+    expect(tiedAway, seen.join('\n')).toEqual([]);
   });
 });
