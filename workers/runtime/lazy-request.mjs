@@ -15,6 +15,8 @@
 // header list, which undici reads to copy the request (clone, new Request, fetch), is read from
 // them. Where anything here is not as expected (another undici), requests are made at once, as before.
 
+import { NativeResponse, RESPONSE_STATE } from './lazy-response.mjs';
+
 /** The Request for a call: lazy where it can be, else made at once as before (the same errors). */
 export function callRequest(call, body) {
   const hasBody = call.method !== 'GET' && call.method !== 'HEAD';
@@ -112,17 +114,15 @@ function readBody(req, plain, finish) {
 
 /** A copy of what `headers` hold, as undici's header list of a Request made with them. */
 function headerListOf(headers) {
-  return new Response(null, { headers })[RESPONSE_STATE].headersList;
+  return new NativeResponse(null, { headers })[RESPONSE_STATE].headersList;
 }
 
 let LAZY;
 let SLOTS;
-let RESPONSE_STATE;
 try {
   const sample = new Request('http://localhost/', { method: 'POST', headers: { 'x-a': '1' }, body: 'x' });
   const bySlot = Object.fromEntries(Object.getOwnPropertySymbols(sample).map((s) => [s.description, s]));
-  const response = new Response(null, { headers: { 'x-a': '1' } });
-  RESPONSE_STATE = Object.getOwnPropertySymbols(response).find((s) => s.description === 'state');
+  const response = new NativeResponse(null, { headers: { 'x-a': '1' } });
   if (bySlot.state && bySlot.headers && bySlot.signal && sample[bySlot.headers] === sample.headers
     && sample[bySlot.state].headersList && RESPONSE_STATE && response[RESPONSE_STATE].headersList?.get('x-a', true) === '1') {
     SLOTS = bySlot;
