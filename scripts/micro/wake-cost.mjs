@@ -16,26 +16,25 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import net from 'node:net';
-import { median } from '../lib/bench-helpers.mjs';
+import { eachFlag, intFlag, median, parseFlagsOrExit, UsageError } from '../lib/bench-helpers.mjs';
+import { clkTck } from '../lib/load-bench.mjs';
 
 if (process.argv[2] === '--echo') {
   const s = new net.Socket({ fd: 3, readable: true, writable: true });
   s.on('data', (d) => s.write(d));
   s.on('close', () => process.exit(0));
 } else {
-  const opt = (name, dflt) => {
-    const i = process.argv.indexOf(name);
-    if (i < 0) return dflt;
-    const v = Number(process.argv[i + 1]);
-    if (!Number.isInteger(v) || v < 0) {
-      console.error(`${name} must be a non-negative integer (got ${JSON.stringify(process.argv[i + 1])})`);
-      process.exit(2);
-    }
-    return v;
-  };
-  const messages = opt('--messages', 5000);
-  const gapUs = opt('--gap', 100);
-  const rounds = opt('--rounds', 3);
+  const usage = () => 'usage: node scripts/micro/wake-cost.mjs [--messages N] [--gap US] [--rounds N]';
+  const { messages, gapUs, rounds } = parseFlagsOrExit('wake-cost', () => {
+    const o = { messages: 5000, gapUs: 100, rounds: 3 };
+    eachFlag(process.argv.slice(2), (flag, value) => {
+      if (flag === '--messages') o.messages = intFlag(flag, value(), 1, 10_000_000);
+      else if (flag === '--gap') o.gapUs = intFlag(flag, value(), 0, 1_000_000);
+      else if (flag === '--rounds') o.rounds = intFlag(flag, value(), 1, 1000);
+      else throw new UsageError(`unknown flag ${flag}`);
+    });
+    return o;
+  }, usage);
   if (os.cpus().length < 2) {
     console.error('needs 2 CPUs (the sender and the echo on different ones for the idle-core case)');
     process.exit(1);
@@ -50,7 +49,7 @@ if (process.argv[2] === '--echo') {
       const ticks = Number(f[11]) + Number(f[12]);
       const status = fs.readFileSync(`/proc/${child.pid}/status`, 'utf8');
       const ctx = ['voluntary', 'nonvoluntary'].reduce((n, k) => n + Number(status.match(new RegExp(`^${k}_ctxt_switches:\\s+(\\d+)`, 'm'))[1]), 0);
-      return { cpuUs: ticks * 1e6 / 100, ctx }; // USER_HZ is 100 on Linux
+      return { cpuUs: ticks * 1e6 / clkTck, ctx };
     };
     const msg = Buffer.alloc(100);
     const warmup = 300;
