@@ -32,6 +32,10 @@ beforeAll(async () => {
     'return new Response("written " + how) } }' }));
   insert.run('GET:/d/one', fn({ runtime: 'node', max_concurrency: 2, min_warm: 1, code:
     'export default { async fetch() { await new Promise((ok) => setTimeout(ok, 500)); return new Response("done") } }' }));
+  insert.run('GET:/d/stream', fn({ runtime: 'node', min_warm: 1, code:
+    'const me = crypto.randomUUID(); export default { fetch(r) { const q = new URL(r.url).searchParams; const n = Number(q.get("n")); const tag = q.get("tag"); let i = 0; ' +
+    'return new Response(new ReadableStream({ async pull(c) { if (i === n) return c.close(); if (i > 0) await new Promise((ok) => setTimeout(ok, 40)); ' +
+    'c.enqueue(new TextEncoder().encode(tag + " " + i++ + "\\n")) } }), { headers: { "x-instance": me } }) } }' }));
   await eventually(async () => (await fetch(`${gw.http}/d/sleep?ms=1`)).status === 200);
 });
 afterAll(async () => {
@@ -107,6 +111,39 @@ describe('the direct data path', () => {
     expect(res.status).toBe(200);
     expect(await res.text()).toBe('slept 700');
     await eventually(async () => gw.instanceLog('GET:/d/sleep').some((l) => l.msg === 'instance exited' && l.instance === before.instance));
+  });
+
+  it('an instance replaced mid-stream: its stream and the calls around it are each answered once, whole', async () => {
+    const key = 'GET:/d/stream';
+    const before = await eventually(() => lentFor(key));
+    const lines = (tag: string, n: number): string => Array.from({ length: n }, (_, i) => `${tag} ${i}\n`).join('');
+    const call = async (tag: string, n: number) => {
+      const r = await fetch(`${gw.http}/d/stream?n=${n}&tag=${tag}`, { headers: { 'x-request-id': `dp-${tag}` } });
+      return { tag, status: r.status, instance: r.headers.get('x-instance'), text: await r.text(), endedAt: Date.now() };
+    };
+    const long = call('long', 40); // 40 chunks 40 ms apart: ≈ 1.6 s
+    await sleep(100);
+    gw.sql().prepare("UPDATE functions SET v = json_set(v, '$.memory_mb', 160) WHERE k = ?").run(key);
+    const shorts: Array<ReturnType<typeof call>> = [];
+    const replacedAt = eventually(async () => {
+      shorts.push(call(`s${shorts.length}`, 2));
+      const now = await lentFor(key);
+      return now !== undefined && now.instance !== before.instance && Date.now();
+    }, 10_000, 40);
+    const [replaced, stream] = [await replacedAt, await long];
+    shorts.push(call(`s${shorts.length}`, 2)); // one more, on the new instance
+    const answers = await Promise.all(shorts);
+
+    expect(stream.status).toBe(200);
+    expect(stream.text).toBe(lines('long', 40));
+    expect(replaced, 'the new instance was lent while the stream still ran').toBeLessThan(stream.endedAt);
+    for (const a of answers) expect([a.status, a.text]).toEqual([200, lines(a.tag, 2)]);
+    expect(new Set(answers.map((a) => a.instance)).size, 'short calls were answered by the old instance and the new').toBeGreaterThanOrEqual(2);
+    // Each answered once: one access log line per call.
+    for (const tag of ['long', ...answers.map((a) => a.tag)]) {
+      await eventually(async () => gw.logs().split('\n').filter((l) => l.includes('"msg":"request"') && l.includes(`"dp-${tag}"`)).length === 1 || undefined);
+    }
+    await eventually(async () => gw.instanceLog(key).some((l) => l.msg === 'instance exited' && l.instance === before.instance));
   });
 
   it('an idle lent instance is reaped by its worker (the gateway tells it of use) and the next call starts another', async () => {
