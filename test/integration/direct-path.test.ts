@@ -139,10 +139,10 @@ describe('the direct data path', () => {
     expect(replaced, 'the new instance was lent while the stream still ran').toBeLessThan(stream.endedAt);
     for (const a of answers) expect([a.status, a.text]).toEqual([200, lines(a.tag, 2)]);
     expect(new Set(answers.map((a) => a.instance)).size, 'short calls were answered by the old instance and the new').toBeGreaterThanOrEqual(2);
-    // Each answered once: one access log line per call.
-    for (const tag of ['long', ...answers.map((a) => a.tag)]) {
-      await eventually(async () => gw.logs().split('\n').filter((l) => l.includes('"msg":"request"') && l.includes(`"dp-${tag}"`)).length === 1 || undefined);
-    }
+    // Each answered once: one access log line per call, once every call's line is written.
+    const ids = ['long', ...answers.map((a) => a.tag)].map((tag) => `dp-${tag}`);
+    await eventually(async () => ids.every((id) => gw.accessLog(id).length > 0));
+    for (const id of ids) expect(gw.accessLog(id), id).toHaveLength(1);
     await eventually(async () => gw.instanceLog(key).some((l) => l.msg === 'instance exited' && l.instance === before.instance));
   });
 

@@ -24,6 +24,9 @@ export interface Gateway {
   /** The worker's log lines about one route's instances (`instance started`, `instance exited`, …), parsed. */
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   instanceLog(key: string): Array<Record<string, any>>;
+  /** The access log lines of one request (by its x-request-id), parsed: one once the gateway's buffered log has written it. */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  accessLog(requestId: string): Array<Record<string, any>>;
   /** An operator's connection to the same database. */
   sql(): Database.Database;
   stop(): Promise<void>;
@@ -83,6 +86,8 @@ export async function startGateway(args: string[] = [], opts: {
     dir, dbPath, runDir, proc,
     logs: () => stderr,
     instanceLog: (key) => stderr.split('\n').filter((l) => l.includes(`"instance":"${key}#`)).map((l) => JSON.parse(l)),
+    accessLog: (requestId) => stderr.split('\n').filter((l) => l.includes('"msg":"request"') && l.includes(`"requestId":${JSON.stringify(requestId)}`))
+      .map((l) => JSON.parse(l)),
     sql: () => {
       const db = new Database(dbPath);
       db.pragma('busy_timeout = 5000');

@@ -53,8 +53,8 @@ describe('trace context', () => {
     const seen = (await res.json()) as { ctx: string };
     const traceId = seen.ctx.split('-')[1];
     expect(traceId).toBe(requestId.replace(/-/g, ''));
-    const line = await eventually(async () => gw.logs().split('\n').find((l) => l.includes('"msg":"request"') && l.includes(requestId)));
-    expect(JSON.parse(line)).toMatchObject({ level: 'info', component: 'gateway', route: 'GET:/ops/fetch', method: 'GET', path: '/ops/fetch',
+    const line = await eventually(async () => gw.accessLog(requestId)[0]);
+    expect(line).toMatchObject({ level: 'info', component: 'gateway', route: 'GET:/ops/fetch', method: 'GET', path: '/ops/fetch',
       status: 200, worker: expect.stringMatching(/^w\d$/), cold: expect.any(Boolean), requestId, traceId, ms: expect.any(Number), fnMs: expect.any(Number),
       cpuMs: accounting ? expect.any(Number) : null, memPeakMb: accounting ? expect.any(Number) : null });
   });
@@ -189,8 +189,7 @@ describe('/metrics and /stats', () => {
 
 /** The access log line of one request, once the gateway's buffered log has written it. */
 async function accessLineOf(requestId: string): Promise<Record<string, unknown>> {
-  const line = await eventually(async () => gw.logs().split('\n').find((l) => l.includes('"msg":"request"') && l.includes(requestId)));
-  return JSON.parse(line) as Record<string, unknown>;
+  return eventually(async () => gw.accessLog(requestId)[0]);
 }
 
 describe('what a call cost its instance (from its cgroup)', () => {
